@@ -1,0 +1,682 @@
+//! The TOML conf file: `${NAME}` interpolation, validation, and typed settings.
+//!
+//! Everything fallible about configuration happens here, once, at start-up: after
+//! [`Config::from_path`] succeeds, nothing on the request path fails because of configuration.
+//!
+//! ```
+//! use sf_models_bridge::Config;
+//!
+//! let toml = r#"
+//!     [salesforce]
+//!     api_base      = "https://api.salesforce.com/einstein/platform/v1"
+//!     token_url     = "https://${MY_DOMAIN}.my.salesforce.com/services/oauth2/token"
+//!     client_id     = "id"
+//!     client_secret = "${SECRET}"
+//!
+//!     [[routes]]
+//!     model            = "gpt-4o-mini"
+//!     salesforce_model = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+//! "#;
+//! let env = |name: &str| match name {
+//!     "MY_DOMAIN" => Some("acme".to_owned()),
+//!     "SECRET" => Some("s3cr3t".to_owned()),
+//!     _ => None,
+//! };
+//! let config = Config::from_toml_with_env(toml, env)?;
+//! assert_eq!(config.salesforce.token_url, "https://acme.my.salesforce.com/services/oauth2/token");
+//! assert_eq!(format!("{:?}", config.salesforce.client_secret), "Secret(***)");
+//! assert_eq!(config.route("gpt-4o-mini").unwrap().salesforce_model, "sfdc_ai__DefaultOpenAIGPT4OmniMini");
+//! # Ok::<(), sf_models_bridge::config::ConfigError>(())
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A conf file that could not be loaded. Every variant names the key, variable or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read conf file {path}: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML, or a key is unknown, missing or of the wrong type.
+    #[error("invalid conf: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A `${NAME}` names an environment variable that is not set.
+    #[error("{key}: environment variable {variable} is not set")]
+    MissingVariable {
+        /// The key whose value holds the reference.
+        key: String,
+        /// The variable's name.
+        variable: String,
+    },
+    /// A `${` without its closing `}`.
+    #[error("{key}: unterminated `${{` in value")]
+    UnterminatedVariable {
+        /// The key whose value is malformed.
+        key: String,
+    },
+    /// A value that parses but cannot be used.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The key at fault, as `section.key`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A secret string (client secret, API key) whose `Debug` output is redacted.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Call this only where the value must go on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
+/// The whole conf file, parsed and validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`: the examples' listener and client-facing timeouts.
+    pub server: ServerConfig,
+    /// `[salesforce]`: where and how to reach the Models API.
+    pub salesforce: SalesforceConfig,
+    /// `[retry]`: how failed upstream calls are retried.
+    pub retry: RetryConfig,
+    /// `[auth]`: the keys callers must present.
+    pub auth: AuthConfig,
+    /// `[pingora]`: read by the Pingora gateway only.
+    pub pingora: PingoraConfig,
+    /// `[[routes]]`: OpenAI model name → Salesforce model API name.
+    pub routes: Vec<Route>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `listen`: the address the examples bind.
+    pub listen: SocketAddr,
+    /// `header_read_timeout_secs`: how long a client may take to send its request headers.
+    pub header_read_timeout: Duration,
+    /// `body_read_timeout_secs`: how long a client may take to send its whole request body.
+    pub body_read_timeout: Duration,
+}
+
+/// `[salesforce]`.
+#[derive(Debug, Clone)]
+pub struct SalesforceConfig {
+    /// `api_base`: the Models API base URL, without a trailing slash.
+    pub api_base: String,
+    /// `token_url`: the org's OAuth token endpoint.
+    pub token_url: String,
+    /// `client_id`: the connected app's consumer key.
+    pub client_id: String,
+    /// `client_secret`: the connected app's consumer secret.
+    pub client_secret: Secret,
+    /// `token_refresh_skew_secs`: how long before `exp` a token is refreshed.
+    pub token_refresh_skew: Duration,
+    /// `token_ttl_secs`: the lifetime assumed for a token with no readable `exp`.
+    pub token_ttl: Duration,
+    /// `connect_timeout_secs`: TCP and TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// `timeout_secs`: the limit on one upstream attempt.
+    pub timeout: Duration,
+    /// `request_deadline_secs`: the limit on one caller request, across all retries.
+    pub request_deadline: Duration,
+    /// `max_request_bytes`: larger request bodies get 413.
+    pub max_request_bytes: usize,
+    /// `max_concurrent_requests`: upstream calls in flight at once.
+    pub max_concurrent_requests: usize,
+    /// `queue_timeout_ms`: how long a request may wait for an upstream slot before a 503.
+    pub queue_timeout: Duration,
+    /// `stream_keepalive_secs`: how often a waiting event stream gets a keep-alive comment, and
+    /// how long a streamed request waits for the upstream before its response starts.
+    pub stream_keepalive: Duration,
+}
+
+/// `[retry]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// `max_attempts`: attempts in all, the first included (1 disables retries).
+    pub max_attempts: u32,
+    /// `base_delay_ms`: the first backoff; each later one doubles, with jitter.
+    pub base_delay: Duration,
+    /// `max_delay_ms`: the cap on one backoff, and on what `Retry-After` may ask for.
+    pub max_delay: Duration,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// `api_keys`: when not empty, callers must present one of these.
+    pub api_keys: Vec<Secret>,
+}
+
+/// `[pingora]`: read by the Pingora gateway only.
+#[derive(Debug, Clone, Default)]
+pub struct PingoraConfig {
+    /// `upstream`: `host:port` where paths that are not the bridge's are proxied; none: 404.
+    pub upstream: Option<String>,
+    /// `upstream_tls`: whether that upstream speaks TLS.
+    pub upstream_tls: bool,
+    /// `upstream_sni`: the TLS server name for that upstream.
+    pub upstream_sni: String,
+    /// `server_conf`: Pingora's own YAML server conf (threads, grace period).
+    pub server_conf: Option<PathBuf>,
+}
+
+/// `[[routes]]`: one OpenAI model name and the Salesforce model it is served by.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The `model` that OpenAI clients send.
+    pub model: String,
+    /// The Models API name, as it goes in the URL path.
+    pub salesforce_model: String,
+}
+
+impl Config {
+    /// Reads, interpolates and validates a conf file, taking `${NAME}` from the process environment.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_with_env(&text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses conf text, taking `${NAME}` from `env`.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text)?;
+        raw.interpolate(&env)?;
+        raw.validate()
+    }
+
+    /// The route for an OpenAI model name, if one is configured.
+    pub fn route(&self, model: &str) -> Option<&Route> {
+        self.routes.iter().find(|route| route.model == model)
+    }
+}
+
+/// Replaces every `${NAME}` in `value`; `key` names the setting in errors.
+fn interpolate(
+    key: &str,
+    value: &mut String,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if !value.contains("${") {
+        return Ok(());
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value.as_str();
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| ConfigError::UnterminatedVariable {
+                key: key.to_owned(),
+            })?;
+        let name = &after[..end];
+        let replacement = env(name).ok_or_else(|| ConfigError::MissingVariable {
+            key: key.to_owned(),
+            variable: name.to_owned(),
+        })?;
+        out.push_str(&replacement);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    *value = out;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    salesforce: RawSalesforce,
+    #[serde(default)]
+    retry: RawRetry,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    pingora: RawPingora,
+    #[serde(default)]
+    routes: Vec<Route>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    header_read_timeout_secs: u64,
+    body_read_timeout_secs: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSalesforce {
+    api_base: String,
+    token_url: String,
+    client_id: String,
+    client_secret: String,
+    #[serde(default = "defaults::token_refresh_skew_secs")]
+    token_refresh_skew_secs: u64,
+    #[serde(default = "defaults::token_ttl_secs")]
+    token_ttl_secs: u64,
+    #[serde(default = "defaults::connect_timeout_secs")]
+    connect_timeout_secs: u64,
+    #[serde(default = "defaults::timeout_secs")]
+    timeout_secs: u64,
+    #[serde(default)]
+    request_deadline_secs: Option<u64>,
+    #[serde(default = "defaults::max_request_bytes")]
+    max_request_bytes: usize,
+    #[serde(default = "defaults::max_concurrent_requests")]
+    max_concurrent_requests: usize,
+    #[serde(default = "defaults::queue_timeout_ms")]
+    queue_timeout_ms: u64,
+    #[serde(default = "defaults::stream_keepalive_secs")]
+    stream_keepalive_secs: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetry {
+    max_attempts: u32,
+    base_delay_ms: u64,
+    max_delay_ms: u64,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_delay_ms: 200,
+            max_delay_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawAuth {
+    api_keys: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawPingora {
+    upstream: Option<String>,
+    upstream_tls: bool,
+    upstream_sni: String,
+    server_conf: Option<String>,
+}
+
+mod defaults {
+    pub(super) fn token_refresh_skew_secs() -> u64 {
+        300
+    }
+    pub(super) fn token_ttl_secs() -> u64 {
+        1_500
+    }
+    pub(super) fn connect_timeout_secs() -> u64 {
+        5
+    }
+    pub(super) fn timeout_secs() -> u64 {
+        300
+    }
+    pub(super) fn max_request_bytes() -> usize {
+        1_048_576
+    }
+    pub(super) fn max_concurrent_requests() -> usize {
+        256
+    }
+    pub(super) fn queue_timeout_ms() -> u64 {
+        5_000
+    }
+    pub(super) fn stream_keepalive_secs() -> u64 {
+        10
+    }
+}
+
+impl RawConfig {
+    fn interpolate(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        interpolate("server.listen", &mut self.server.listen, env)?;
+        let sf = &mut self.salesforce;
+        interpolate("salesforce.api_base", &mut sf.api_base, env)?;
+        interpolate("salesforce.token_url", &mut sf.token_url, env)?;
+        interpolate("salesforce.client_id", &mut sf.client_id, env)?;
+        interpolate("salesforce.client_secret", &mut sf.client_secret, env)?;
+        for key in &mut self.auth.api_keys {
+            interpolate("auth.api_keys", key, env)?;
+        }
+        if let Some(upstream) = &mut self.pingora.upstream {
+            interpolate("pingora.upstream", upstream, env)?;
+        }
+        interpolate("pingora.upstream_sni", &mut self.pingora.upstream_sni, env)?;
+        if let Some(path) = &mut self.pingora.server_conf {
+            interpolate("pingora.server_conf", path, env)?;
+        }
+        for (index, route) in self.routes.iter_mut().enumerate() {
+            interpolate(&format!("routes[{index}].model"), &mut route.model, env)?;
+            interpolate(
+                &format!("routes[{index}].salesforce_model"),
+                &mut route.salesforce_model,
+                env,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn validate(self) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let positive = |key: &str, value: u64| {
+            if value == 0 {
+                Err(invalid(key, "must be greater than 0"))
+            } else {
+                Ok(value)
+            }
+        };
+
+        let listen = self
+            .server
+            .listen
+            .parse()
+            .map_err(|_| invalid("server.listen", "must be an address such as 127.0.0.1:8080"))?;
+        let header_read_timeout = Duration::from_secs(positive(
+            "server.header_read_timeout_secs",
+            self.server.header_read_timeout_secs,
+        )?);
+        let body_read_timeout = Duration::from_secs(positive(
+            "server.body_read_timeout_secs",
+            self.server.body_read_timeout_secs,
+        )?);
+
+        let sf = self.salesforce;
+        let api_base = http_url("salesforce.api_base", &sf.api_base)?
+            .trim_end_matches('/')
+            .to_owned();
+        let token_url = http_url("salesforce.token_url", &sf.token_url)?.to_owned();
+        if sf.client_id.is_empty() {
+            return Err(invalid("salesforce.client_id", "must not be empty"));
+        }
+        if sf.client_secret.is_empty() {
+            return Err(invalid("salesforce.client_secret", "must not be empty"));
+        }
+        let timeout = Duration::from_secs(positive("salesforce.timeout_secs", sf.timeout_secs)?);
+        let request_deadline = match sf.request_deadline_secs {
+            Some(secs) => Duration::from_secs(positive("salesforce.request_deadline_secs", secs)?),
+            None => timeout.saturating_mul(2),
+        };
+        if sf.max_request_bytes == 0 {
+            return Err(invalid("salesforce.max_request_bytes", "must be greater than 0"));
+        }
+        if sf.max_concurrent_requests == 0 {
+            return Err(invalid(
+                "salesforce.max_concurrent_requests",
+                "must be greater than 0",
+            ));
+        }
+        let token_ttl = Duration::from_secs(positive("salesforce.token_ttl_secs", sf.token_ttl_secs)?);
+        let token_refresh_skew = Duration::from_secs(sf.token_refresh_skew_secs);
+        let salesforce = SalesforceConfig {
+            api_base,
+            token_url,
+            client_id: sf.client_id,
+            client_secret: Secret(sf.client_secret),
+            token_refresh_skew,
+            token_ttl,
+            connect_timeout: Duration::from_secs(positive(
+                "salesforce.connect_timeout_secs",
+                sf.connect_timeout_secs,
+            )?),
+            timeout,
+            request_deadline,
+            max_request_bytes: sf.max_request_bytes,
+            max_concurrent_requests: sf.max_concurrent_requests,
+            queue_timeout: Duration::from_millis(sf.queue_timeout_ms),
+            stream_keepalive: Duration::from_secs(positive(
+                "salesforce.stream_keepalive_secs",
+                sf.stream_keepalive_secs,
+            )?),
+        };
+
+        if self.retry.max_attempts == 0 {
+            return Err(invalid("retry.max_attempts", "must be at least 1"));
+        }
+        if self.retry.base_delay_ms > self.retry.max_delay_ms {
+            return Err(invalid("retry.base_delay_ms", "must not exceed retry.max_delay_ms"));
+        }
+        let retry = RetryConfig {
+            max_attempts: self.retry.max_attempts,
+            base_delay: Duration::from_millis(self.retry.base_delay_ms),
+            max_delay: Duration::from_millis(self.retry.max_delay_ms),
+        };
+
+        if self.auth.api_keys.iter().any(String::is_empty) {
+            return Err(invalid("auth.api_keys", "a key must not be empty"));
+        }
+        let auth = AuthConfig {
+            api_keys: self.auth.api_keys.into_iter().map(Secret).collect(),
+        };
+
+        let pingora = PingoraConfig {
+            upstream: self.pingora.upstream.filter(|upstream| !upstream.is_empty()),
+            upstream_tls: self.pingora.upstream_tls,
+            upstream_sni: self.pingora.upstream_sni,
+            server_conf: self.pingora.server_conf.map(PathBuf::from),
+        };
+
+        if self.routes.is_empty() {
+            return Err(invalid("routes", "at least one [[routes]] entry is required"));
+        }
+        for (index, route) in self.routes.iter().enumerate() {
+            if route.model.is_empty() {
+                return Err(invalid(&format!("routes[{index}].model"), "must not be empty"));
+            }
+            if !is_path_segment(&route.salesforce_model) {
+                return Err(invalid(
+                    &format!("routes[{index}].salesforce_model"),
+                    "must be a Models API name: letters, digits, `_`, `-` and `.` only",
+                ));
+            }
+            if self.routes[..index].iter().any(|earlier| earlier.model == route.model) {
+                return Err(invalid(
+                    &format!("routes[{index}].model"),
+                    &format!("`{}` is routed twice", route.model),
+                ));
+            }
+        }
+
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                header_read_timeout,
+                body_read_timeout,
+            },
+            salesforce,
+            retry,
+            auth,
+            pingora,
+            routes: self.routes,
+        })
+    }
+}
+
+fn http_url<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigError> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') && value.parse::<http::Uri>().is_ok() => {
+            Ok(value)
+        }
+        _ => Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: format!("must be an http:// or https:// URL, got `{value}`"),
+        }),
+    }
+}
+
+/// The model name goes into the upstream URL path unescaped, so it must not be able to alter it.
+fn is_path_segment(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && name != "."
+        && name != ".."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [salesforce]
+        api_base = "http://127.0.0.1:1/einstein/platform/v1/"
+        token_url = "http://127.0.0.1:1/services/oauth2/token"
+        client_id = "${ID}"
+        client_secret = "${SECRET}"
+
+        [[routes]]
+        model = "gpt-4o-mini"
+        salesforce_model = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+    "#;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "ID" => Some("client".to_owned()),
+            "SECRET" => Some("hunter2".to_owned()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn minimal_conf_gets_defaults() {
+        let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
+        assert_eq!(config.salesforce.api_base, "http://127.0.0.1:1/einstein/platform/v1");
+        assert_eq!(config.salesforce.client_id, "client");
+        assert_eq!(config.salesforce.client_secret.expose(), "hunter2");
+        assert_eq!(config.salesforce.token_refresh_skew, Duration::from_secs(300));
+        assert_eq!(config.salesforce.max_request_bytes, 1_048_576);
+        assert_eq!(config.retry.max_attempts, 3);
+        assert!(config.auth.api_keys.is_empty());
+        assert!(config.pingora.upstream.is_none());
+        assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn missing_variable_names_key_and_variable() {
+        let err = Config::from_toml_with_env(MINIMAL, |_| None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "salesforce.client_id: environment variable ID is not set"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_rejected() {
+        let text = MINIMAL.replace("[salesforce]", "[salesforce]\ntimeout_sec = 3");
+        let err = Config::from_toml_with_env(&text, env).unwrap_err().to_string();
+        assert!(err.contains("unknown field `timeout_sec`"), "{err}");
+    }
+
+    #[test]
+    fn unterminated_variable_is_rejected() {
+        let text = MINIMAL.replace("${SECRET}", "${SECRET");
+        let err = Config::from_toml_with_env(&text, env).unwrap_err();
+        assert_eq!(err.to_string(), "salesforce.client_secret: unterminated `${` in value");
+    }
+
+    #[test]
+    fn interpolation_keeps_surrounding_text() {
+        let mut value = "a-${ID}-b-${SECRET}".to_owned();
+        interpolate("k", &mut value, &env).unwrap();
+        assert_eq!(value, "a-client-b-hunter2");
+    }
+
+    #[test]
+    fn zero_timeout_names_the_key() {
+        let text = MINIMAL.replace("[salesforce]", "[salesforce]\ntimeout_secs = 0");
+        let err = Config::from_toml_with_env(&text, env).unwrap_err();
+        assert_eq!(err.to_string(), "salesforce.timeout_secs: must be greater than 0");
+    }
+
+    #[test]
+    fn model_name_that_could_escape_the_path_is_rejected() {
+        let text = MINIMAL.replace("sfdc_ai__DefaultOpenAIGPT4OmniMini", "../feedback");
+        let err = Config::from_toml_with_env(&text, env).unwrap_err().to_string();
+        assert!(err.starts_with("routes[0].salesforce_model"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_route_is_rejected() {
+        let text = format!(
+            "{MINIMAL}\n[[routes]]\nmodel = \"gpt-4o-mini\"\nsalesforce_model = \"other\"\n"
+        );
+        let err = Config::from_toml_with_env(&text, env).unwrap_err().to_string();
+        assert_eq!(err, "routes[1].model: `gpt-4o-mini` is routed twice");
+    }
+
+    #[test]
+    fn bad_url_is_rejected() {
+        let text = MINIMAL.replace("http://127.0.0.1:1/services", "ftp://x/services");
+        let err = Config::from_toml_with_env(&text, env).unwrap_err().to_string();
+        assert!(err.starts_with("salesforce.token_url: must be an http"), "{err}");
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

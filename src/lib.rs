@@ -1,0 +1,18 @@
+//! sf-models-bridge: serve the OpenAI API on top of the Salesforce Models API.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs, unreachable_pub, clippy::await_holding_lock, clippy::dbg_macro, clippy::todo)]
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod metrics;
+pub mod token;
+
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub mod mock;
+
+#[cfg(feature = "pingora")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pingora")))]
+pub mod pingora;
+
+pub use config::Config;
