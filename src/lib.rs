@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod endpoint;
 pub mod metrics;
 pub mod token;
 
@@ -16,3 +17,4 @@ pub mod mock;
 pub mod pingora;
 
 pub use config::Config;
+pub use endpoint::Endpoint;

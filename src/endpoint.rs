@@ -1,0 +1,108 @@
+//! The bridge's own endpoints: which paths it answers, and their fixed metric label names.
+
+use http::Method;
+
+/// One of the paths the bridge answers. Every other path belongs to the embedding application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`.
+    ChatCompletions,
+    /// `POST /v1/completions`.
+    Completions,
+    /// `GET /v1/models`.
+    Models,
+    /// `GET /health`.
+    Health,
+    /// `GET /ready`.
+    Ready,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /metrics/performance`.
+    Performance,
+}
+
+impl Endpoint {
+    /// Every endpoint, in a fixed order.
+    pub const ALL: [Endpoint; 7] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Models,
+        Endpoint::Health,
+        Endpoint::Ready,
+        Endpoint::Metrics,
+        Endpoint::Performance,
+    ];
+
+    /// The endpoint served at `path`, whatever the method, or `None` for a path that is not the
+    /// bridge's. A trailing slash is not the same path, as in axum.
+    pub fn from_path(path: &str) -> Option<Self> {
+        Some(match path {
+            "/v1/chat/completions" => Endpoint::ChatCompletions,
+            "/v1/completions" => Endpoint::Completions,
+            "/v1/models" => Endpoint::Models,
+            "/health" => Endpoint::Health,
+            "/ready" => Endpoint::Ready,
+            "/metrics" => Endpoint::Metrics,
+            "/metrics/performance" => Endpoint::Performance,
+            _ => return None,
+        })
+    }
+
+    /// The path this endpoint is served at.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Models => "/v1/models",
+            Endpoint::Health => "/health",
+            Endpoint::Ready => "/ready",
+            Endpoint::Metrics => "/metrics",
+            Endpoint::Performance => "/metrics/performance",
+        }
+    }
+
+    /// The one method this endpoint answers; others get 405.
+    pub fn method(self) -> Method {
+        match self {
+            Endpoint::ChatCompletions | Endpoint::Completions => Method::POST,
+            _ => Method::GET,
+        }
+    }
+
+    /// A short fixed name, used as a metric label value and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Models => "models",
+            Endpoint::Health => "health",
+            Endpoint::Ready => "ready",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Performance => "performance",
+        }
+    }
+
+    /// Whether this endpoint calls the Models API (and so needs a token and an upstream slot).
+    pub fn calls_upstream(self) -> bool {
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_round_trip() {
+        for endpoint in Endpoint::ALL {
+            assert_eq!(Endpoint::from_path(endpoint.path()), Some(endpoint));
+        }
+    }
+
+    #[test]
+    fn other_paths_are_not_ours() {
+        for path in ["/", "/v1/chat/completions/", "/v1/embeddings", "/healthz", "/metrics/x"] {
+            assert_eq!(Endpoint::from_path(path), None, "{path}");
+        }
+    }
+}
