@@ -426,11 +426,10 @@ impl RawConfig {
             }
         };
 
-        let listen = self
-            .server
-            .listen
-            .parse()
-            .map_err(|_| invalid("server.listen", "must be an address such as 127.0.0.1:8080"))?;
+        let listen =
+            self.server.listen.parse().map_err(|_| {
+                invalid("server.listen", "must be an address such as 127.0.0.1:8080")
+            })?;
         let header_read_timeout = Duration::from_secs(positive(
             "server.header_read_timeout_secs",
             self.server.header_read_timeout_secs,
@@ -457,7 +456,10 @@ impl RawConfig {
             None => timeout.saturating_mul(2),
         };
         if sf.max_request_bytes == 0 {
-            return Err(invalid("salesforce.max_request_bytes", "must be greater than 0"));
+            return Err(invalid(
+                "salesforce.max_request_bytes",
+                "must be greater than 0",
+            ));
         }
         if sf.max_concurrent_requests == 0 {
             return Err(invalid(
@@ -465,7 +467,8 @@ impl RawConfig {
                 "must be greater than 0",
             ));
         }
-        let token_ttl = Duration::from_secs(positive("salesforce.token_ttl_secs", sf.token_ttl_secs)?);
+        let token_ttl =
+            Duration::from_secs(positive("salesforce.token_ttl_secs", sf.token_ttl_secs)?);
         let token_refresh_skew = Duration::from_secs(sf.token_refresh_skew_secs);
         let salesforce = SalesforceConfig {
             api_base,
@@ -493,7 +496,10 @@ impl RawConfig {
             return Err(invalid("retry.max_attempts", "must be at least 1"));
         }
         if self.retry.base_delay_ms > self.retry.max_delay_ms {
-            return Err(invalid("retry.base_delay_ms", "must not exceed retry.max_delay_ms"));
+            return Err(invalid(
+                "retry.base_delay_ms",
+                "must not exceed retry.max_delay_ms",
+            ));
         }
         let retry = RetryConfig {
             max_attempts: self.retry.max_attempts,
@@ -509,18 +515,27 @@ impl RawConfig {
         };
 
         let pingora = PingoraConfig {
-            upstream: self.pingora.upstream.filter(|upstream| !upstream.is_empty()),
+            upstream: self
+                .pingora
+                .upstream
+                .filter(|upstream| !upstream.is_empty()),
             upstream_tls: self.pingora.upstream_tls,
             upstream_sni: self.pingora.upstream_sni,
             server_conf: self.pingora.server_conf.map(PathBuf::from),
         };
 
         if self.routes.is_empty() {
-            return Err(invalid("routes", "at least one [[routes]] entry is required"));
+            return Err(invalid(
+                "routes",
+                "at least one [[routes]] entry is required",
+            ));
         }
         for (index, route) in self.routes.iter().enumerate() {
             if route.model.is_empty() {
-                return Err(invalid(&format!("routes[{index}].model"), "must not be empty"));
+                return Err(invalid(
+                    &format!("routes[{index}].model"),
+                    "must not be empty",
+                ));
             }
             if !is_path_segment(&route.salesforce_model) {
                 return Err(invalid(
@@ -528,7 +543,10 @@ impl RawConfig {
                     "must be a Models API name: letters, digits, `_`, `-` and `.` only",
                 ));
             }
-            if self.routes[..index].iter().any(|earlier| earlier.model == route.model) {
+            if self.routes[..index]
+                .iter()
+                .any(|earlier| earlier.model == route.model)
+            {
                 return Err(invalid(
                     &format!("routes[{index}].model"),
                     &format!("`{}` is routed twice", route.model),
@@ -556,7 +574,9 @@ fn http_url<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigError> {
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"));
     match rest {
-        Some(host) if !host.is_empty() && !host.starts_with('/') && value.parse::<http::Uri>().is_ok() => {
+        Some(host)
+            if !host.is_empty() && !host.starts_with('/') && value.parse::<http::Uri>().is_ok() =>
+        {
             Ok(value)
         }
         _ => Err(ConfigError::Invalid {
@@ -603,10 +623,16 @@ mod tests {
     #[test]
     fn minimal_conf_gets_defaults() {
         let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
-        assert_eq!(config.salesforce.api_base, "http://127.0.0.1:1/einstein/platform/v1");
+        assert_eq!(
+            config.salesforce.api_base,
+            "http://127.0.0.1:1/einstein/platform/v1"
+        );
         assert_eq!(config.salesforce.client_id, "client");
         assert_eq!(config.salesforce.client_secret.expose(), "hunter2");
-        assert_eq!(config.salesforce.token_refresh_skew, Duration::from_secs(300));
+        assert_eq!(
+            config.salesforce.token_refresh_skew,
+            Duration::from_secs(300)
+        );
         assert_eq!(config.salesforce.max_request_bytes, 1_048_576);
         assert_eq!(config.retry.max_attempts, 3);
         assert!(config.auth.api_keys.is_empty());
@@ -626,7 +652,9 @@ mod tests {
     #[test]
     fn unknown_key_is_rejected() {
         let text = MINIMAL.replace("[salesforce]", "[salesforce]\ntimeout_sec = 3");
-        let err = Config::from_toml_with_env(&text, env).unwrap_err().to_string();
+        let err = Config::from_toml_with_env(&text, env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `timeout_sec`"), "{err}");
     }
 
@@ -634,7 +662,10 @@ mod tests {
     fn unterminated_variable_is_rejected() {
         let text = MINIMAL.replace("${SECRET}", "${SECRET");
         let err = Config::from_toml_with_env(&text, env).unwrap_err();
-        assert_eq!(err.to_string(), "salesforce.client_secret: unterminated `${` in value");
+        assert_eq!(
+            err.to_string(),
+            "salesforce.client_secret: unterminated `${` in value"
+        );
     }
 
     #[test]
@@ -648,13 +679,18 @@ mod tests {
     fn zero_timeout_names_the_key() {
         let text = MINIMAL.replace("[salesforce]", "[salesforce]\ntimeout_secs = 0");
         let err = Config::from_toml_with_env(&text, env).unwrap_err();
-        assert_eq!(err.to_string(), "salesforce.timeout_secs: must be greater than 0");
+        assert_eq!(
+            err.to_string(),
+            "salesforce.timeout_secs: must be greater than 0"
+        );
     }
 
     #[test]
     fn model_name_that_could_escape_the_path_is_rejected() {
         let text = MINIMAL.replace("sfdc_ai__DefaultOpenAIGPT4OmniMini", "../feedback");
-        let err = Config::from_toml_with_env(&text, env).unwrap_err().to_string();
+        let err = Config::from_toml_with_env(&text, env)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("routes[0].salesforce_model"), "{err}");
     }
 
@@ -663,15 +699,22 @@ mod tests {
         let text = format!(
             "{MINIMAL}\n[[routes]]\nmodel = \"gpt-4o-mini\"\nsalesforce_model = \"other\"\n"
         );
-        let err = Config::from_toml_with_env(&text, env).unwrap_err().to_string();
+        let err = Config::from_toml_with_env(&text, env)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "routes[1].model: `gpt-4o-mini` is routed twice");
     }
 
     #[test]
     fn bad_url_is_rejected() {
         let text = MINIMAL.replace("http://127.0.0.1:1/services", "ftp://x/services");
-        let err = Config::from_toml_with_env(&text, env).unwrap_err().to_string();
-        assert!(err.starts_with("salesforce.token_url: must be an http"), "{err}");
+        let err = Config::from_toml_with_env(&text, env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("salesforce.token_url: must be an http"),
+            "{err}"
+        );
     }
 
     #[test]

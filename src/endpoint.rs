@@ -101,7 +101,13 @@ mod tests {
 
     #[test]
     fn other_paths_are_not_ours() {
-        for path in ["/", "/v1/chat/completions/", "/v1/embeddings", "/healthz", "/metrics/x"] {
+        for path in [
+            "/",
+            "/v1/chat/completions/",
+            "/v1/embeddings",
+            "/healthz",
+            "/metrics/x",
+        ] {
             assert_eq!(Endpoint::from_path(path), None, "{path}");
         }
     }

@@ -1,11 +1,19 @@
 //! sf-models-bridge: serve the OpenAI API on top of the Salesforce Models API.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(missing_docs, unreachable_pub, clippy::await_holding_lock, clippy::dbg_macro, clippy::todo)]
+#![warn(
+    missing_docs,
+    unreachable_pub,
+    clippy::await_holding_lock,
+    clippy::dbg_macro,
+    clippy::todo
+)]
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod endpoint;
 pub mod metrics;
+pub mod openai;
+pub mod salesforce;
 pub mod token;
 
 #[cfg(feature = "mock")]

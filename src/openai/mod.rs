@@ -1,0 +1,32 @@
+//! OpenAI wire types: the requests the bridge accepts and the responses it sends.
+//!
+//! Requests are parsed in one pass into borrowed structs: strings without escapes point into the
+//! request body, and every top-level parameter the bridge does not act on is recorded by name (see
+//! [`ChatCompletionRequest::ignored`]) so it can be reported to the caller instead of being dropped
+//! silently. Nothing here knows about Salesforce.
+//!
+//! ```
+//! use sf_models_bridge::openai::{ChatCompletionRequest, Role};
+//!
+//! let body = br#"{"model": "gpt-4o-mini", "temperature": 0.2,
+//!                 "messages": [{"role": "user", "content": "Hi"}]}"#;
+//! let request: ChatCompletionRequest<'_> = serde_json::from_slice(body)?;
+//! assert_eq!(request.model, "gpt-4o-mini");
+//! assert_eq!(request.messages[0].role, Role::User);
+//! assert_eq!(request.ignored, ["temperature"]);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+mod error;
+mod request;
+mod response;
+
+pub use error::{ErrorBody, ErrorDetail, ErrorType};
+pub use request::{
+    ChatCompletionRequest, ChatMessage, CompletionRequest, ContentPart, MessageContent, Prompt,
+    Role, StreamOptions,
+};
+pub use response::{
+    AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChunkDelta,
+    Completion, CompletionChoice, Model, ModelList, Usage,
+};

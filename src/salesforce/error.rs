@@ -1,0 +1,207 @@
+//! Salesforce error bodies, and their mapping to the OpenAI error envelope.
+
+use std::borrow::Cow;
+
+use http::StatusCode;
+use serde::Deserialize;
+
+use crate::openai::{ErrorBody, ErrorType};
+
+/// The longest piece of an upstream message passed on to the caller.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// The documented error body: `{"errorCode", "messageCode", "message", ...}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorResponse<'a> {
+    /// For example `BAD_ARGUMENT`, `INVALID_AUTH`, `LIMIT_EXCEEDED`.
+    #[serde(rename = "errorCode", borrow, default)]
+    pub error_code: Option<Cow<'a, str>>,
+    /// For example `E30020`.
+    #[serde(rename = "messageCode", borrow, default)]
+    pub message_code: Option<Cow<'a, str>>,
+    /// A sentence.
+    #[serde(borrow, default)]
+    pub message: Option<Cow<'a, str>>,
+}
+
+impl<'a> ErrorResponse<'a> {
+    /// Reads an error body: the documented object, or the array of them that other Salesforce
+    /// REST APIs send. Anything else yields an empty error.
+    pub fn parse(body: &'a [u8]) -> Self {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany<'a> {
+            #[serde(borrow)]
+            One(ErrorResponse<'a>),
+            #[serde(borrow)]
+            Many(Vec<ErrorResponse<'a>>),
+        }
+        match serde_json::from_slice(body) {
+            Ok(OneOrMany::One(error)) => error,
+            Ok(OneOrMany::Many(errors)) => errors.into_iter().next().unwrap_or_default(),
+            Err(_) => ErrorResponse::default(),
+        }
+    }
+
+    /// `errorCode messageCode: message`, bounded, for a caller to read.
+    fn summary(&self) -> String {
+        let mut summary = String::new();
+        for part in [&self.error_code, &self.message_code].into_iter().flatten() {
+            summary.push_str(part);
+            summary.push(' ');
+        }
+        match &self.message {
+            Some(message) => {
+                if !summary.is_empty() {
+                    summary.pop();
+                    summary.push_str(": ");
+                }
+                summary.extend(message.chars().take(MAX_MESSAGE_CHARS));
+            }
+            None => {
+                summary.pop();
+            }
+        }
+        summary
+    }
+}
+
+/// An error status from the Models API, mapped for the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamFailure {
+    /// The status the caller gets.
+    pub status: StatusCode,
+    /// The envelope the caller gets.
+    pub body: ErrorBody,
+}
+
+impl UpstreamFailure {
+    /// Maps a final (not retried, or retried in vain) error response of the Models API, per the
+    /// spec's error table. `model` is the Salesforce model that was called.
+    pub fn from_response(status: StatusCode, body: &[u8], model: &str) -> Self {
+        let error = ErrorResponse::parse(body);
+        let detail = error.summary();
+        let said = if detail.is_empty() {
+            format!("Salesforce answered {}", status.as_u16())
+        } else {
+            format!("Salesforce answered {}: {detail}", status.as_u16())
+        };
+        let (status, body) = match status.as_u16() {
+            400 | 413 | 415 | 422 => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody::new(ErrorType::InvalidRequestError, said),
+            ),
+            401 => (
+                StatusCode::BAD_GATEWAY,
+                ErrorBody::new(
+                    ErrorType::ApiError,
+                    format!("{said} (a freshly fetched token was refused too: check the connected app's scopes, e.g. sfap_api)"),
+                )
+                .code("upstream_unauthorized"),
+            ),
+            403 => (
+                StatusCode::FORBIDDEN,
+                ErrorBody::new(ErrorType::PermissionError, said),
+            ),
+            404 => (
+                StatusCode::NOT_FOUND,
+                ErrorBody::new(
+                    ErrorType::InvalidRequestError,
+                    format!("{said} (the org may not have model `{model}` enabled, or the access token is not a JWT)"),
+                )
+                .code("model_not_found"),
+            ),
+            423 | 429 => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorBody::new(ErrorType::RateLimitError, said).code("rate_limit_exceeded"),
+            ),
+            503 => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::new(ErrorType::ApiError, said),
+            ),
+            _ => (StatusCode::BAD_GATEWAY, ErrorBody::new(ErrorType::ApiError, said)),
+        };
+        let body = match error.error_code {
+            Some(code) if body.error.code.is_none() => body.code(code.into_owned()),
+            _ => body,
+        };
+        UpstreamFailure { status, body }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn map(status: u16, body: &[u8]) -> (u16, serde_json::Value) {
+        let failure =
+            UpstreamFailure::from_response(StatusCode::from_u16(status).unwrap(), body, "m");
+        (
+            failure.status.as_u16(),
+            serde_json::from_slice(&failure.body.to_json()).unwrap(),
+        )
+    }
+
+    #[test]
+    fn fixtures_map_per_the_spec_table() {
+        let (status, body) = map(400, &fixture("error.400.json"));
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["code"], "BAD_ARGUMENT");
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 400: BAD_ARGUMENT E30020: Cannot deserialize value of type `java.lang.String` from Array value"
+        );
+
+        let (status, body) = map(429, &fixture("error.429.json"));
+        assert_eq!(
+            (status, body["error"]["type"].as_str()),
+            (429, Some("rate_limit_error"))
+        );
+        let (status, body) = map(404, &fixture("error.404.json"));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("model_not_found"))
+        );
+        let (status, body) = map(500, &fixture("error.500.json"));
+        assert_eq!(
+            (status, body["error"]["type"].as_str()),
+            (502, Some("api_error"))
+        );
+        let (status, _) = map(503, b"");
+        assert_eq!(status, 503);
+        let (status, _) = map(423, b"{}");
+        assert_eq!(status, 429);
+        let (status, body) = map(401, &fixture("error.401.json"));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (502, Some("upstream_unauthorized"))
+        );
+        let (status, body) = map(403, b"[{\"errorCode\":\"FORBIDDEN\",\"message\":\"no\"}]");
+        assert_eq!(
+            (status, body["error"]["type"].as_str()),
+            (403, Some("permission_error"))
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 403: FORBIDDEN: no"
+        );
+    }
+
+    #[test]
+    fn long_or_odd_bodies_are_bounded() {
+        let long = format!("{{\"message\": \"{}\"}}", "x".repeat(10_000));
+        let (_, body) = map(500, long.as_bytes());
+        assert!(body["error"]["message"].as_str().unwrap().len() < 400);
+        let (_, body) = map(500, b"<html>oops</html>");
+        assert_eq!(body["error"]["message"], "Salesforce answered 500");
+    }
+}
