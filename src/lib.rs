@@ -14,7 +14,9 @@ pub mod endpoint;
 pub mod metrics;
 pub mod openai;
 pub mod salesforce;
+pub mod stream;
 pub mod token;
+pub mod translate;
 
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
