@@ -17,6 +17,7 @@ pub mod salesforce;
 pub mod stream;
 pub mod token;
 pub mod translate;
+pub mod upstream;
 
 #[cfg(feature = "mock")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock")))]

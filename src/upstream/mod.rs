@@ -1,0 +1,168 @@
+//! The HTTP client side: one pooled `reqwest` client as a [`tower::Service`], and the one retry
+//! loop of the crate.
+//!
+//! [`Upstream`] sends one attempt and reads the whole answer into [`Bytes`]; it knows nothing of
+//! request semantics. Retrying (429, 423, 500, 503 and connection failures, with exponential
+//! backoff, jitter and `Retry-After`, within a deadline) is decided by the pure [`RetryPolicy`]
+//! and carried out in one place only, so an embedding gateway that retries too knows exactly
+//! what it multiplies.
+//!
+//! ```no_run
+//! use sf_models_bridge::{upstream::Upstream, Config};
+//!
+//! let config = Config::from_path("conf/gateway.toml")?;
+//! let upstream = Upstream::new(&config.salesforce)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod retry;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tower::Service;
+
+use crate::config::SalesforceConfig;
+
+pub use retry::{parse_retry_after, AttemptOutcome, RetryPolicy, Verdict};
+pub(crate) use retry::{AttemptObserver, Dispatcher, Exchange};
+
+/// How long connections stay pooled while idle.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One upstream attempt failed without an HTTP response.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection could be made.
+    #[error("cannot connect to Salesforce")]
+    Connect(#[source] reqwest::Error),
+    /// The attempt took longer than its timeout.
+    #[error("Salesforce did not answer in time")]
+    Timeout,
+    /// The connection broke before the whole answer arrived.
+    #[error("the connection to Salesforce broke before the answer was complete")]
+    Transport(#[source] reqwest::Error),
+    /// The request could not be built, such as an invalid URL.
+    #[error("invalid upstream request")]
+    InvalidRequest(#[source] reqwest::Error),
+    /// No upstream slot came free within the queue timeout.
+    #[error("too many concurrent requests to Salesforce; try again shortly")]
+    Overloaded,
+    /// The request's total deadline passed, retries included.
+    #[error("the request did not complete within its deadline of {0:?}, retries included")]
+    DeadlineExceeded(Duration),
+    /// The HTTP client could not be built (start-up only).
+    #[error("cannot build the HTTP client")]
+    Build(#[source] reqwest::Error),
+}
+
+impl UpstreamError {
+    fn from_reqwest(err: reqwest::Error) -> Self {
+        // URLs can carry credentials in other deployments; never keep one in an error.
+        let err = err.without_url();
+        if err.is_timeout() {
+            UpstreamError::Timeout
+        } else if err.is_connect() {
+            UpstreamError::Connect(err)
+        } else if err.is_builder() {
+            UpstreamError::InvalidRequest(err)
+        } else {
+            UpstreamError::Transport(err)
+        }
+    }
+
+    /// How this failure is classified for retries and metrics.
+    pub fn outcome(&self) -> AttemptOutcome {
+        match self {
+            UpstreamError::Connect(_) => AttemptOutcome::ConnectError,
+            UpstreamError::Timeout | UpstreamError::DeadlineExceeded(_) => AttemptOutcome::Timeout,
+            UpstreamError::Transport(_) => AttemptOutcome::ConnectionReset,
+            UpstreamError::InvalidRequest(_)
+            | UpstreamError::Overloaded
+            | UpstreamError::Build(_) => AttemptOutcome::Failed,
+        }
+    }
+}
+
+/// A request extension: the timeout of this one attempt, overriding the client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptTimeout(pub Duration);
+
+/// The Models API client: a pooled `reqwest` client (rustls, `TCP_NODELAY`, connect and
+/// per-attempt timeouts) that sends one request and reads the whole answer.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+}
+
+impl Upstream {
+    /// A client configured from `[salesforce]`: `connect_timeout_secs`, `timeout_secs`.
+    pub fn new(config: &SalesforceConfig) -> Result<Self, UpstreamError> {
+        reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .user_agent(concat!("sf-models-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map(Self::from_client)
+            .map_err(UpstreamError::Build)
+    }
+
+    /// Wraps an existing client, so an application can share its own pool.
+    pub fn from_client(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+
+    /// The client, for other calls to Salesforce (the token endpoint) to share its pool.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+/// The future of one [`Upstream`] attempt.
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Bytes>, UpstreamError>> + Send + 'static>>;
+
+impl Service<Request<Bytes>> for Upstream {
+    type Response = Response<Bytes>;
+    type Error = UpstreamError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // reqwest's pool has no readiness of its own to wait for.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let timeout = request.extensions().get::<AttemptTimeout>().copied();
+            let mut request =
+                reqwest::Request::try_from(request).map_err(UpstreamError::from_reqwest)?;
+            if let Some(AttemptTimeout(timeout)) = timeout {
+                *request.timeout_mut() = Some(timeout);
+            }
+            let response = client
+                .execute(request)
+                .await
+                .map_err(UpstreamError::from_reqwest)?;
+            let status = response.status();
+            let version = response.version();
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(UpstreamError::from_reqwest)?;
+            let mut out = Response::new(body);
+            *out.status_mut() = status;
+            *out.version_mut() = version;
+            *out.headers_mut() = headers;
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,551 @@
+//! Retry: a pure policy (what to retry, how long to wait) and the one loop that applies it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{header::RETRY_AFTER, HeaderValue, Request, Response, StatusCode};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+use super::{AttemptTimeout, UpstreamError};
+use crate::config::RetryConfig;
+
+/// How one attempt ended, as retries and metrics see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptOutcome {
+    /// A 2xx answer.
+    Ok,
+    /// 429.
+    RateLimited,
+    /// 423: the server is busy.
+    Busy,
+    /// 401.
+    Unauthorized,
+    /// Another 4xx.
+    ClientError,
+    /// 500, or a 5xx other than 503.
+    ServerError,
+    /// 503.
+    Unavailable,
+    /// No answer in time.
+    Timeout,
+    /// No connection.
+    ConnectError,
+    /// The connection broke before the answer was complete.
+    ConnectionReset,
+    /// The attempt could not be made.
+    Failed,
+}
+
+impl AttemptOutcome {
+    /// Every outcome.
+    pub const ALL: [AttemptOutcome; 11] = [
+        AttemptOutcome::Ok,
+        AttemptOutcome::RateLimited,
+        AttemptOutcome::Busy,
+        AttemptOutcome::Unauthorized,
+        AttemptOutcome::ClientError,
+        AttemptOutcome::ServerError,
+        AttemptOutcome::Unavailable,
+        AttemptOutcome::Timeout,
+        AttemptOutcome::ConnectError,
+        AttemptOutcome::ConnectionReset,
+        AttemptOutcome::Failed,
+    ];
+
+    /// The outcome of an HTTP answer.
+    pub fn from_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            200..=299 => AttemptOutcome::Ok,
+            401 => AttemptOutcome::Unauthorized,
+            423 => AttemptOutcome::Busy,
+            429 => AttemptOutcome::RateLimited,
+            503 => AttemptOutcome::Unavailable,
+            500..=599 => AttemptOutcome::ServerError,
+            _ => AttemptOutcome::ClientError,
+        }
+    }
+
+    /// A fixed name for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::RateLimited => "rate_limited",
+            AttemptOutcome::Busy => "busy",
+            AttemptOutcome::Unauthorized => "unauthorized",
+            AttemptOutcome::ClientError => "client_error",
+            AttemptOutcome::ServerError => "server_error",
+            AttemptOutcome::Unavailable => "unavailable",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::ConnectError => "connect_error",
+            AttemptOutcome::ConnectionReset => "connection_reset",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+
+    /// Whether the Models API documents (or the network suggests) that trying again may work.
+    /// Timeouts are not retried: a generation that ran out of time would run out again, and
+    /// was probably billed.
+    fn is_retryable(self, status: Option<StatusCode>) -> bool {
+        match self {
+            AttemptOutcome::RateLimited
+            | AttemptOutcome::Busy
+            | AttemptOutcome::Unavailable
+            | AttemptOutcome::ConnectError
+            | AttemptOutcome::ConnectionReset => true,
+            AttemptOutcome::ServerError => status == Some(StatusCode::INTERNAL_SERVER_ERROR),
+            AttemptOutcome::Ok
+            | AttemptOutcome::Unauthorized
+            | AttemptOutcome::ClientError
+            | AttemptOutcome::Timeout
+            | AttemptOutcome::Failed => false,
+        }
+    }
+}
+
+/// What to do after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Hand this outcome to the caller.
+    Stop,
+    /// Wait this long, then try again.
+    RetryAfter(Duration),
+}
+
+/// Which failures are retried and how long to wait: exponential backoff from `base_delay`,
+/// capped at `max_delay`, with "equal jitter" (half fixed, half random) so that callers who
+/// failed together do not retry together. A `Retry-After` within `max_delay` is honoured
+/// exactly; one beyond it ends the retries, as waiting less than asked is pointless.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    base_delay: Duration,
+    max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The policy of a `[retry]` section.
+    pub fn new(config: &RetryConfig) -> Self {
+        Self {
+            max_attempts: config.max_attempts.max(1),
+            base_delay: config.base_delay,
+            max_delay: config.max_delay,
+        }
+    }
+
+    /// Attempts in all, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The verdict after attempt number `attempt` (1-based) ended with `outcome`. `jitter` is a
+    /// random number in `[0, 1)`, passed in so the policy stays deterministic under test.
+    pub fn decide(
+        &self,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        status: Option<StatusCode>,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Verdict {
+        if attempt >= self.max_attempts || !outcome.is_retryable(status) {
+            return Verdict::Stop;
+        }
+        match retry_after {
+            Some(wait) if wait > self.max_delay => Verdict::Stop,
+            Some(wait) => Verdict::RetryAfter(wait),
+            None => Verdict::RetryAfter(self.backoff(attempt, jitter)),
+        }
+    }
+
+    /// The backoff after attempt number `attempt`.
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1 << exponent)
+            .min(self.max_delay);
+        let half = ceiling / 2;
+        half + half.mul_f64(jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// Reads `Retry-After`: delta-seconds or an HTTP date (relative to `now`).
+pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Told about every attempt and retry, for metrics and logs.
+pub(crate) trait AttemptObserver {
+    /// An attempt ended with `outcome` after `elapsed`.
+    fn attempt(&self, outcome: AttemptOutcome, elapsed: Duration);
+    /// An attempt that ended with `outcome` is about to be retried.
+    fn retry(&self, outcome: AttemptOutcome);
+}
+
+/// A final upstream answer, and how many attempts it took.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    pub(crate) response: Response<Bytes>,
+}
+
+/// Sends requests with the policy, a limit on concurrent upstream calls with a bounded wait, and
+/// a total deadline per caller request.
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    policy: RetryPolicy,
+    limiter: Arc<Semaphore>,
+    queue_timeout: Duration,
+    attempt_timeout: Duration,
+    deadline: Duration,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        policy: RetryPolicy,
+        max_concurrent: usize,
+        queue_timeout: Duration,
+        attempt_timeout: Duration,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            policy,
+            limiter: Arc::new(Semaphore::new(max_concurrent)),
+            queue_timeout,
+            attempt_timeout,
+            deadline,
+        }
+    }
+
+    /// Sends `make_request()` until the policy stops or the deadline (counted from `started`)
+    /// would pass. The last answer is returned whatever its status: mapping it is the caller's job.
+    pub(crate) async fn send<S>(
+        &self,
+        service: &S,
+        make_request: &(dyn Fn() -> Request<Bytes> + Send + Sync),
+        started: Instant,
+        observer: &(dyn AttemptObserver + Send + Sync),
+    ) -> Result<Exchange, UpstreamError>
+    where
+        S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError> + Clone,
+    {
+        let deadline = started + self.deadline;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(UpstreamError::DeadlineExceeded(self.deadline));
+            }
+            let wait = self.queue_timeout.min(remaining);
+            let Ok(Ok(permit)) = tokio::time::timeout(wait, self.limiter.acquire()).await else {
+                return Err(if wait < self.queue_timeout {
+                    UpstreamError::DeadlineExceeded(self.deadline)
+                } else {
+                    UpstreamError::Overloaded
+                });
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let cut_by_deadline = remaining < self.attempt_timeout;
+            let mut request = make_request();
+            request
+                .extensions_mut()
+                .insert(AttemptTimeout(self.attempt_timeout.min(remaining)));
+            let sent = Instant::now();
+            let result = service.clone().oneshot(request).await;
+            drop(permit);
+
+            let (outcome, status, retry_after) = match &result {
+                Ok(response) => (
+                    AttemptOutcome::from_status(response.status()),
+                    Some(response.status()),
+                    response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|value| parse_retry_after(value, SystemTime::now())),
+                ),
+                Err(err) => (err.outcome(), None, None),
+            };
+            observer.attempt(outcome, sent.elapsed());
+            let verdict =
+                self.policy
+                    .decide(attempt, outcome, status, retry_after, fastrand::f64());
+            let finish = |result: Result<Response<Bytes>, UpstreamError>| match result {
+                Ok(response) => Ok(Exchange { response }),
+                Err(UpstreamError::Timeout) if cut_by_deadline => {
+                    Err(UpstreamError::DeadlineExceeded(self.deadline))
+                }
+                Err(err) => Err(err),
+            };
+            match verdict {
+                Verdict::RetryAfter(delay) if Instant::now() + delay < deadline => {
+                    observer.retry(outcome);
+                    tracing::debug!(
+                        attempt,
+                        outcome = outcome.as_str(),
+                        ?delay,
+                        "retrying upstream call"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Verdict::RetryAfter(_) | Verdict::Stop => return finish(result),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::new(&RetryConfig {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        })
+    }
+
+    #[test]
+    fn what_is_retried() {
+        let p = policy();
+        let table = [
+            (429, true),
+            (423, true),
+            (500, true),
+            (503, true),
+            (502, false),
+            (504, false),
+            (400, false),
+            (401, false),
+            (404, false),
+            (200, false),
+        ];
+        for (code, retried) in table {
+            let status = StatusCode::from_u16(code).unwrap();
+            let verdict = p.decide(
+                1,
+                AttemptOutcome::from_status(status),
+                Some(status),
+                None,
+                0.0,
+            );
+            assert_eq!(matches!(verdict, Verdict::RetryAfter(_)), retried, "{code}");
+        }
+        for (outcome, retried) in [
+            (AttemptOutcome::ConnectError, true),
+            (AttemptOutcome::ConnectionReset, true),
+            (AttemptOutcome::Timeout, false),
+        ] {
+            let verdict = p.decide(1, outcome, None, None, 0.0);
+            assert_eq!(
+                matches!(verdict, Verdict::RetryAfter(_)),
+                retried,
+                "{outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn attempts_are_capped() {
+        let p = policy();
+        assert!(matches!(
+            p.decide(2, AttemptOutcome::RateLimited, None, None, 0.0),
+            Verdict::RetryAfter(_)
+        ));
+        assert_eq!(
+            p.decide(3, AttemptOutcome::RateLimited, None, None, 0.0),
+            Verdict::Stop
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_equal_jitter_and_is_capped() {
+        let p = policy();
+        assert_eq!(p.backoff(1, 0.0), Duration::from_millis(100));
+        assert_eq!(p.backoff(1, 1.0), Duration::from_millis(200));
+        assert_eq!(p.backoff(2, 0.0), Duration::from_millis(200));
+        assert_eq!(p.backoff(3, 0.5), Duration::from_millis(600));
+        assert_eq!(p.backoff(30, 1.0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_within_max_delay() {
+        let p = policy();
+        let verdict = p.decide(
+            1,
+            AttemptOutcome::RateLimited,
+            None,
+            Some(Duration::from_secs(2)),
+            0.9,
+        );
+        assert_eq!(verdict, Verdict::RetryAfter(Duration::from_secs(2)));
+        let verdict = p.decide(
+            1,
+            AttemptOutcome::RateLimited,
+            None,
+            Some(Duration::from_secs(60)),
+            0.9,
+        );
+        assert_eq!(verdict, Verdict::Stop);
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let parse = |s: &str| parse_retry_after(&HeaderValue::from_str(s).unwrap(), now);
+        assert_eq!(parse("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            parse(&httpdate::fmt_http_date(now + Duration::from_secs(7))),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse(&httpdate::fmt_http_date(now - Duration::from_secs(7))),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse("soon"), None);
+        assert_eq!(parse("-1"), None);
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl AttemptObserver for Recorder {
+        fn attempt(&self, outcome: AttemptOutcome, _: Duration) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("attempt:{}", outcome.as_str()));
+        }
+        fn retry(&self, outcome: AttemptOutcome) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("retry:{}", outcome.as_str()));
+        }
+    }
+
+    fn scripted(
+        statuses: &'static [u16],
+    ) -> (
+        impl Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError> + Clone,
+        Arc<AtomicU32>,
+    ) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = calls.clone();
+        let service = tower::service_fn(move |_req: Request<Bytes>| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
+            let status = statuses.get(n).copied().unwrap_or(200);
+            async move {
+                let mut response = Response::new(Bytes::new());
+                *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                Ok::<_, UpstreamError>(response)
+            }
+        });
+        (service, calls)
+    }
+
+    fn dispatcher(deadline: Duration) -> Dispatcher {
+        Dispatcher::new(
+            policy(),
+            4,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+            deadline,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_until_success_and_reports_each_attempt() {
+        let (service, calls) = scripted(&[429, 503, 200]);
+        let recorder = Recorder::default();
+        let exchange = dispatcher(Duration::from_secs(60))
+            .send(
+                &service,
+                &|| Request::new(Bytes::new()),
+                Instant::now(),
+                &recorder,
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchange.response.status(), 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            [
+                "attempt:rate_limited",
+                "retry:rate_limited",
+                "attempt:unavailable",
+                "retry:unavailable",
+                "attempt:ok"
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn last_answer_is_returned_when_attempts_run_out() {
+        let (service, calls) = scripted(&[500, 500, 500, 500]);
+        let exchange = dispatcher(Duration::from_secs(60))
+            .send(
+                &service,
+                &|| Request::new(Bytes::new()),
+                Instant::now(),
+                &Recorder::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchange.response.status(), 500);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_never_sleep_past_the_deadline() {
+        let (service, calls) = scripted(&[429, 429, 429]);
+        // The first backoff is at least 100 ms: a 50 ms deadline leaves no room for it.
+        let exchange = dispatcher(Duration::from_millis(50))
+            .send(
+                &service,
+                &|| Request::new(Bytes::new()),
+                Instant::now(),
+                &Recorder::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchange.response.status(), 429);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_upstream_gives_overloaded_after_the_queue_timeout() {
+        let dispatcher = Dispatcher::new(
+            policy(),
+            1,
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+            Duration::from_secs(60),
+        );
+        let _held = dispatcher.limiter.clone().acquire_owned().await.unwrap();
+        let (service, calls) = scripted(&[]);
+        let err = dispatcher
+            .send(
+                &service,
+                &|| Request::new(Bytes::new()),
+                Instant::now(),
+                &Recorder::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, UpstreamError::Overloaded), "{err:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+}
