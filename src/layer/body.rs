@@ -1,0 +1,144 @@
+//! [`BridgeBody`]: the one response body type of the bridge.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use super::error::BridgeError;
+use super::finish::Finisher;
+use crate::stream::{error_event, SseEvents, StreamedAnswer, KEEP_ALIVE};
+
+/// The upstream work a waiting event stream owns: it resolves to the answer or the failure.
+pub(crate) type PendingAnswer =
+    Pin<Box<dyn Future<Output = Result<StreamedAnswer, BridgeError>> + Send + 'static>>;
+
+/// A response body: complete JSON, or a stream of server-sent events produced as it is polled.
+pub struct BridgeBody {
+    kind: Kind,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    /// The upstream is still working: keep-alive comments until it answers.
+    Waiting {
+        answer: PendingAnswer,
+        keepalive: Interval,
+        finisher: Option<Finisher>,
+    },
+    Events(SseEvents),
+    Done,
+}
+
+impl BridgeBody {
+    /// A complete body.
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            kind: Kind::Full(Some(bytes.into())),
+        }
+    }
+
+    /// The events of a complete answer.
+    pub(crate) fn events(events: SseEvents) -> Self {
+        Self {
+            kind: Kind::Events(events),
+        }
+    }
+
+    /// An event stream that sends a keep-alive comment every `period` until `answer` resolves,
+    /// then its events, or an error event if it fails. `finisher` is told the outcome.
+    pub(crate) fn waiting(answer: PendingAnswer, period: Duration, finisher: Finisher) -> Self {
+        let mut keepalive = tokio::time::interval_at(Instant::now() + period, period);
+        keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Self {
+            kind: Kind::Waiting {
+                answer,
+                keepalive,
+                finisher: Some(finisher),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for BridgeBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Full(_) => "Full",
+            Kind::Waiting { .. } => "Waiting",
+            Kind::Events(_) => "Events",
+            Kind::Done => "Done",
+        };
+        f.debug_struct("BridgeBody").field("kind", &kind).finish()
+    }
+}
+
+impl Body for BridgeBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.kind {
+                Kind::Full(bytes) => {
+                    let bytes = bytes.take();
+                    this.kind = Kind::Done;
+                    return Poll::Ready(bytes.map(|b| Ok(Frame::data(b))));
+                }
+                Kind::Waiting {
+                    answer,
+                    keepalive,
+                    finisher,
+                } => match answer.as_mut().poll(cx) {
+                    Poll::Ready(Ok(answer)) => {
+                        if let Some(finisher) = finisher.take() {
+                            finisher.finish(http::StatusCode::OK);
+                        }
+                        this.kind = Kind::Events(SseEvents::new(answer));
+                    }
+                    Poll::Ready(Err(error)) => {
+                        let (status, body) = error.response_parts();
+                        if let Some(finisher) = finisher.take() {
+                            finisher.fail(status, &error);
+                        }
+                        this.kind = Kind::Done;
+                        return Poll::Ready(Some(Ok(Frame::data(error_event(&body)))));
+                    }
+                    Poll::Pending => {
+                        ready!(keepalive.poll_tick(cx));
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEP_ALIVE)))));
+                    }
+                },
+                Kind::Events(events) => match events.next() {
+                    Some(event) => return Poll::Ready(Some(Ok(Frame::data(event)))),
+                    None => this.kind = Kind::Done,
+                },
+                Kind::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Done => true,
+            Kind::Waiting { .. } | Kind::Events(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Kind::Full(None) | Kind::Done => SizeHint::with_exact(0),
+            Kind::Waiting { .. } | Kind::Events(_) => SizeHint::default(),
+        }
+    }
+}

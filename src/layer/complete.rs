@@ -1,0 +1,398 @@
+//! The completion flow: read and translate the request, call the Models API (token, retries,
+//! one resend after a 401), and answer as JSON or as an event stream.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::time::Instant;
+use tower::Service;
+use tracing::Instrument;
+
+use super::body::{BridgeBody, PendingAnswer};
+use super::error::BridgeError;
+use super::finish::{Finisher, UpstreamTime};
+use super::service::{error_response, json_response, REQUEST_ID};
+use super::{RouteTarget, Shared};
+use crate::metrics::Metrics;
+use crate::openai::{ChatCompletionRequest, CompletionRequest, StreamOptions};
+use crate::salesforce::{self, Extracted, Operation, UpstreamFailure};
+use crate::stream::{SseEvents, StreamKind, StreamedAnswer};
+use crate::translate::{self, ResponseCtx};
+use crate::upstream::{AttemptObserver, AttemptOutcome, UpstreamError};
+
+/// Lists the request parameters that were accepted but not forwarded.
+pub(crate) const IGNORED_PARAMS: &str = "x-sfbridge-ignored-params";
+/// Carries the Models API's own `x-request-id`, for support cases.
+pub(crate) const UPSTREAM_REQUEST_ID: &str = "x-salesforce-request-id";
+
+/// A request read, routed and translated, ready for the upstream.
+struct Prepared {
+    route: Arc<RouteTarget>,
+    operation: Operation,
+    upstream_body: Bytes,
+    stream: Option<StreamOptions>,
+    ignored: Option<HeaderValue>,
+}
+
+/// A success answer of the Models API.
+struct Success {
+    body: Bytes,
+    request_id: Option<HeaderValue>,
+}
+
+pub(crate) async fn complete<S, B>(
+    shared: Arc<Shared>,
+    inner: S,
+    request: Request<B>,
+    operation: Operation,
+    mut finisher: Finisher,
+    request_id: HeaderValue,
+) -> Response<BridgeBody>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let prepared = match prepare(&shared, request, operation).await {
+        Ok(prepared) => prepared,
+        Err(error) => return error_response(finisher, error, &request_id),
+    };
+    finisher.set_model(prepared.route.model.clone());
+    let upstream_time = finisher.upstream_time();
+    let ctx = AnswerCtx {
+        fallback_id: fallback_id(operation, &request_id),
+        created: unix_now(),
+    };
+
+    let Some(options) = prepared.stream else {
+        let result = exchange(&shared, &inner, &prepared, &upstream_time).await;
+        let rendered = result.and_then(|success| {
+            render_json(&shared.metrics, &success.body, &prepared, &ctx).map(|json| (json, success.request_id))
+        });
+        return match rendered {
+            Ok((json, upstream_id)) => {
+                let mut response = json_response(StatusCode::OK, json, &request_id);
+                add_headers(&mut response, prepared.ignored, upstream_id);
+                finisher.finish(StatusCode::OK);
+                response
+            }
+            Err(error) => error_response(finisher, error, &request_id),
+        };
+    };
+
+    let shared_for_work = shared.clone();
+    let keepalive = shared.keepalive;
+    let ignored = prepared.ignored.clone();
+    let mut work: PendingAnswer = Box::pin(
+        async move {
+            let success = exchange(&shared_for_work, &inner, &prepared, &upstream_time).await?;
+            streamed_answer(&shared_for_work.metrics, &success.body, &prepared, ctx, options)
+        }
+        .instrument(finisher.span().clone()),
+    );
+    // Most answers come within seconds: waiting one keep-alive period first lets their errors
+    // keep their real status (a 429 stays a 429) instead of becoming an event in a 200 stream.
+    let body = match tokio::time::timeout(keepalive, &mut work).await {
+        Ok(Ok(answer)) => {
+            finisher.finish(StatusCode::OK);
+            BridgeBody::events(SseEvents::new(answer))
+        }
+        Ok(Err(error)) => return error_response(finisher, error, &request_id),
+        Err(_) => BridgeBody::waiting(work, keepalive, finisher),
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx-like proxies in front not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert(REQUEST_ID, request_id);
+    add_headers(&mut response, ignored, None);
+    response
+}
+
+fn add_headers(
+    response: &mut Response<BridgeBody>,
+    ignored: Option<HeaderValue>,
+    upstream_id: Option<HeaderValue>,
+) {
+    let headers = response.headers_mut();
+    if let Some(ignored) = ignored {
+        headers.insert(IGNORED_PARAMS, ignored);
+    }
+    if let Some(upstream_id) = upstream_id {
+        headers.insert(UPSTREAM_REQUEST_ID, upstream_id);
+    }
+}
+
+/// Reads the body under the size limit and deadline, parses it, routes the model and
+/// translates the request.
+async fn prepare<B>(
+    shared: &Shared,
+    request: Request<B>,
+    operation: Operation,
+) -> Result<Prepared, BridgeError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > shared.max_request_bytes as u64) {
+        return Err(BridgeError::PayloadTooLarge(shared.max_request_bytes));
+    }
+    let body = read_body(request.into_body(), shared.max_request_bytes, shared.body_timeout).await?;
+
+    let (route, upstream_body, stream, ignored) = match operation {
+        Operation::Chat => {
+            let request: ChatCompletionRequest<'_> =
+                serde_json::from_slice(&body).map_err(BridgeError::InvalidJson)?;
+            let route = shared.route(&request.model)?;
+            let upstream = translate::chat_request(&request)?;
+            let upstream_body = serde_json::to_vec(&upstream).map_err(BridgeError::Encode)?;
+            let stream = request.stream.then_some(request.stream_options);
+            (route, upstream_body, stream, ignored_header(&request.ignored))
+        }
+        Operation::Text => {
+            let request: CompletionRequest<'_> =
+                serde_json::from_slice(&body).map_err(BridgeError::InvalidJson)?;
+            let route = shared.route(&request.model)?;
+            let upstream = translate::completion_request(&request)?;
+            let upstream_body = serde_json::to_vec(&upstream).map_err(BridgeError::Encode)?;
+            let stream = request.stream.then_some(request.stream_options);
+            (route, upstream_body, stream, ignored_header(&request.ignored))
+        }
+    };
+    Ok(Prepared {
+        route,
+        operation,
+        upstream_body: Bytes::from(upstream_body),
+        stream,
+        ignored,
+    })
+}
+
+async fn read_body<B>(body: B, limit: usize, deadline: Duration) -> Result<Bytes, BridgeError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout(deadline, collect).await {
+        Err(_) => Err(BridgeError::BodyTimeout(deadline)),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if is_length_limit(&*error) => Err(BridgeError::PayloadTooLarge(limit)),
+        Ok(Err(_)) => Err(BridgeError::BodyUnreadable),
+    }
+}
+
+/// A limit error can arrive nested inside other body errors (axum's, or tower-http's
+/// `RequestBodyLimit` in front of us), so the whole `source()` chain is searched.
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<LengthLimitError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+fn ignored_header(ignored: &[std::borrow::Cow<'_, str>]) -> Option<HeaderValue> {
+    if ignored.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&ignored.join(", ")).ok()
+}
+
+/// Records each attempt in the metrics and the request's log.
+struct Attempts<'a>(&'a Metrics);
+
+impl AttemptObserver for Attempts<'_> {
+    fn attempt(&self, outcome: AttemptOutcome, elapsed: Duration) {
+        self.0.upstream_attempt(outcome.as_str());
+        self.0.upstream_duration(elapsed);
+        tracing::debug!(outcome = outcome.as_str(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "upstream attempt");
+    }
+
+    fn retry(&self, outcome: AttemptOutcome) {
+        self.0.upstream_retry(outcome.as_str());
+    }
+}
+
+/// Calls the Models API: a cached token, the retry loop, and after a 401 one resend with a
+/// freshly fetched token.
+async fn exchange<S>(
+    shared: &Shared,
+    inner: &S,
+    prepared: &Prepared,
+    upstream_time: &UpstreamTime,
+) -> Result<Success, BridgeError>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    let started = Instant::now();
+    let url = prepared.route.url(prepared.operation).clone();
+    let observer = Attempts(&shared.metrics);
+    let mut refreshed = false;
+    let exchange = loop {
+        let waited = Instant::now();
+        let token = shared.tokens.get().await;
+        upstream_time.add(waited.elapsed());
+        let token = token.map_err(BridgeError::Token)?;
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| BridgeError::UnusableToken)?;
+        bearer.set_sensitive(true);
+        let body = prepared.upstream_body.clone();
+        let make_request = || {
+            let mut request = Request::new(body.clone());
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = url.clone();
+            let headers = request.headers_mut();
+            headers.insert(AUTHORIZATION, bearer.clone());
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                salesforce::APP_CONTEXT_HEADER,
+                HeaderValue::from_static(salesforce::APP_CONTEXT),
+            );
+            headers.insert(
+                salesforce::CLIENT_FEATURE_HEADER,
+                HeaderValue::from_static(salesforce::CLIENT_FEATURE),
+            );
+            request
+        };
+        let sent = Instant::now();
+        let result = shared
+            .dispatcher
+            .send(inner, &make_request, started, &observer)
+            .await;
+        upstream_time.add(sent.elapsed());
+        let exchange = result.map_err(BridgeError::Upstream)?;
+        if exchange.response.status() == StatusCode::UNAUTHORIZED && !refreshed {
+            // Expired or revoked: drop this token (unless another request already did) and
+            // resend once with a new one.
+            shared.tokens.invalidate(&token);
+            refreshed = true;
+            continue;
+        }
+        break exchange;
+    };
+
+    let (parts, body) = exchange.response.into_parts();
+    let request_id = parts.headers.get(REQUEST_ID).cloned();
+    if let Some(id) = request_id.as_ref().and_then(|id| id.to_str().ok()) {
+        tracing::Span::current().record("upstream_request_id", id);
+    }
+    if !parts.status.is_success() {
+        return Err(BridgeError::UpstreamStatus(UpstreamFailure::from_response(
+            parts.status,
+            &body,
+            &prepared.route.salesforce_model,
+        )));
+    }
+    Ok(Success { body, request_id })
+}
+
+/// What every answer needs besides the upstream's: chosen here, on the I/O side.
+#[derive(Clone)]
+struct AnswerCtx {
+    fallback_id: String,
+    created: u64,
+}
+
+fn fallback_id(operation: Operation, request_id: &HeaderValue) -> String {
+    let prefix = match operation {
+        Operation::Chat => "chatcmpl-",
+        Operation::Text => "cmpl-",
+    };
+    format!("{prefix}{}", String::from_utf8_lossy(request_id.as_bytes()))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Parses and extracts once, counting the path that served and the tokens used.
+fn extract_counted<'r>(
+    metrics: &Metrics,
+    response: &'r salesforce::ModelsResponse<'_>,
+    prepared: &Prepared,
+) -> Result<Extracted<'r>, BridgeError> {
+    match salesforce::extract(response, prepared.operation) {
+        Ok(answer) => {
+            metrics.extractor_path(answer.path.as_str());
+            if let Some(usage) = answer.usage {
+                metrics.usage(&prepared.route.model, usage.prompt_tokens, usage.completion_tokens);
+            }
+            Ok(answer)
+        }
+        Err(error) => {
+            metrics.extractor_path("none");
+            Err(error.into())
+        }
+    }
+}
+
+fn render_json(
+    metrics: &Metrics,
+    body: &[u8],
+    prepared: &Prepared,
+    ctx: &AnswerCtx,
+) -> Result<Vec<u8>, BridgeError> {
+    let response = salesforce::parse(body)?;
+    let answer = extract_counted(metrics, &response, prepared)?;
+    let ctx = ResponseCtx {
+        fallback_id: &ctx.fallback_id,
+        created: ctx.created,
+        model: &prepared.route.model,
+    };
+    match prepared.operation {
+        Operation::Chat => translate::chat_completion_json(&answer, &ctx),
+        Operation::Text => translate::text_completion_json(&answer, &ctx),
+    }
+    .map_err(BridgeError::Encode)
+}
+
+fn streamed_answer(
+    metrics: &Metrics,
+    body: &[u8],
+    prepared: &Prepared,
+    ctx: AnswerCtx,
+    options: StreamOptions,
+) -> Result<StreamedAnswer, BridgeError> {
+    let response = salesforce::parse(body)?;
+    let answer = extract_counted(metrics, &response, prepared)?;
+    Ok(StreamedAnswer {
+        kind: match prepared.operation {
+            Operation::Chat => StreamKind::Chat,
+            Operation::Text => StreamKind::Text,
+        },
+        id: answer.id.map_or(ctx.fallback_id, str::to_owned),
+        created: ctx.created,
+        model: prepared.route.model.to_string(),
+        text: answer.text.to_owned(),
+        finish_reason: answer.finish_reason,
+        usage: answer.usage,
+        include_usage: options.include_usage,
+    })
+}

@@ -1,0 +1,117 @@
+//! Every failure of a bridge request, and the one place it becomes an OpenAI error response.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::endpoint::Endpoint;
+use crate::openai::{ErrorBody, ErrorType};
+use crate::salesforce::{ExtractError, UpstreamFailure};
+use crate::token::TokenError;
+use crate::translate::TranslateError;
+use crate::upstream::UpstreamError;
+
+/// Why a request to the bridge failed. Only [`BridgeError::response_parts`] turns it into what
+/// the caller sees; messages never hold a token, a key or an unbounded upstream body.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BridgeError {
+    #[error("a valid API key is required: send it as `Authorization: Bearer <key>`, `api-key` or `x-api-key`")]
+    Unauthorized,
+    #[error("no such path: {0}")]
+    NotFound(String),
+    #[error("{} takes {}", .0.path(), .0.method())]
+    MethodNotAllowed(Endpoint),
+    #[error("the request body exceeds the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(Duration),
+    #[error("the request body could not be read")]
+    BodyUnreadable,
+    #[error("invalid request body: {0}")]
+    InvalidJson(#[source] serde_json::Error),
+    #[error("{0}")]
+    Translate(#[from] TranslateError),
+    #[error("The model `{model}` does not exist or is not routed by this gateway. Configured models: {configured}")]
+    ModelNotFound { model: String, configured: String },
+    #[error("no Salesforce access token: {0}")]
+    Token(#[source] TokenError),
+    #[error("the Salesforce token endpoint returned a token that cannot be sent in a header")]
+    UnusableToken,
+    #[error("{0}")]
+    Upstream(#[source] UpstreamError),
+    #[error("{}", .0.body.error.message)]
+    UpstreamStatus(UpstreamFailure),
+    #[error("{0}")]
+    Extract(#[from] ExtractError),
+    #[error("the response could not be encoded")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl BridgeError {
+    /// The status and envelope the caller gets.
+    pub(crate) fn response_parts(&self) -> (StatusCode, ErrorBody) {
+        use ErrorType::*;
+        let message = self.to_string();
+        let (status, kind, code, param): (StatusCode, ErrorType, Option<&'static str>, Option<Cow<'static, str>>) = match self {
+            BridgeError::UpstreamStatus(failure) => return (failure.status, failure.body.clone()),
+            BridgeError::Unauthorized => (StatusCode::UNAUTHORIZED, AuthenticationError, Some("invalid_api_key"), None),
+            BridgeError::NotFound(_) => (StatusCode::NOT_FOUND, InvalidRequestError, Some("not_found"), None),
+            BridgeError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, InvalidRequestError, Some("method_not_allowed"), None),
+            BridgeError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, InvalidRequestError, Some("request_too_large"), None),
+            BridgeError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, InvalidRequestError, Some("request_timeout"), None),
+            BridgeError::BodyUnreadable => (StatusCode::BAD_REQUEST, InvalidRequestError, None, None),
+            BridgeError::InvalidJson(_) => (StatusCode::BAD_REQUEST, InvalidRequestError, Some("invalid_json"), None),
+            BridgeError::Translate(err) => (StatusCode::BAD_REQUEST, InvalidRequestError, Some("unsupported_parameter"), Some(err.param())),
+            BridgeError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, InvalidRequestError, Some("model_not_found"), Some("model".into())),
+            BridgeError::Token(_) | BridgeError::UnusableToken => (StatusCode::SERVICE_UNAVAILABLE, ServiceUnavailable, Some("upstream_auth_unavailable"), None),
+            BridgeError::Upstream(err) => match err {
+                UpstreamError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, ServiceUnavailable, Some("overloaded"), None),
+                UpstreamError::Timeout | UpstreamError::DeadlineExceeded(_) => (StatusCode::GATEWAY_TIMEOUT, ApiError, Some("upstream_timeout"), None),
+                UpstreamError::Connect(_) | UpstreamError::Transport(_) => (StatusCode::BAD_GATEWAY, ApiError, Some("upstream_unreachable"), None),
+                UpstreamError::InvalidRequest(_) | UpstreamError::Build(_) => (StatusCode::INTERNAL_SERVER_ERROR, ApiError, None, None),
+            },
+            BridgeError::Extract(_) => (StatusCode::BAD_GATEWAY, ApiError, Some("upstream_invalid_response"), None),
+            BridgeError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, ApiError, None, None),
+        };
+        let mut body = ErrorBody::new(kind, message);
+        body.error.code = code.map(Cow::Borrowed);
+        body.error.param = param;
+        (status, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_types() {
+        let cases = [
+            (BridgeError::Unauthorized, 401, "authentication_error"),
+            (BridgeError::PayloadTooLarge(10), 413, "invalid_request_error"),
+            (BridgeError::BodyTimeout(Duration::from_secs(1)), 408, "invalid_request_error"),
+            (BridgeError::Translate(TranslateError::Tools), 400, "invalid_request_error"),
+            (BridgeError::ModelNotFound { model: "x".into(), configured: "a, b".into() }, 404, "invalid_request_error"),
+            (BridgeError::Upstream(UpstreamError::Overloaded), 503, "service_unavailable"),
+            (BridgeError::Upstream(UpstreamError::Timeout), 504, "api_error"),
+            (BridgeError::Extract(ExtractError::NoText), 502, "api_error"),
+        ];
+        for (error, status, kind) in cases {
+            let (got, body) = error.response_parts();
+            assert_eq!(got.as_u16(), status, "{error}");
+            assert_eq!(serde_json::to_value(&body).unwrap()["error"]["type"], kind, "{error}");
+        }
+    }
+
+    #[test]
+    fn model_not_found_names_the_configured_models() {
+        let (_, body) = BridgeError::ModelNotFound { model: "gpt-9".into(), configured: "gpt-4o, claude".into() }.response_parts();
+        assert_eq!(
+            body.error.message,
+            "The model `gpt-9` does not exist or is not routed by this gateway. Configured models: gpt-4o, claude"
+        );
+        assert_eq!(body.error.param.as_deref(), Some("model"));
+        assert_eq!(body.error.code.as_deref(), Some("model_not_found"));
+    }
+}

@@ -1,0 +1,323 @@
+//! [`Salesforce`]: the bridge as a Tower service.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use tokio::time::Instant;
+use tower::Service;
+use tracing::Instrument;
+
+use super::body::BridgeBody;
+use super::complete;
+use super::error::BridgeError;
+use super::finish::Finisher;
+use super::Shared;
+use crate::endpoint::Endpoint;
+use crate::salesforce::Operation;
+use crate::token::Readiness;
+use crate::upstream::UpstreamError;
+
+/// The header carrying the request id, taken from the caller or generated, and returned.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// The bridge: answers the OpenAI endpoints (and health, readiness and metrics) by calling the
+/// Models API through the upstream client `S`. Built by [`SalesforceLayer`](super::SalesforceLayer).
+///
+/// Every failure becomes an OpenAI error response, so `Error = Infallible`.
+pub struct Salesforce<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: Clone> Clone for Salesforce<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Salesforce<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Salesforce").finish_non_exhaustive()
+    }
+}
+
+impl<S> Salesforce<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// Whether `path` is one of the bridge's endpoints (an application routes these here).
+    pub fn handles(path: &str) -> bool {
+        Endpoint::from_path(path).is_some()
+    }
+
+    /// The upstream client.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The upstream client, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The upstream client, consuming the bridge.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The future of a [`Salesforce`] response: answered at once (health, models, refusals) or after
+/// awaiting the body and the upstream.
+pub struct ResponseFuture {
+    state: State,
+}
+
+enum State {
+    Ready(Option<Response<BridgeBody>>),
+    Waiting(Pin<Box<dyn Future<Output = Response<BridgeBody>> + Send + 'static>>),
+}
+
+impl ResponseFuture {
+    fn ready(response: Response<BridgeBody>) -> Self {
+        Self {
+            state: State::Ready(Some(response)),
+        }
+    }
+
+    fn waiting(future: impl Future<Output = Response<BridgeBody>> + Send + 'static) -> Self {
+        Self {
+            state: State::Waiting(Box::pin(future)),
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<BridgeBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().state {
+            State::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                // Polled again after completion: a caller bug, answered rather than panicking.
+                plain_response(StatusCode::INTERNAL_SERVER_ERROR, "application/json", Bytes::new())
+            }))),
+            State::Waiting(future) => future.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Salesforce<S>
+where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<BridgeBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The upstream is called after awaiting the body and a token, on a clone driven with
+        // `oneshot` (which polls its readiness then), so there is nothing to reserve here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let request_id = request_id(&request);
+        let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
+            let path: String = request.uri().path().chars().take(200).collect();
+            let (status, body) = BridgeError::NotFound(path).response_parts();
+            return ResponseFuture::ready(json_response(status, body.to_json(), &request_id));
+        };
+        let span = tracing::info_span!(
+            "sfbridge.request",
+            request_id = ?request_id,
+            endpoint = endpoint.as_str(),
+            model = tracing::field::Empty,
+            upstream_request_id = tracing::field::Empty,
+            status = tracing::field::Empty,
+            total_ms = tracing::field::Empty,
+            upstream_ms = tracing::field::Empty,
+        );
+        let finisher = Finisher::new(&self.shared.metrics, endpoint, started, span);
+        let shared = &self.shared;
+
+        if request.method() != endpoint.method() {
+            let mut response =
+                error_response(finisher, BridgeError::MethodNotAllowed(endpoint), &request_id);
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(endpoint.method().as_str()));
+            return ResponseFuture::ready(response);
+        }
+        let needs_key = matches!(
+            endpoint,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Models
+        );
+        if needs_key && !shared.keys.admits(request.headers()) {
+            return ResponseFuture::ready(error_response(
+                finisher,
+                BridgeError::Unauthorized,
+                &request_id,
+            ));
+        }
+
+        let operation = match endpoint {
+            Endpoint::ChatCompletions => Operation::Chat,
+            Endpoint::Completions => Operation::Text,
+            Endpoint::Ready => {
+                let shared = shared.clone();
+                let span = finisher.span().clone();
+                return ResponseFuture::waiting(
+                    readiness(shared, finisher, request_id).instrument(span),
+                );
+            }
+            Endpoint::Health => {
+                let response = json_response(StatusCode::OK, HEALTHY, &request_id);
+                return ResponseFuture::ready(finished(finisher, response));
+            }
+            Endpoint::Models => {
+                let response =
+                    json_response(StatusCode::OK, shared.models_body.clone(), &request_id);
+                return ResponseFuture::ready(finished(finisher, response));
+            }
+            Endpoint::Metrics => {
+                let mut response = plain_response(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    shared.metrics.render(),
+                );
+                set_request_id(&mut response, &request_id);
+                return ResponseFuture::ready(finished(finisher, response));
+            }
+            Endpoint::Performance => {
+                let response = match serde_json::to_vec(&shared.metrics.performance()) {
+                    Ok(body) => finished(finisher, json_response(StatusCode::OK, body, &request_id)),
+                    Err(err) => error_response(finisher, BridgeError::Encode(err), &request_id),
+                };
+                return ResponseFuture::ready(response);
+            }
+        };
+        let span = finisher.span().clone();
+        let future = complete::complete(
+            shared.clone(),
+            self.inner.clone(),
+            request,
+            operation,
+            finisher,
+            request_id,
+        );
+        ResponseFuture::waiting(future.instrument(span))
+    }
+}
+
+/// The caller's `x-request-id` when it is short and printable, else a new one.
+fn request_id<B>(request: &Request<B>) -> HeaderValue {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|id| {
+            let id = id.as_bytes();
+            !id.is_empty() && id.len() <= 128 && id.iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            let id = format!("{:032x}", fastrand::u128(..));
+            HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("unknown"))
+        })
+}
+
+/// The body of `GET /health`.
+const HEALTHY: &[u8] = br#"{"status":"ok"}"#;
+
+/// Records a response that needs no error handling.
+fn finished(finisher: Finisher, response: Response<BridgeBody>) -> Response<BridgeBody> {
+    finisher.finish(response.status());
+    response
+}
+
+/// `GET /ready`: whether a token can be had, and why not.
+async fn readiness(
+    shared: Arc<Shared>,
+    finisher: Finisher,
+    request_id: HeaderValue,
+) -> Response<BridgeBody> {
+    let reason = match shared.tokens.readiness() {
+        Readiness::Ready => None,
+        Readiness::NotReady { .. } => shared.tokens.get().await.err().map(|err| err.to_string()),
+    };
+    let (status, body) = match reason {
+        None => (StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "not_ready", "reason": reason}),
+        ),
+    };
+    finisher.finish(status);
+    json_response(status, body.to_string(), &request_id)
+}
+
+fn set_request_id(response: &mut Response<BridgeBody>, request_id: &HeaderValue) {
+    response
+        .headers_mut()
+        .insert(REQUEST_ID, request_id.clone());
+}
+
+/// A complete body with its type and length.
+pub(crate) fn plain_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<BridgeBody> {
+    let body = body.into();
+    let length = HeaderValue::from(body.len());
+    let mut response = Response::new(BridgeBody::full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CONTENT_LENGTH, length);
+    response
+}
+
+/// A JSON response carrying the request id.
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    request_id: &HeaderValue,
+) -> Response<BridgeBody> {
+    let mut response = plain_response(status, "application/json", body);
+    set_request_id(&mut response, request_id);
+    response
+}
+
+/// The OpenAI error response for `error`, recorded and logged once.
+pub(crate) fn error_response(
+    finisher: Finisher,
+    error: BridgeError,
+    request_id: &HeaderValue,
+) -> Response<BridgeBody> {
+    let (status, body) = error.response_parts();
+    finisher.fail(status, &error);
+    json_response(status, body.to_json(), request_id)
+}
