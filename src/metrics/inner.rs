@@ -1,0 +1,297 @@
+//! Building the metric families, registering them, and the resolved handles the recorders use.
+
+use std::time::Instant;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+use super::handles::{
+    endpoint_index, CounterCells, ModelLabels, PerEndpoint, StaticLabelCounter, ERROR_STATUSES,
+    STATUS_CLASSES, TOUCHED_STATUS_CLASSES,
+};
+use super::latency::LatencyHistogram;
+use crate::endpoint::Endpoint;
+
+/// Buckets (seconds) for whole requests and upstream attempts: from 50 µs (a `/health` answer) to
+/// 10 minutes (a long generation that hits `salesforce.timeout_secs`).
+const DURATION_BUCKETS: [f64; 22] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+/// Buckets (seconds) for the bridge's own cost: finer at the low end, where translating a request
+/// should sit, up to 30 s for a slow token fetch or long retry back-off.
+const OVERHEAD_BUCKETS: [f64; 19] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
+];
+
+/// Upstream outcomes pre-created so dashboards see zeros.
+const OUTCOMES: [&str; 8] = [
+    "ok",
+    "rate_limited",
+    "busy",
+    "server_error",
+    "client_error",
+    "unauthorized",
+    "timeout",
+    "connect_error",
+];
+/// Retry reasons pre-created: the outcomes that are worth another attempt.
+const RETRY_REASONS: [&str; 6] = [
+    "rate_limited",
+    "busy",
+    "server_error",
+    "unauthorized",
+    "timeout",
+    "connect_error",
+];
+/// Token cache events, all pre-created.
+const TOKEN_EVENTS: [&str; 4] = ["hit", "miss", "refresh", "refresh_failure"];
+/// Extractor paths pre-created: the primary one, each known fallback, and "none".
+const EXTRACTOR_PATHS: [&str; 6] = [
+    "primary",
+    "generation_text",
+    "snake_case",
+    "openai_choices",
+    "generations_array",
+    "none",
+];
+
+/// The registry, the resolved handles and the summary histograms.
+pub(super) struct Inner {
+    pub(super) registry: Registry,
+    pub(super) started: Instant,
+    pub(super) models: ModelLabels,
+    pub(super) requests: CounterCells,
+    pub(super) errors: CounterCells,
+    pub(super) request_duration: PerEndpoint<Histogram>,
+    pub(super) overhead: PerEndpoint<Histogram>,
+    pub(super) in_flight: IntGaugeVec,
+    pub(super) in_flight_by_endpoint: PerEndpoint<IntGauge>,
+    pub(super) upstream_duration: Histogram,
+    pub(super) upstream_attempts: StaticLabelCounter,
+    pub(super) upstream_retries: StaticLabelCounter,
+    pub(super) token_cache: StaticLabelCounter,
+    pub(super) extractor_paths: StaticLabelCounter,
+    pub(super) prompt_tokens: CounterCells,
+    pub(super) completion_tokens: CounterCells,
+    pub(super) latency_total: LatencyHistogram,
+    pub(super) latency_upstream: LatencyHistogram,
+    pub(super) latency_overhead: LatencyHistogram,
+}
+
+impl Inner {
+    pub(super) fn build(registry: Registry, models: ModelLabels) -> prometheus::Result<Self> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "sfbridge_requests_total",
+                "Requests answered by the bridge.",
+            ),
+            &["endpoint", "model", "status_class"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "sfbridge_errors_total",
+                "Requests answered with a status of 400 or more.",
+            ),
+            &["endpoint", "status"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sfbridge_request_duration_seconds",
+                "Time from a request's arrival to its response.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["endpoint"],
+        )?;
+        let overhead = HistogramVec::new(
+            HistogramOpts::new(
+                "sfbridge_overhead_seconds",
+                "Request time not spent waiting on the Models API: the bridge's own cost.",
+            )
+            .buckets(OVERHEAD_BUCKETS.to_vec()),
+            &["endpoint"],
+        )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "sfbridge_in_flight_requests",
+                "Requests started and not yet finished.",
+            ),
+            &["endpoint"],
+        )?;
+        let upstream_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "sfbridge_upstream_duration_seconds",
+                "Duration of one Models API attempt.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+        )?;
+        let counter = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label])
+        };
+        let upstream_attempts = counter(
+            "sfbridge_upstream_attempts_total",
+            "Models API attempts, by outcome.",
+            "outcome",
+        )?;
+        let upstream_retries = counter(
+            "sfbridge_upstream_retries_total",
+            "Models API attempts that retried an earlier one, by reason.",
+            "reason",
+        )?;
+        let token_cache = counter(
+            "sfbridge_token_cache_total",
+            "Salesforce token cache events: hit, miss, refresh, refresh_failure.",
+            "event",
+        )?;
+        let extractor_paths = counter(
+            "sfbridge_extractor_paths_total",
+            "Responses by the extractor path that found the text.",
+            "path",
+        )?;
+        let prompt_tokens = counter(
+            "sfbridge_prompt_tokens_total",
+            "Prompt tokens reported by Salesforce.",
+            "model",
+        )?;
+        let completion_tokens = counter(
+            "sfbridge_completion_tokens_total",
+            "Completion tokens reported by Salesforce.",
+            "model",
+        )?;
+
+        register_all(
+            &registry,
+            vec![
+                Box::new(requests.clone()),
+                Box::new(errors.clone()),
+                Box::new(request_duration.clone()),
+                Box::new(overhead.clone()),
+                Box::new(in_flight.clone()),
+                Box::new(upstream_duration.clone()),
+                Box::new(upstream_attempts.clone()),
+                Box::new(upstream_retries.clone()),
+                Box::new(token_cache.clone()),
+                Box::new(extractor_paths.clone()),
+                Box::new(prompt_tokens.clone()),
+                Box::new(completion_tokens.clone()),
+            ],
+        )?;
+
+        let model_count = models.len();
+        let inner = Self {
+            registry,
+            started: Instant::now(),
+            requests: CounterCells::new(
+                requests,
+                Endpoint::ALL.len() * model_count * STATUS_CLASSES.len(),
+            ),
+            errors: CounterCells::new(errors, Endpoint::ALL.len() * (ERROR_STATUSES.len() + 1)),
+            request_duration: PerEndpoint::try_new(|endpoint| {
+                request_duration.get_metric_with_label_values(&[endpoint.as_str()])
+            })?,
+            overhead: PerEndpoint::try_new(|endpoint| {
+                overhead.get_metric_with_label_values(&[endpoint.as_str()])
+            })?,
+            in_flight_by_endpoint: PerEndpoint::try_new(|endpoint| {
+                in_flight.get_metric_with_label_values(&[endpoint.as_str()])
+            })?,
+            in_flight,
+            upstream_duration,
+            upstream_attempts: StaticLabelCounter::new(upstream_attempts, &OUTCOMES)?,
+            upstream_retries: StaticLabelCounter::new(upstream_retries, &RETRY_REASONS)?,
+            token_cache: StaticLabelCounter::new(token_cache, &TOKEN_EVENTS)?,
+            extractor_paths: StaticLabelCounter::new(extractor_paths, &EXTRACTOR_PATHS)?,
+            prompt_tokens: CounterCells::new(prompt_tokens, model_count),
+            completion_tokens: CounterCells::new(completion_tokens, model_count),
+            latency_total: LatencyHistogram::new(),
+            latency_upstream: LatencyHistogram::new(),
+            latency_overhead: LatencyHistogram::new(),
+            models,
+        };
+        inner.touch()?;
+        Ok(inner)
+    }
+
+    /// Creates the series dashboards should see as zeros (see the module docs).
+    fn touch(&self) -> prometheus::Result<()> {
+        let models = &self.models;
+        for endpoint in Endpoint::ALL {
+            // Only the OpenAI endpoints carry a model; the others always record "none".
+            let model_range = if endpoint.calls_upstream() {
+                0..models.len()
+            } else {
+                models.none()..models.len()
+            };
+            for model in model_range {
+                for class in TOUCHED_STATUS_CLASSES {
+                    self.requests.touch(
+                        self.request_cell(endpoint, model, class),
+                        &[endpoint.as_str(), models.name(model), STATUS_CLASSES[class]],
+                    )?;
+                }
+            }
+        }
+        for model in 0..=models.unknown() {
+            self.prompt_tokens.touch(model, &[models.name(model)])?;
+            self.completion_tokens.touch(model, &[models.name(model)])?;
+        }
+        Ok(())
+    }
+
+    /// The slot of `requests` for this endpoint, model index and status class index.
+    pub(super) fn request_cell(&self, endpoint: Endpoint, model: usize, class: usize) -> usize {
+        (endpoint_index(endpoint) * self.models.len() + model) * STATUS_CLASSES.len() + class
+    }
+
+    /// The slot of `errors` for this endpoint and error status index.
+    pub(super) fn error_cell(&self, endpoint: Endpoint, status: usize) -> usize {
+        endpoint_index(endpoint) * (ERROR_STATUSES.len() + 1) + status
+    }
+}
+
+/// Registers every collector, or none: on a collision the ones already registered are removed
+/// again, so a failed [`Metrics::with_registry`](super::Metrics::with_registry) leaves the
+/// application's registry as it was.
+fn register_all(
+    registry: &Registry,
+    collectors: Vec<Box<dyn Collector>>,
+) -> prometheus::Result<()> {
+    let mut registered: Vec<Box<dyn Collector>> = Vec::with_capacity(collectors.len());
+    for collector in collectors {
+        // `register` consumes its box, so keep a second handle to unregister with.
+        let handle = clone_collector(&*collector);
+        match registry.register(collector) {
+            Ok(()) => registered.push(handle),
+            Err(error) => {
+                for collector in registered {
+                    let _ = registry.unregister(collector);
+                }
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stands in for a registered collector when unregistering it: the registry identifies a
+/// collector by its descriptors alone, and `register` keeps the original.
+struct Descriptors(Vec<Desc>);
+
+impl Collector for Descriptors {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        Vec::new()
+    }
+}
+
+fn clone_collector(collector: &dyn Collector) -> Box<dyn Collector> {
+    Box::new(Descriptors(collector.desc().into_iter().cloned().collect()))
+}

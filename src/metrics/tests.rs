@@ -1,0 +1,519 @@
+use std::time::Duration;
+
+use prometheus::proto::MetricFamily;
+use serde_json::{json, Value};
+
+use super::*;
+
+const MODELS: [&str; 2] = ["gpt-4o-mini", "claude"];
+
+fn metrics() -> Metrics {
+    Metrics::new(MODELS)
+}
+
+/// The families of `metrics`' registry, decoded.
+fn families(metrics: &Metrics) -> Vec<MetricFamily> {
+    metrics.registry().gather()
+}
+
+/// The value of the series `name{labels}`: a counter's or gauge's value, a histogram's count.
+fn value(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let families = families(metrics);
+    let family = families.iter().find(|family| family.name() == name)?;
+    let metric = family.get_metric().iter().find(|metric| {
+        metric.get_label().len() == labels.len()
+            && labels
+                .iter()
+                .all(|&(name, value)| handles::label(metric, name) == value)
+    })?;
+    Some(match family.get_field_type() {
+        prometheus::proto::MetricType::COUNTER => metric.get_counter().get_value(),
+        prometheus::proto::MetricType::GAUGE => metric.get_gauge().get_value(),
+        prometheus::proto::MetricType::HISTOGRAM => {
+            metric.get_histogram().get_sample_count() as f64
+        }
+        other => panic!("unexpected metric type {other:?}"),
+    })
+}
+
+/// How many series the registry exports.
+fn series_count(metrics: &Metrics) -> usize {
+    families(metrics)
+        .iter()
+        .map(|family| family.get_metric().len())
+        .sum()
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+#[test]
+fn metrics_is_send_sync_and_cheap_to_clone() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+    assert_send_sync::<Metrics>();
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<InFlight>();
+}
+
+#[test]
+fn exact_counts_after_a_known_sequence() {
+    let metrics = metrics();
+    let chat = Endpoint::ChatCompletions;
+    metrics.request_finished(chat, Some("gpt-4o-mini"), 200, ms(100), ms(90));
+    metrics.request_finished(chat, Some("gpt-4o-mini"), 200, ms(200), ms(180));
+    metrics.request_finished(chat, Some("not-configured"), 404, ms(1), Duration::ZERO);
+    metrics.request_finished(chat, None, 401, ms(1), Duration::ZERO);
+    metrics.request_finished(Endpoint::Completions, Some("claude"), 502, ms(30), ms(29));
+    metrics.request_finished(Endpoint::Health, None, 200, ms(0), Duration::ZERO);
+    for outcome in ["ok", "ok", "rate_limited", "server_error"] {
+        metrics.upstream_attempt(outcome);
+        metrics.upstream_duration(ms(10));
+    }
+    metrics.upstream_retry("rate_limited");
+    for event in ["miss", "refresh", "hit", "hit", "hit"] {
+        metrics.token_event(event);
+    }
+    metrics.extractor_path("primary");
+    metrics.extractor_path("generation_text");
+    metrics.usage("gpt-4o-mini", 12, 30);
+    metrics.usage("gpt-4o-mini", 8, 10);
+    metrics.usage("someone-else", 1, 2);
+
+    let requests = |endpoint, model, class| {
+        value(
+            &metrics,
+            "sfbridge_requests_total",
+            &[
+                ("endpoint", endpoint),
+                ("model", model),
+                ("status_class", class),
+            ],
+        )
+    };
+    assert_eq!(
+        requests("chat_completions", "gpt-4o-mini", "2xx"),
+        Some(2.0)
+    );
+    assert_eq!(requests("chat_completions", "unknown", "4xx"), Some(1.0));
+    assert_eq!(requests("chat_completions", "none", "4xx"), Some(1.0));
+    assert_eq!(requests("completions", "claude", "5xx"), Some(1.0));
+    assert_eq!(requests("health", "none", "2xx"), Some(1.0));
+    assert_eq!(
+        requests("chat_completions", "claude", "2xx"),
+        Some(0.0),
+        "pre-created"
+    );
+    let errors = |endpoint, status| {
+        value(
+            &metrics,
+            "sfbridge_errors_total",
+            &[("endpoint", endpoint), ("status", status)],
+        )
+    };
+    assert_eq!(errors("chat_completions", "404"), Some(1.0));
+    assert_eq!(errors("chat_completions", "401"), Some(1.0));
+    assert_eq!(errors("completions", "502"), Some(1.0));
+    assert_eq!(
+        errors("health", "other"),
+        None,
+        "errors are created on first use"
+    );
+    let by_endpoint = |name, endpoint| value(&metrics, name, &[("endpoint", endpoint)]);
+    assert_eq!(
+        by_endpoint("sfbridge_request_duration_seconds", "chat_completions"),
+        Some(4.0)
+    );
+    assert_eq!(
+        by_endpoint("sfbridge_overhead_seconds", "completions"),
+        Some(1.0)
+    );
+    assert_eq!(
+        by_endpoint("sfbridge_request_duration_seconds", "metrics"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&metrics, "sfbridge_upstream_duration_seconds", &[]),
+        Some(4.0)
+    );
+    let one = |name, label, value_| value(&metrics, name, &[(label, value_)]);
+    assert_eq!(
+        one("sfbridge_upstream_attempts_total", "outcome", "ok"),
+        Some(2.0)
+    );
+    assert_eq!(
+        one(
+            "sfbridge_upstream_attempts_total",
+            "outcome",
+            "rate_limited"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        one("sfbridge_upstream_attempts_total", "outcome", "timeout"),
+        Some(0.0)
+    );
+    assert_eq!(
+        one("sfbridge_upstream_retries_total", "reason", "rate_limited"),
+        Some(1.0)
+    );
+    assert_eq!(one("sfbridge_token_cache_total", "event", "hit"), Some(3.0));
+    assert_eq!(
+        one("sfbridge_token_cache_total", "event", "refresh_failure"),
+        Some(0.0)
+    );
+    assert_eq!(
+        one("sfbridge_extractor_paths_total", "path", "generation_text"),
+        Some(1.0)
+    );
+    assert_eq!(
+        one("sfbridge_prompt_tokens_total", "model", "gpt-4o-mini"),
+        Some(20.0)
+    );
+    assert_eq!(
+        one("sfbridge_completion_tokens_total", "model", "gpt-4o-mini"),
+        Some(40.0)
+    );
+    assert_eq!(
+        one("sfbridge_completion_tokens_total", "model", "unknown"),
+        Some(2.0)
+    );
+    assert_eq!(
+        one("sfbridge_prompt_tokens_total", "model", "claude"),
+        Some(0.0)
+    );
+
+    // The same numbers, as the text exposition shows them.
+    let text = metrics.render();
+    for line in [
+        "# TYPE sfbridge_requests_total counter",
+        r#"sfbridge_requests_total{endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 2"#,
+        r#"sfbridge_requests_total{endpoint="health",model="none",status_class="2xx"} 1"#,
+        r#"sfbridge_errors_total{endpoint="completions",status="502"} 1"#,
+        "# TYPE sfbridge_request_duration_seconds histogram",
+        r#"sfbridge_request_duration_seconds_bucket{endpoint="chat_completions",le="0.25"} 4"#,
+        r#"sfbridge_request_duration_seconds_count{endpoint="chat_completions"} 4"#,
+        r#"sfbridge_overhead_seconds_bucket{endpoint="chat_completions",le="0.00001"} 0"#,
+        "sfbridge_upstream_duration_seconds_count 4",
+        r#"sfbridge_upstream_attempts_total{outcome="ok"} 2"#,
+        r#"sfbridge_token_cache_total{event="hit"} 3"#,
+        r#"sfbridge_extractor_paths_total{path="primary"} 1"#,
+        r#"sfbridge_prompt_tokens_total{model="gpt-4o-mini"} 20"#,
+        r#"sfbridge_in_flight_requests{endpoint="chat_completions"} 0"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    // Every metric family carries help text and follows the naming rules.
+    for family in families(&metrics) {
+        let name = family.name();
+        assert!(name.starts_with("sfbridge_"), "{name}");
+        assert!(!family.help().is_empty(), "{name}");
+        match family.get_field_type() {
+            prometheus::proto::MetricType::COUNTER => assert!(name.ends_with("_total"), "{name}"),
+            prometheus::proto::MetricType::HISTOGRAM => {
+                assert!(name.ends_with("_seconds"), "{name}")
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn unknown_model_names_never_create_series() {
+    let metrics = metrics();
+    let before = series_count(&metrics);
+    let mut rng = fastrand::Rng::with_seed(42);
+    let mut names = Vec::new();
+    for _ in 0..1_000 {
+        let name: String = (0..rng.usize(1..40)).map(|_| rng.char(..)).collect();
+        let status = [200, 400, 404, 429, 500, 503][rng.usize(..6)];
+        let endpoint = if rng.bool() {
+            Endpoint::ChatCompletions
+        } else {
+            Endpoint::Completions
+        };
+        metrics.request_finished(endpoint, Some(&name), status, ms(5), ms(4));
+        metrics.usage(&name, 1, 1);
+        names.push(name);
+    }
+    // Error series by code are created on first use, from the bounded set of codes; discount them.
+    let error_series = families(&metrics)
+        .iter()
+        .find(|family| family.name() == "sfbridge_errors_total")
+        .map_or(0, |family| family.get_metric().len());
+    assert!(error_series <= 2 * 5);
+    assert_eq!(series_count(&metrics) - error_series, before);
+    let text = metrics.render();
+    assert!(names
+        .iter()
+        .filter(|name| name.len() > 3)
+        .all(|name| !text.contains(&format!("model=\"{name}\""))));
+    assert_eq!(
+        value(
+            &metrics,
+            "sfbridge_prompt_tokens_total",
+            &[("model", "unknown")]
+        ),
+        Some(1000.0)
+    );
+}
+
+#[test]
+fn with_registry_shares_the_applications_registry() {
+    let registry = Registry::new();
+    let app_requests =
+        prometheus::IntCounter::new("myapp_requests_total", "The app's own.").unwrap();
+    registry.register(Box::new(app_requests.clone())).unwrap();
+    app_requests.inc();
+
+    let metrics = Metrics::with_registry(registry.clone(), MODELS).unwrap();
+    metrics.token_event("hit");
+    let text = metrics.render();
+    assert!(
+        text.lines().any(|l| l == "myapp_requests_total 1"),
+        "{text}"
+    );
+    assert!(text
+        .lines()
+        .any(|l| l == r#"sfbridge_token_cache_total{event="hit"} 1"#));
+    // The application's own scrape sees ours.
+    assert!(registry
+        .gather()
+        .iter()
+        .any(|family| family.name() == "sfbridge_token_cache_total"));
+}
+
+#[test]
+fn a_second_bridge_in_one_registry_is_an_error() {
+    let registry = Registry::new();
+    let _first = Metrics::with_registry(registry.clone(), MODELS).unwrap();
+    let second = Metrics::with_registry(registry, MODELS);
+    assert!(
+        matches!(second, Err(prometheus::Error::AlreadyReg)),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn a_failed_with_registry_leaves_the_registry_as_it_was() {
+    let registry = Registry::new();
+    // An application metric that happens to take one of our later names.
+    let taken = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("sfbridge_token_cache_total", "Not ours."),
+        &["event"],
+    )
+    .unwrap();
+    registry.register(Box::new(taken.clone())).unwrap();
+    taken.with_label_values(&["x"]).inc();
+    assert!(Metrics::with_registry(registry.clone(), MODELS).is_err());
+    // `sfbridge_upstream_duration_seconds` (a plain histogram, exported even when empty) is
+    // registered before the colliding name, so it would show here without the rollback.
+    let names: Vec<String> = registry
+        .gather()
+        .iter()
+        .map(|f| f.name().to_owned())
+        .collect();
+    assert_eq!(names, ["sfbridge_token_cache_total"]);
+    // Our families registered before the collision were removed, so the application's own
+    // metrics are registered and scraped exactly as before.
+    assert_eq!(registry.gather()[0].get_metric().len(), 1);
+}
+
+#[test]
+fn separate_instances_share_nothing() {
+    let (a, b) = (metrics(), metrics());
+    a.token_event("hit");
+    assert_eq!(
+        value(&a, "sfbridge_token_cache_total", &[("event", "hit")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&b, "sfbridge_token_cache_total", &[("event", "hit")]),
+        Some(0.0)
+    );
+    // Clones share.
+    a.clone().token_event("hit");
+    assert_eq!(a.performance().token_cache.hits, 2);
+}
+
+#[test]
+fn in_flight_guard_counts_until_dropped() {
+    let metrics = metrics();
+    let gauge = |endpoint| {
+        value(
+            &metrics,
+            "sfbridge_in_flight_requests",
+            &[("endpoint", endpoint)],
+        )
+    };
+    let first = metrics.request_started(Endpoint::ChatCompletions);
+    let second = metrics.request_started(Endpoint::ChatCompletions);
+    let health = metrics.request_started(Endpoint::Health);
+    assert_eq!(gauge("chat_completions"), Some(2.0));
+    assert_eq!(gauge("health"), Some(1.0));
+    assert_eq!(metrics.performance().requests.in_flight, 3);
+    drop(first);
+    // The guard can travel to another thread with the response.
+    std::thread::spawn(move || drop(second)).join().unwrap();
+    drop(health);
+    assert_eq!(gauge("chat_completions"), Some(0.0));
+    assert_eq!(metrics.performance().requests.in_flight, 0);
+}
+
+#[test]
+fn overhead_never_goes_negative() {
+    let metrics = metrics();
+    metrics.request_finished(
+        Endpoint::ChatCompletions,
+        Some("claude"),
+        200,
+        ms(10),
+        ms(12),
+    );
+    let summary = metrics.performance();
+    assert_eq!(summary.latency_ms.overhead.p50, Some(0.0));
+    assert!(metrics.render().contains(
+        r#"sfbridge_overhead_seconds_bucket{endpoint="chat_completions",le="0.00001"} 1"#
+    ));
+}
+
+#[test]
+fn unexpected_static_labels_still_count() {
+    let metrics = metrics();
+    metrics.upstream_attempt("brand_new_outcome");
+    metrics.extractor_path("some_new_fallback");
+    assert_eq!(
+        value(
+            &metrics,
+            "sfbridge_upstream_attempts_total",
+            &[("outcome", "brand_new_outcome")]
+        ),
+        Some(1.0)
+    );
+    let summary = metrics.performance();
+    assert_eq!(summary.upstream.attempts, 1);
+    assert_eq!(
+        summary.extractor.fallbacks.get("some_new_fallback"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn performance_summary_when_nothing_happened() {
+    let summary = serde_json::to_value(metrics().performance()).unwrap();
+    let zero_endpoints: Value = Endpoint::ALL
+        .iter()
+        .map(|e| (e.as_str().to_owned(), json!(0)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let no_latency = json!({"samples": 0, "p50": null, "p95": null, "p99": null});
+    let uptime = summary["uptime_secs"].clone();
+    assert!(uptime.is_u64());
+    assert_eq!(
+        summary,
+        json!({
+            "uptime_secs": uptime,
+            "requests": {"total": 0, "errors": 0, "in_flight": 0, "by_endpoint": zero_endpoints},
+            "token_cache": {"hits": 0, "misses": 0, "refreshes": 0, "refresh_failures": 0, "hit_rate": null},
+            "extractor": {
+                "primary": 0,
+                "fallbacks": {"generation_text": 0, "generations_array": 0, "openai_choices": 0, "snake_case": 0},
+                "none": 0,
+                "primary_pct": null,
+                "fallback_pct": null
+            },
+            "upstream": {
+                "attempts": 0,
+                "retries": 0,
+                "by_outcome": {
+                    "busy": 0, "client_error": 0, "connect_error": 0, "ok": 0, "rate_limited": 0,
+                    "server_error": 0, "timeout": 0, "unauthorized": 0
+                }
+            },
+            "latency_ms": {"total": no_latency, "upstream": no_latency, "overhead": no_latency}
+        })
+    );
+}
+
+#[test]
+fn performance_summary_after_traffic() {
+    let metrics = metrics();
+    for i in 1..=100u64 {
+        // Total i*10 ms, of which upstream i*10 ms − 1 ms: overhead is always 1 ms.
+        metrics.request_finished(
+            Endpoint::ChatCompletions,
+            Some("claude"),
+            200,
+            ms(i * 10),
+            ms(i * 10 - 1),
+        );
+    }
+    metrics.request_finished(Endpoint::Completions, Some("claude"), 503, ms(5), ms(4));
+    metrics.request_finished(Endpoint::Completions, None, 400, ms(1), Duration::ZERO);
+    // Not in the latency percentiles: not an OpenAI endpoint.
+    metrics.request_finished(
+        Endpoint::Health,
+        None,
+        200,
+        Duration::from_secs(100),
+        Duration::ZERO,
+    );
+    for event in ["miss", "refresh", "hit", "hit", "hit", "refresh_failure"] {
+        metrics.token_event(event);
+    }
+    for path in ["primary", "primary", "primary", "snake_case", "none"] {
+        metrics.extractor_path(path);
+    }
+    metrics.upstream_attempt("ok");
+    metrics.upstream_attempt("busy");
+    metrics.upstream_retry("busy");
+
+    let summary = serde_json::to_value(metrics.performance()).unwrap();
+    assert_eq!(summary["requests"]["total"], 103);
+    assert_eq!(summary["requests"]["errors"], 2);
+    assert_eq!(summary["requests"]["by_endpoint"]["chat_completions"], 100);
+    assert_eq!(summary["requests"]["by_endpoint"]["completions"], 2);
+    assert_eq!(summary["requests"]["by_endpoint"]["health"], 1);
+    assert_eq!(summary["requests"]["by_endpoint"]["models"], 0);
+    assert_eq!(
+        summary["token_cache"],
+        json!({"hits": 3, "misses": 1, "refreshes": 1, "refresh_failures": 1, "hit_rate": 0.75})
+    );
+    assert_eq!(summary["extractor"]["primary"], 3);
+    assert_eq!(summary["extractor"]["none"], 1);
+    assert_eq!(summary["extractor"]["fallbacks"]["snake_case"], 1);
+    assert_eq!(summary["extractor"]["primary_pct"], 60.0);
+    assert_eq!(summary["extractor"]["fallback_pct"], 20.0);
+    assert_eq!(summary["upstream"]["attempts"], 2);
+    assert_eq!(summary["upstream"]["retries"], 1);
+    assert_eq!(summary["upstream"]["by_outcome"]["busy"], 1);
+
+    let latency = &summary["latency_ms"];
+    assert_eq!(latency["total"]["samples"], 102);
+    let close = |value: &Value, expected: f64| {
+        let value = value.as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (value - expected).abs() <= expected * 0.01,
+            "{value} vs {expected}"
+        );
+    };
+    // 102 samples: 1, 5, 10, 20, ..., 1000 ms. Nearest rank 51 is 490 ms, 97 is 950, 101 is 990.
+    close(&latency["total"]["p50"], 490.0);
+    close(&latency["total"]["p95"], 950.0);
+    close(&latency["total"]["p99"], 990.0);
+    close(&latency["overhead"]["p50"], 1.0);
+    close(&latency["overhead"]["p99"], 1.0);
+    close(&latency["upstream"]["p50"], 489.0);
+
+    // The typed value round-trips, for clients that read the endpoint with this crate.
+    let typed: PerformanceSummary = serde_json::from_value(summary).unwrap();
+    assert_eq!(typed.requests.total, 103);
+}
+
+#[test]
+fn debug_names_the_models() {
+    assert!(format!("{:?}", metrics()).contains("gpt-4o-mini"));
+}
