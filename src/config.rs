@@ -129,6 +129,8 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// `body_read_timeout_secs`: how long a client may take to send its whole request body.
     pub body_read_timeout: Duration,
+    /// `shutdown_grace_secs`: how long in-flight requests may run on after a shutdown signal.
+    pub shutdown_grace: Duration,
 }
 
 /// `[salesforce]`.
@@ -285,6 +287,7 @@ struct RawServer {
     listen: String,
     header_read_timeout_secs: u64,
     body_read_timeout_secs: u64,
+    shutdown_grace_secs: u64,
 }
 
 impl Default for RawServer {
@@ -293,6 +296,7 @@ impl Default for RawServer {
             listen: "127.0.0.1:8080".to_owned(),
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -559,6 +563,7 @@ impl RawConfig {
                 listen,
                 header_read_timeout,
                 body_read_timeout,
+                shutdown_grace: Duration::from_secs(self.server.shutdown_grace_secs),
             },
             salesforce,
             retry,

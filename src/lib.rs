@@ -11,9 +11,11 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod layer;
 pub mod metrics;
 pub mod openai;
 pub mod salesforce;
+pub mod server;
 pub mod stream;
 pub mod token;
 pub mod translate;
@@ -29,3 +31,6 @@ pub mod pingora;
 
 pub use config::Config;
 pub use endpoint::Endpoint;
+pub use layer::{BridgeBody, Salesforce, SalesforceLayer, SalesforceRoutesLayer};
+pub use metrics::Metrics;
+pub use upstream::Upstream;

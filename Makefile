@@ -1,0 +1,55 @@
+# sf-models-bridge: the two commands of the README, and their set-up.
+#
+#   make demo   installs what is missing, builds, starts the mock Salesforce and the Pingora
+#               gateway on conf/demo.toml, and prints a curl line
+#   make test   installs what is missing and runs every test, Pingora included
+#   make bench  the micro-benchmarks and the end-to-end load benchmark (not part of make test)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+DEMO_MOCK_ADDR ?= 127.0.0.1:9090
+DEMO_GATEWAY_ADDR ?= 127.0.0.1:8080
+
+.PHONY: demo test bench setup lint
+
+# Pingora's zlib-ng is built with CMake; the Tower/axum side needs none of it.
+setup:
+	@command -v cargo >/dev/null || { echo "cargo is required: https://rustup.rs"; exit 1; }
+	@command -v cmake >/dev/null || { \
+		echo "installing cmake (needed by Pingora)"; \
+		if command -v apt-get >/dev/null; then \
+			SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+			$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq cmake >/dev/null; \
+		elif command -v brew >/dev/null; then brew install cmake; \
+		else echo "please install cmake"; exit 1; fi; }
+	@command -v cargo-nextest >/dev/null || echo "(cargo-nextest not found: using cargo test)"
+
+test: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
+	$(CARGO) build --all-targets --all-features
+	$(CARGO) test --all-features --no-fail-fast
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
+
+demo: setup
+	$(CARGO) build --release --features pingora --example mock_salesforce --example pingora_gateway
+	@set -euo pipefail; \
+	target=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'); \
+	"$$target/release/examples/mock_salesforce" --listen $(DEMO_MOCK_ADDR) & mock=$$!; \
+	trap 'kill $$mock 2>/dev/null; wait $$mock 2>/dev/null' EXIT; \
+	for _ in $$(seq 50); do (exec 3<>/dev/tcp/$${DEMO_MOCK_ADDR%:*}/$${DEMO_MOCK_ADDR#*:}) 2>/dev/null && break; sleep 0.1; done; \
+	echo; \
+	echo "Mock Salesforce on $(DEMO_MOCK_ADDR); gateway on $(DEMO_GATEWAY_ADDR). Try:"; \
+	echo; \
+	echo "  curl -s http://$(DEMO_GATEWAY_ADDR)/v1/chat/completions -H 'content-type: application/json' \\"; \
+	echo "    -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'"; \
+	echo; \
+	echo "Ctrl-C stops both."; \
+	"$$target/release/examples/pingora_gateway" --config conf/demo.toml
+
+bench: setup
+	$(CARGO) bench --bench core
+	./benches/load.sh

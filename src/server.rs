@@ -1,0 +1,126 @@
+//! Serving a Tower service (an axum `Router`, with or without the bridge) to clients, with the
+//! timeouts a client-facing server needs and a graceful shutdown.
+//!
+//! `axum::serve` installs no hyper timer, so hyper's header read timeout is inert there and a
+//! client that trickles its headers holds a connection forever. [`serve`] uses hyper's HTTP/1
+//! connection builder with a Tokio timer and `[server] header_read_timeout_secs`, sets
+//! `TCP_NODELAY`, and on shutdown stops accepting, lets in-flight requests finish for up to
+//! `[server] shutdown_grace_secs`, then returns. Request *bodies* are bounded by the bridge itself
+//! (`body_read_timeout_secs`); wrap the application's own routes in tower-http's
+//! `RequestBodyTimeoutLayer` for theirs.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use sf_models_bridge::{server, Config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::from_path("conf/demo.toml")?;
+//! let app = Router::new().route("/", get(|| async { "hello" }));
+//! let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+//! server::serve(listener, app, &config.server, server::shutdown_signal()).await;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::Service;
+
+use crate::config::ServerConfig;
+
+/// How long to pause accepting after an accept error (such as running out of file descriptors),
+/// so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight requests for at
+/// most `config.shutdown_grace`.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    service: S,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let connection = builder.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service.clone()),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: draining in-flight requests");
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: closing the remaining connections");
+    }
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
