@@ -50,7 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             get(|| async { Json(serde_json::json!(["apple", "pear"])) }),
         )
         // The app's own routes get a body deadline too; the bridge enforces its own.
-        .layer(RequestBodyTimeoutLayer::new(config.server.body_read_timeout))
+        .layer(RequestBodyTimeoutLayer::new(
+            config.server.body_read_timeout,
+        ))
         .layer(SalesforceRoutesLayer::new(bridge));
 
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;

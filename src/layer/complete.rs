@@ -76,7 +76,8 @@ where
     let Some(options) = prepared.stream else {
         let result = exchange(&shared, &inner, &prepared, &upstream_time).await;
         let rendered = result.and_then(|success| {
-            render_json(&shared.metrics, &success.body, &prepared, &ctx).map(|json| (json, success.request_id))
+            render_json(&shared.metrics, &success.body, &prepared, &ctx)
+                .map(|json| (json, success.request_id))
         });
         return match rendered {
             Ok((json, upstream_id)) => {
@@ -95,7 +96,13 @@ where
     let mut work: PendingAnswer = Box::pin(
         async move {
             let success = exchange(&shared_for_work, &inner, &prepared, &upstream_time).await?;
-            streamed_answer(&shared_for_work.metrics, &success.body, &prepared, ctx, options)
+            streamed_answer(
+                &shared_for_work.metrics,
+                &success.body,
+                &prepared,
+                ctx,
+                options,
+            )
         }
         .instrument(finisher.span().clone()),
     );
@@ -153,7 +160,12 @@ where
     if declared.is_some_and(|length| length > shared.max_request_bytes as u64) {
         return Err(BridgeError::PayloadTooLarge(shared.max_request_bytes));
     }
-    let body = read_body(request.into_body(), shared.max_request_bytes, shared.body_timeout).await?;
+    let body = read_body(
+        request.into_body(),
+        shared.max_request_bytes,
+        shared.body_timeout,
+    )
+    .await?;
 
     let (route, upstream_body, stream, ignored) = match operation {
         Operation::Chat => {
@@ -163,7 +175,12 @@ where
             let upstream = translate::chat_request(&request)?;
             let upstream_body = serde_json::to_vec(&upstream).map_err(BridgeError::Encode)?;
             let stream = request.stream.then_some(request.stream_options);
-            (route, upstream_body, stream, ignored_header(&request.ignored))
+            (
+                route,
+                upstream_body,
+                stream,
+                ignored_header(&request.ignored),
+            )
         }
         Operation::Text => {
             let request: CompletionRequest<'_> =
@@ -172,7 +189,12 @@ where
             let upstream = translate::completion_request(&request)?;
             let upstream_body = serde_json::to_vec(&upstream).map_err(BridgeError::Encode)?;
             let stream = request.stream.then_some(request.stream_options);
-            (route, upstream_body, stream, ignored_header(&request.ignored))
+            (
+                route,
+                upstream_body,
+                stream,
+                ignored_header(&request.ignored),
+            )
         }
     };
     Ok(Prepared {
@@ -225,7 +247,11 @@ impl AttemptObserver for Attempts<'_> {
     fn attempt(&self, outcome: AttemptOutcome, elapsed: Duration) {
         self.0.upstream_attempt(outcome.as_str());
         self.0.upstream_duration(elapsed);
-        tracing::debug!(outcome = outcome.as_str(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "upstream attempt");
+        tracing::debug!(
+            outcome = outcome.as_str(),
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
+            "upstream attempt"
+        );
     }
 
     fn retry(&self, outcome: AttemptOutcome) {
@@ -342,7 +368,11 @@ fn extract_counted<'r>(
         Ok(answer) => {
             metrics.extractor_path(answer.path.as_str());
             if let Some(usage) = answer.usage {
-                metrics.usage(&prepared.route.model, usage.prompt_tokens, usage.completion_tokens);
+                metrics.usage(
+                    &prepared.route.model,
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                );
             }
             Ok(answer)
         }

@@ -53,25 +53,99 @@ impl BridgeError {
     pub(crate) fn response_parts(&self) -> (StatusCode, ErrorBody) {
         use ErrorType::*;
         let message = self.to_string();
-        let (status, kind, code, param): (StatusCode, ErrorType, Option<&'static str>, Option<Cow<'static, str>>) = match self {
+        let (status, kind, code, param): (
+            StatusCode,
+            ErrorType,
+            Option<&'static str>,
+            Option<Cow<'static, str>>,
+        ) = match self {
             BridgeError::UpstreamStatus(failure) => return (failure.status, failure.body.clone()),
-            BridgeError::Unauthorized => (StatusCode::UNAUTHORIZED, AuthenticationError, Some("invalid_api_key"), None),
-            BridgeError::NotFound(_) => (StatusCode::NOT_FOUND, InvalidRequestError, Some("not_found"), None),
-            BridgeError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, InvalidRequestError, Some("method_not_allowed"), None),
-            BridgeError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, InvalidRequestError, Some("request_too_large"), None),
-            BridgeError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, InvalidRequestError, Some("request_timeout"), None),
-            BridgeError::BodyUnreadable => (StatusCode::BAD_REQUEST, InvalidRequestError, None, None),
-            BridgeError::InvalidJson(_) => (StatusCode::BAD_REQUEST, InvalidRequestError, Some("invalid_json"), None),
-            BridgeError::Translate(err) => (StatusCode::BAD_REQUEST, InvalidRequestError, Some("unsupported_parameter"), Some(err.param())),
-            BridgeError::ModelNotFound { .. } => (StatusCode::NOT_FOUND, InvalidRequestError, Some("model_not_found"), Some("model".into())),
-            BridgeError::Token(_) | BridgeError::UnusableToken => (StatusCode::SERVICE_UNAVAILABLE, ServiceUnavailable, Some("upstream_auth_unavailable"), None),
+            BridgeError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                AuthenticationError,
+                Some("invalid_api_key"),
+                None,
+            ),
+            BridgeError::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                InvalidRequestError,
+                Some("not_found"),
+                None,
+            ),
+            BridgeError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                InvalidRequestError,
+                Some("method_not_allowed"),
+                None,
+            ),
+            BridgeError::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                InvalidRequestError,
+                Some("request_too_large"),
+                None,
+            ),
+            BridgeError::BodyTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                InvalidRequestError,
+                Some("request_timeout"),
+                None,
+            ),
+            BridgeError::BodyUnreadable => {
+                (StatusCode::BAD_REQUEST, InvalidRequestError, None, None)
+            }
+            BridgeError::InvalidJson(_) => (
+                StatusCode::BAD_REQUEST,
+                InvalidRequestError,
+                Some("invalid_json"),
+                None,
+            ),
+            BridgeError::Translate(err) => (
+                StatusCode::BAD_REQUEST,
+                InvalidRequestError,
+                Some("unsupported_parameter"),
+                Some(err.param()),
+            ),
+            BridgeError::ModelNotFound { .. } => (
+                StatusCode::NOT_FOUND,
+                InvalidRequestError,
+                Some("model_not_found"),
+                Some("model".into()),
+            ),
+            BridgeError::Token(_) | BridgeError::UnusableToken => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ServiceUnavailable,
+                Some("upstream_auth_unavailable"),
+                None,
+            ),
             BridgeError::Upstream(err) => match err {
-                UpstreamError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, ServiceUnavailable, Some("overloaded"), None),
-                UpstreamError::Timeout | UpstreamError::DeadlineExceeded(_) => (StatusCode::GATEWAY_TIMEOUT, ApiError, Some("upstream_timeout"), None),
-                UpstreamError::Connect(_) | UpstreamError::Transport(_) => (StatusCode::BAD_GATEWAY, ApiError, Some("upstream_unreachable"), None),
-                UpstreamError::InvalidRequest(_) | UpstreamError::Build(_) => (StatusCode::INTERNAL_SERVER_ERROR, ApiError, None, None),
+                UpstreamError::Overloaded => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ServiceUnavailable,
+                    Some("overloaded"),
+                    None,
+                ),
+                UpstreamError::Timeout | UpstreamError::DeadlineExceeded(_) => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    ApiError,
+                    Some("upstream_timeout"),
+                    None,
+                ),
+                UpstreamError::Connect(_) | UpstreamError::Transport(_) => (
+                    StatusCode::BAD_GATEWAY,
+                    ApiError,
+                    Some("upstream_unreachable"),
+                    None,
+                ),
+                UpstreamError::InvalidRequest(_) | UpstreamError::Build(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, ApiError, None, None)
+                }
             },
-            BridgeError::Extract(_) => (StatusCode::BAD_GATEWAY, ApiError, Some("upstream_invalid_response"), None),
+            BridgeError::Extract(_) => (
+                StatusCode::BAD_GATEWAY,
+                ApiError,
+                Some("upstream_invalid_response"),
+                None,
+            ),
             BridgeError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, ApiError, None, None),
         };
         let mut body = ErrorBody::new(kind, message);
@@ -89,24 +163,59 @@ mod tests {
     fn statuses_and_types() {
         let cases = [
             (BridgeError::Unauthorized, 401, "authentication_error"),
-            (BridgeError::PayloadTooLarge(10), 413, "invalid_request_error"),
-            (BridgeError::BodyTimeout(Duration::from_secs(1)), 408, "invalid_request_error"),
-            (BridgeError::Translate(TranslateError::Tools), 400, "invalid_request_error"),
-            (BridgeError::ModelNotFound { model: "x".into(), configured: "a, b".into() }, 404, "invalid_request_error"),
-            (BridgeError::Upstream(UpstreamError::Overloaded), 503, "service_unavailable"),
-            (BridgeError::Upstream(UpstreamError::Timeout), 504, "api_error"),
+            (
+                BridgeError::PayloadTooLarge(10),
+                413,
+                "invalid_request_error",
+            ),
+            (
+                BridgeError::BodyTimeout(Duration::from_secs(1)),
+                408,
+                "invalid_request_error",
+            ),
+            (
+                BridgeError::Translate(TranslateError::Tools),
+                400,
+                "invalid_request_error",
+            ),
+            (
+                BridgeError::ModelNotFound {
+                    model: "x".into(),
+                    configured: "a, b".into(),
+                },
+                404,
+                "invalid_request_error",
+            ),
+            (
+                BridgeError::Upstream(UpstreamError::Overloaded),
+                503,
+                "service_unavailable",
+            ),
+            (
+                BridgeError::Upstream(UpstreamError::Timeout),
+                504,
+                "api_error",
+            ),
             (BridgeError::Extract(ExtractError::NoText), 502, "api_error"),
         ];
         for (error, status, kind) in cases {
             let (got, body) = error.response_parts();
             assert_eq!(got.as_u16(), status, "{error}");
-            assert_eq!(serde_json::to_value(&body).unwrap()["error"]["type"], kind, "{error}");
+            assert_eq!(
+                serde_json::to_value(&body).unwrap()["error"]["type"],
+                kind,
+                "{error}"
+            );
         }
     }
 
     #[test]
     fn model_not_found_names_the_configured_models() {
-        let (_, body) = BridgeError::ModelNotFound { model: "gpt-9".into(), configured: "gpt-4o, claude".into() }.response_parts();
+        let (_, body) = BridgeError::ModelNotFound {
+            model: "gpt-9".into(),
+            configured: "gpt-4o, claude".into(),
+        }
+        .response_parts();
         assert_eq!(
             body.error.message,
             "The model `gpt-9` does not exist or is not routed by this gateway. Configured models: gpt-4o, claude"

@@ -85,7 +85,8 @@ impl Finisher {
         );
         self.span.record("status", status);
         self.span.record("total_ms", total.as_secs_f64() * 1e3);
-        self.span.record("upstream_ms", upstream.as_secs_f64() * 1e3);
+        self.span
+            .record("upstream_ms", upstream.as_secs_f64() * 1e3);
         (total, upstream)
     }
 

@@ -179,7 +179,8 @@ pub struct SalesforceLayerBuilder<'c> {
 
 impl std::fmt::Debug for SalesforceLayerBuilder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SalesforceLayerBuilder").finish_non_exhaustive()
+        f.debug_struct("SalesforceLayerBuilder")
+            .finish_non_exhaustive()
     }
 }
 
@@ -253,11 +254,12 @@ impl SalesforceLayerBuilder<'_> {
                 })
                 .collect(),
         };
-        let models_body = serde_json::to_vec(&list)
-            .map(Bytes::from)
-            .map_err(|_| BuildError::Url {
-                model: names.join(", "),
-            })?;
+        let models_body =
+            serde_json::to_vec(&list)
+                .map(Bytes::from)
+                .map_err(|_| BuildError::Url {
+                    model: names.join(", "),
+                })?;
 
         let dispatcher = Dispatcher::new(
             RetryPolicy::new(&config.retry),

@@ -84,7 +84,12 @@ impl<S, A> SalesforceRoutes<S, A> {
 
 impl<S, A, B, AB> Service<Request<B>> for SalesforceRoutes<S, A>
 where
-    Salesforce<S>: Service<Request<B>, Response = Response<BridgeBody>, Error = Infallible, Future = ResponseFuture>,
+    Salesforce<S>: Service<
+        Request<B>,
+        Response = Response<BridgeBody>,
+        Error = Infallible,
+        Future = ResponseFuture,
+    >,
     A: Service<Request<B>, Response = Response<AB>>,
     AB: http_body::Body<Data = Bytes>,
     S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError>,

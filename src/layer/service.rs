@@ -82,6 +82,9 @@ pub struct ResponseFuture {
     state: State,
 }
 
+// The ready variant holds a whole response inline: boxing it would allocate on every
+// `/health` and refusal to save a move of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 enum State {
     Ready(Option<Response<BridgeBody>>),
     Waiting(Pin<Box<dyn Future<Output = Response<BridgeBody>> + Send + 'static>>),
@@ -114,7 +117,11 @@ impl Future for ResponseFuture {
         match &mut self.get_mut().state {
             State::Ready(response) => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
                 // Polled again after completion: a caller bug, answered rather than panicking.
-                plain_response(StatusCode::INTERNAL_SERVER_ERROR, "application/json", Bytes::new())
+                plain_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "application/json",
+                    Bytes::new(),
+                )
             }))),
             State::Waiting(future) => future.as_mut().poll(cx).map(Ok),
         }
@@ -164,11 +171,19 @@ where
         let shared = &self.shared;
 
         if request.method() != endpoint.method() {
-            let mut response =
-                error_response(finisher, BridgeError::MethodNotAllowed(endpoint), &request_id);
+            let allowed = if endpoint.method() == http::Method::POST {
+                "POST"
+            } else {
+                "GET"
+            };
+            let mut response = error_response(
+                finisher,
+                BridgeError::MethodNotAllowed(endpoint),
+                &request_id,
+            );
             response
                 .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(endpoint.method().as_str()));
+                .insert(ALLOW, HeaderValue::from_static(allowed));
             return ResponseFuture::ready(response);
         }
         let needs_key = matches!(
@@ -213,7 +228,9 @@ where
             }
             Endpoint::Performance => {
                 let response = match serde_json::to_vec(&shared.metrics.performance()) {
-                    Ok(body) => finished(finisher, json_response(StatusCode::OK, body, &request_id)),
+                    Ok(body) => {
+                        finished(finisher, json_response(StatusCode::OK, body, &request_id))
+                    }
                     Err(err) => error_response(finisher, BridgeError::Encode(err), &request_id),
                 };
                 return ResponseFuture::ready(response);

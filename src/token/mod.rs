@@ -169,6 +169,12 @@ impl fmt::Display for OAuthFailure {
     }
 }
 
+impl TokenSource for Box<dyn TokenSource> {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<FetchedToken, TokenError>> + Send + '_>> {
+        (**self).fetch()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ use tower::Service;
 use crate::config::SalesforceConfig;
 
 pub use retry::{parse_retry_after, AttemptOutcome, RetryPolicy, Verdict};
-pub(crate) use retry::{AttemptObserver, Dispatcher, Exchange};
+pub(crate) use retry::{AttemptObserver, Dispatcher};
 
 /// How long connections stay pooled while idle.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
