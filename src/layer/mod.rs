@@ -33,6 +33,8 @@ mod error;
 mod finish;
 mod routes;
 mod service;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

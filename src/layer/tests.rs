@@ -1,0 +1,347 @@
+//! Service tests: the real layer over a scripted upstream and a counting token source; no sockets.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use tower::{Layer, Service, ServiceExt};
+
+use super::SalesforceLayer;
+use crate::config::Config;
+use crate::token::{AccessToken, FetchedToken, TokenError, TokenSource};
+use crate::upstream::UpstreamError;
+
+const CONF: &str = r#"
+    [salesforce]
+    api_base = "http://upstream.test/einstein/platform/v1"
+    token_url = "http://upstream.test/services/oauth2/token"
+    client_id = "id"
+    client_secret = "secret"
+    stream_keepalive_secs = 1
+    max_request_bytes = 1000
+
+    [retry]
+    base_delay_ms = 1
+    max_delay_ms = 10
+
+    [[routes]]
+    model = "gpt-4o-mini"
+    salesforce_model = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+"#;
+
+/// Hands out `token-1`, `token-2`, ... and counts fetches.
+#[derive(Clone, Default)]
+struct CountingTokens(Arc<AtomicU32>);
+
+impl TokenSource for CountingTokens {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<FetchedToken, TokenError>> + Send + '_>> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Box::pin(async move {
+            Ok(FetchedToken {
+                token: AccessToken::new(format!("token-{n}")),
+                lifetime: Duration::from_secs(1800),
+            })
+        })
+    }
+}
+
+/// What the scripted upstream saw: (authorization, uri, body).
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+fn upstream(
+    answers: Vec<(u16, &'static str)>,
+) -> (
+    impl Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Seen,
+) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let answers = Arc::new(Mutex::new(answers.into_iter()));
+    let service = tower::service_fn(move |request: Request<Bytes>| {
+        let auth = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        log.lock().unwrap().push((
+            auth,
+            request.uri().to_string(),
+            String::from_utf8(request.body().to_vec()).unwrap(),
+        ));
+        let (status, body) = answers.lock().unwrap().next().unwrap_or((200, CHAT_OK));
+        async move {
+            let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            Ok::<_, UpstreamError>(response)
+        }
+    });
+    (service, seen)
+}
+
+const CHAT_OK: &str = r#"{"id":"up-1","generationDetails":{"generations":[{"content":"Hello!","parameters":{"finish_reason":"stop"}}],"parameters":{"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}}}"#;
+
+fn bridge(
+    answers: Vec<(u16, &'static str)>,
+    conf: &str,
+) -> (
+    impl Service<Request<Full<Bytes>>, Response = Response<super::BridgeBody>, Error = Infallible>
+        + Clone,
+    Seen,
+    CountingTokens,
+) {
+    let config = Config::from_toml_with_env(conf, |_| None).unwrap();
+    let tokens = CountingTokens::default();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(tokens.clone())
+        .build()
+        .unwrap();
+    let (upstream, seen) = upstream(answers);
+    (layer.layer(upstream), seen, tokens)
+}
+
+fn post(path: &str, body: Value) -> Request<Full<Bytes>> {
+    Request::post(path)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+async fn send(
+    service: impl Service<
+        Request<Full<Bytes>>,
+        Response = Response<super::BridgeBody>,
+        Error = Infallible,
+    >,
+    request: Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, String) {
+    let response = service.oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    )
+}
+
+fn chat_body() -> Value {
+    json!({"model": "gpt-4o-mini", "temperature": 0.3,
+           "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+#[tokio::test]
+async fn chat_completion_round_trip() {
+    let (service, seen, tokens) = bridge(vec![], CONF);
+    let (status, headers, body) = send(service, post("/v1/chat/completions", chat_body())).await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "Hello!");
+    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(body["usage"]["total_tokens"], 5);
+    assert_eq!(headers["x-sfbridge-ignored-params"], "temperature");
+    assert!(headers.contains_key("x-request-id"));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "Bearer token-1");
+    assert_eq!(
+        seen[0].1,
+        "http://upstream.test/einstein/platform/v1/models/sfdc_ai__DefaultOpenAIGPT4OmniMini/chat-generations"
+    );
+    assert_eq!(
+        seen[0].2,
+        r#"{"messages":[{"role":"user","content":"Hi"}]}"#
+    );
+    assert_eq!(tokens.0.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_401_refreshes_once_and_resends() {
+    let (service, seen, tokens) = bridge(vec![(401, "{}"), (200, CHAT_OK)], CONF);
+    let (status, _, body) = send(service, post("/v1/chat/completions", chat_body())).await;
+    assert_eq!(status, 200, "{body}");
+    let seen = seen.lock().unwrap();
+    let auths: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(auths, ["Bearer token-1", "Bearer token-2"]);
+    assert_eq!(tokens.0.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_second_401_is_a_502_not_a_loop() {
+    let (service, seen, _) = bridge(vec![(401, "{}"), (401, "{}"), (401, "{}")], CONF);
+    let (status, _, body) = send(service, post("/v1/chat/completions", chat_body())).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_model_lists_the_configured_ones() {
+    let (service, seen, _) = bridge(vec![], CONF);
+    let mut body = chat_body();
+    body["model"] = json!("gpt-9");
+    let (status, _, body) = send(service, post("/v1/chat/completions", body)).await;
+    assert_eq!(status, 404);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("gpt-4o-mini"));
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn refusals_never_reach_the_upstream() {
+    let (service, seen, _) = bridge(vec![], CONF);
+    let cases = [
+        (
+            post("/v1/chat/completions", json!({"model": "gpt-4o-mini"})),
+            400,
+        ),
+        (
+            post(
+                "/v1/chat/completions",
+                json!({"model": "gpt-4o-mini", "messages": [], "tools": [{}]}),
+            ),
+            400,
+        ),
+        (
+            post(
+                "/v1/chat/completions",
+                json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(2000)}]}),
+            ),
+            413,
+        ),
+        (
+            Request::get("/v1/chat/completions")
+                .body(Full::default())
+                .unwrap(),
+            405,
+        ),
+        (Request::get("/nope").body(Full::default()).unwrap(), 404),
+        (post("/v1/chat/completions", json!("not an object")), 400),
+    ];
+    for (request, expected) in cases {
+        let (status, _, body) = send(service.clone(), request).await;
+        assert_eq!(status, expected, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_then_mapped_to_429() {
+    let limited = r#"{"errorCode":"LIMIT_EXCEEDED","message":"slow down"}"#;
+    let (service, seen, _) = bridge(vec![(429, limited); 5], CONF);
+    let (status, _, body) = send(service, post("/v1/chat/completions", chat_body())).await;
+    assert_eq!(status, 429, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_stream_is_openai_events() {
+    let (service, _, _) = bridge(vec![], CONF);
+    let mut body = chat_body();
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (status, headers, text) = send(service, post("/v1/chat/completions", body)).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.len(), 5, "{text}");
+    assert_eq!(*events.last().unwrap(), "data: [DONE]");
+    assert!(events[1].contains(r#""content":"Hello!""#));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_stream_sends_keepalives_then_its_error() {
+    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(CountingTokens::default())
+        .build()
+        .unwrap();
+    let slow = tower::service_fn(|_: Request<Bytes>| async {
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let mut response = Response::new(Bytes::from_static(b"{}"));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        Ok::<_, UpstreamError>(response)
+    });
+    let mut body = chat_body();
+    body["stream"] = json!(true);
+    let (status, _, text) = send(layer.layer(slow), post("/v1/chat/completions", body)).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.starts_with(": keep-alive\n\n: keep-alive\n\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}\n\n"),
+        "{text}"
+    );
+    assert!(!text.contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn local_endpoints() {
+    let (service, _, _) = bridge(vec![], CONF);
+    let get = |path: &str| Request::get(path).body(Full::default()).unwrap();
+    let (status, _, body) = send(service.clone(), get("/v1/models")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "salesforce"}]})
+    );
+    let (status, _, _) = send(service.clone(), get("/health")).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = send(service.clone(), get("/ready")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"status":"ready"}"#)
+    );
+    let (status, headers, body) = send(service, get("/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert!(body.contains("sfbridge_requests_total"));
+}
+
+#[tokio::test]
+async fn api_keys_are_required_when_configured() {
+    let config_text = CONF.replace("[[routes]]", "[auth]\napi_keys = [\"k1\"]\n\n[[routes]]");
+    let (service, seen, _) = bridge(vec![], &config_text);
+    let (status, _, body) = send(service.clone(), post("/v1/chat/completions", chat_body())).await;
+    assert_eq!(status, 401, "{body}");
+    let mut request = post("/v1/chat/completions", chat_body());
+    request
+        .headers_mut()
+        .insert("x-api-key", "k1".parse().unwrap());
+    let (status, _, _) = send(service.clone(), request).await;
+    assert_eq!(status, 200);
+    // The caller's key never travels upstream.
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(auth, _, _)| !auth.contains("k1")));
+    let (status, _, _) = send(
+        service,
+        Request::get("/health").body(Full::default()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
