@@ -151,7 +151,10 @@ where
     let (mut parts, body) = response.into_parts();
     let mut body = pin!(body);
     let bodiless = session.req_header().method == Method::HEAD
-        || matches!(parts.status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+        || matches!(
+            parts.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+        )
         || parts.status.is_informational();
     let http1 = !session.is_http2();
     if http1 {
@@ -212,7 +215,10 @@ mod tests {
 
     #[test]
     fn declared_length_ignores_chunked_bodies() {
-        assert_eq!(declared_length(&request(&[("content-length", "12")])), Some(12));
+        assert_eq!(
+            declared_length(&request(&[("content-length", "12")])),
+            Some(12)
+        );
         assert_eq!(declared_length(&request(&[])), None);
         let chunked = request(&[("content-length", "12"), ("transfer-encoding", "chunked")]);
         assert_eq!(declared_length(&chunked), None);

@@ -37,7 +37,9 @@ impl ErrorAnswer {
         let mut header = ResponseHeader::build(self.status, Some(2))?;
         header.insert_header(CONTENT_TYPE, "application/json")?;
         header.insert_header(CONTENT_LENGTH, body.len())?;
-        session.write_response_header(Box::new(header), false).await?;
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
         session.write_response_body(Some(body), true).await
     }
 }

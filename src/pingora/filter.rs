@@ -88,19 +88,48 @@ where
     ///
     /// An `Err` means the client could not be written to; return it from `request_filter` and
     /// Pingora closes the connection.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use bytes::Bytes;
+    /// # use http_body_util::Full;
+    /// # use pingora::proxy::Session;
+    /// # use sf_models_bridge::pingora::BridgeFilter;
+    /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bridge = tower::service_fn(|_: http::Request<Full<Bytes>>| async {
+    ///     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"[]"))))
+    /// });
+    /// let filter = BridgeFilter::new(bridge);
+    ///
+    /// // A session on an in-memory connection, as Pingora hands one to `request_filter`.
+    /// let (mut client, server) = tokio::io::duplex(4096);
+    /// client.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+    /// let mut session = Session::new_h1(Box::new(server));
+    /// session.read_request().await?;
+    ///
+    /// assert!(filter.try_serve(&mut session).await?); // the bridge's path: answered
+    /// drop(session);
+    /// let mut response = String::new();
+    /// client.read_to_string(&mut response).await?;
+    /// assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+    /// assert!(response.ends_with("\r\n\r\n[]"));
+    /// # Ok(()) }
+    /// ```
     pub async fn try_serve(&self, session: &mut Session) -> pingora::Result<bool> {
         let Some(endpoint) = Endpoint::from_path(session.req_header().uri.path()) else {
             return Ok(false);
         };
-        let body =
-            match body::read_request(session, self.max_request_bytes, self.body_read_timeout).await
-            {
-                Ok(body) => body,
-                Err(refusal) => {
-                    refuse(session, refusal, endpoint).await?;
-                    return Ok(true);
-                }
-            };
+        let body = match body::read_request(session, self.max_request_bytes, self.body_read_timeout)
+            .await
+        {
+            Ok(body) => body,
+            Err(refusal) => {
+                refuse(session, refusal, endpoint).await?;
+                return Ok(true);
+            }
+        };
         let request = body::to_http_request(session.req_header(), body);
         let Ok(response) = self.service.clone().oneshot(request).await;
         body::write_response(session, response).await?;
@@ -148,10 +177,12 @@ mod tests {
 
     /// Echoes the request body; no `Content-Length`, so the filter must add it.
     fn echo() -> Echo {
-        Echo::new(tower::service_fn(|request: http::Request<Full<Bytes>>| async move {
-            let body = request.into_body().collect().await?.to_bytes();
-            Ok::<_, Infallible>(http::Response::new(Full::new(body)))
-        }))
+        Echo::new(tower::service_fn(
+            |request: http::Request<Full<Bytes>>| async move {
+                let body = request.into_body().collect().await?.to_bytes();
+                Ok::<_, Infallible>(http::Response::new(Full::new(body)))
+            },
+        ))
     }
 
     /// A session whose request header has been read from `head`; the client end is returned.
@@ -175,7 +206,10 @@ mod tests {
     async fn other_paths_are_left_alone() {
         let (mut session, client) =
             session("POST /v2/other HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").await;
-        assert!(!BridgeFilter::new(echo()).try_serve(&mut session).await.unwrap());
+        assert!(!BridgeFilter::new(echo())
+            .try_serve(&mut session)
+            .await
+            .unwrap());
         assert!(session.response_written().is_none());
         assert_eq!(session.read_request_body().await.unwrap().unwrap(), "abc");
         assert_eq!(written(session, client).await, "");
@@ -185,16 +219,23 @@ mod tests {
     async fn bridge_path_is_served_with_a_length() {
         let (mut session, client) =
             session("POST /v1/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello").await;
-        assert!(BridgeFilter::new(echo()).try_serve(&mut session).await.unwrap());
+        assert!(BridgeFilter::new(echo())
+            .try_serve(&mut session)
+            .await
+            .unwrap());
         let out = written(session, client).await;
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-        assert!(out.to_ascii_lowercase().contains("content-length: 5\r\n"), "{out}");
+        assert!(
+            out.to_ascii_lowercase().contains("content-length: 5\r\n"),
+            "{out}"
+        );
         assert!(out.ends_with("\r\n\r\nhello"), "{out}");
     }
 
     #[tokio::test]
     async fn declared_length_over_the_limit_is_refused_unread() {
-        let head = "POST /v1/completions HTTP/1.1\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n";
+        let head =
+            "POST /v1/completions HTTP/1.1\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n";
         let (mut session, client) = session(head).await;
         let filter = BridgeFilter::new(echo()).max_request_bytes(10);
         assert!(filter.try_serve(&mut session).await.unwrap());
@@ -213,7 +254,10 @@ mod tests {
         assert!(filter.try_serve(&mut session).await.unwrap());
         let out = written(session, client).await;
         assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
-        assert!(out.to_ascii_lowercase().contains("connection: close"), "{out}");
+        assert!(
+            out.to_ascii_lowercase().contains("connection: close"),
+            "{out}"
+        );
     }
 
     #[tokio::test]
@@ -233,7 +277,10 @@ mod tests {
             "POST /v1/completions HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
         let (mut session, mut client) = session(head).await;
         let serve = tokio::spawn(async move {
-            BridgeFilter::new(echo()).try_serve(&mut session).await.unwrap();
+            BridgeFilter::new(echo())
+                .try_serve(&mut session)
+                .await
+                .unwrap();
             session
         });
         let mut continue_line = [0u8; 25];

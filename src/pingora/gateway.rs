@@ -202,24 +202,33 @@ mod tests {
 
     #[test]
     fn tls_without_sni_verifies_against_the_host() {
-        let upstream = Upstream::resolve(&config("127.0.0.1:8443", true, "")).unwrap().unwrap();
+        let upstream = Upstream::resolve(&config("127.0.0.1:8443", true, ""))
+            .unwrap()
+            .unwrap();
         assert_eq!(upstream.sni, "127.0.0.1");
         assert_eq!(upstream.addr, "127.0.0.1:8443".parse().unwrap());
         let upstream = Upstream::resolve(&config("127.0.0.1:8443", true, "api.example")).unwrap();
         assert_eq!(upstream.unwrap().sni, "api.example");
-        let plain = Upstream::resolve(&config("127.0.0.1:80", false, "")).unwrap().unwrap();
+        let plain = Upstream::resolve(&config("127.0.0.1:80", false, ""))
+            .unwrap()
+            .unwrap();
         assert_eq!(plain.sni, "");
     }
 
     #[test]
     fn no_upstream_is_not_an_error() {
-        assert!(Upstream::resolve(&PingoraConfig::default()).unwrap().is_none());
+        assert!(Upstream::resolve(&PingoraConfig::default())
+            .unwrap()
+            .is_none());
     }
 
     #[test]
     fn bad_upstream_is_a_start_up_error() {
         let err = Upstream::resolve(&config("no-port", false, "")).unwrap_err();
-        assert_eq!(err.to_string(), "pingora.upstream: `no-port` must be host:port");
+        assert_eq!(
+            err.to_string(),
+            "pingora.upstream: `no-port` must be host:port"
+        );
         let err = Upstream::resolve(&config("host.invalid:80", false, "")).unwrap_err();
         assert!(matches!(err, GatewayError::Resolve { .. }), "{err}");
     }

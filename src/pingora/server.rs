@@ -255,7 +255,10 @@ mod tests {
         let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
         let server = build_server(&config, None).unwrap();
         assert_eq!(server.configuration.grace_period_seconds, Some(5));
-        assert_eq!(server.configuration.graceful_shutdown_timeout_seconds, Some(5));
+        assert_eq!(
+            server.configuration.graceful_shutdown_timeout_seconds,
+            Some(5)
+        );
     }
 
     #[test]
@@ -268,7 +271,10 @@ mod tests {
         let server = build_server(&config, None).unwrap();
         assert_eq!(server.configuration.threads, 2);
         assert_eq!(server.configuration.grace_period_seconds, Some(3));
-        assert_eq!(server.configuration.graceful_shutdown_timeout_seconds, Some(5));
+        assert_eq!(
+            server.configuration.graceful_shutdown_timeout_seconds,
+            Some(5)
+        );
     }
 
     #[test]
@@ -276,6 +282,9 @@ mod tests {
         let text = format!("{CONF}\n[pingora]\nserver_conf = \"/nonexistent/pingora.yaml\"\n");
         let config = Config::from_toml_with_env(&text, |_| None).unwrap();
         let err = build_server(&config, None).err().unwrap();
-        assert!(err.to_string().starts_with("pingora.server_conf: "), "{err}");
+        assert!(
+            err.to_string().starts_with("pingora.server_conf: "),
+            "{err}"
+        );
     }
 }
