@@ -76,15 +76,17 @@ async fn respond(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let Some(fault) = state.take_fault() else {
-        return answer(state, operation, model, headers, body)
-            .map_or_else(IntoResponse::into_response, ok);
-    };
+    let fault = state.take_fault();
+    if let Some(Fault::Slow(delay)) = fault {
+        tokio::time::sleep(delay).await;
+    }
     match fault {
-        Fault::Status {
+        None | Some(Fault::Slow(_)) => answer(state, operation, model, headers, body)
+            .map_or_else(IntoResponse::into_response, ok),
+        Some(Fault::Status {
             status,
             retry_after_secs,
-        } => {
+        }) => {
             // Not a valid status code: the closest honest thing is a server error.
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             ApiError::Injected {
@@ -93,20 +95,15 @@ async fn respond(
             }
             .into_response()
         }
-        Fault::Unauthorized => ApiError::InvalidAuth.into_response(),
-        Fault::Slow(delay) => {
-            tokio::time::sleep(delay).await;
-            answer(state, operation, model, headers, body)
-                .map_or_else(IntoResponse::into_response, ok)
-        }
-        Fault::MalformedJson => ok(Bytes::from_static(
+        Some(Fault::Unauthorized) => ApiError::InvalidAuth.into_response(),
+        Some(Fault::MalformedJson) => ok(Bytes::from_static(
             b"<html><body>Upstream error</body></html>",
         )),
-        Fault::TruncatedJson => match answer(state, operation, model, headers, body) {
+        Some(Fault::TruncatedJson) => match answer(state, operation, model, headers, body) {
             Ok(full) => ok(full.slice(..full.len() / 2)),
             Err(error) => error.into_response(),
         },
-        Fault::ConnectionReset => close_connection(),
+        Some(Fault::ConnectionReset) => close_connection(),
     }
 }
 

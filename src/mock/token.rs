@@ -76,34 +76,37 @@ pub(crate) async fn issue(
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
     state.count_token_request();
-    let Some(fault) = state.take_token_fault() else {
-        return grant(&state, form).map_or_else(IntoResponse::into_response, success);
-    };
+    let fault = state.take_token_fault();
+    if let Some(TokenFault::Slow(delay)) = fault {
+        tokio::time::sleep(delay).await;
+    }
     match fault {
-        TokenFault::Status(status) => {
+        None | Some(TokenFault::Slow(_)) => {
+            grant(&state, form).map_or_else(IntoResponse::into_response, success)
+        }
+        Some(TokenFault::Status(status)) => {
             // Not a valid status code: the closest honest thing is a server error.
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             OAuthError::Injected(status).into_response()
         }
-        TokenFault::Slow(delay) => {
-            tokio::time::sleep(delay).await;
-            grant(&state, form).map_or_else(IntoResponse::into_response, success)
-        }
-        TokenFault::Down => close_connection(),
-        TokenFault::NoAccessToken => {
+        Some(TokenFault::Down) => close_connection(),
+        Some(TokenFault::NoAccessToken) => {
             let mut body = token_response(&state, String::new());
             body.as_object_mut()
                 .map(|fields| fields.remove("access_token"));
             success(body)
         }
-        TokenFault::NotJwt => {
+        Some(TokenFault::NotJwt) => {
             // The shape of Salesforce's opaque session ids: org id, '!', then random characters.
             let token = format!(
                 "00DXX0000000001!AQ{}",
                 URL_SAFE_NO_PAD.encode(random_bytes::<48>())
             );
             state.issue_token(token.clone(), Instant::now());
-            success(token_response(&state, token))
+            let mut body = token_response(&state, token);
+            body.as_object_mut()
+                .map(|fields| fields.remove("token_format"));
+            success(body)
         }
     }
 }

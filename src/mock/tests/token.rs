@@ -124,7 +124,9 @@ async fn token_faults() {
     assert_eq!(reply.json()["token_type"], "Bearer");
 
     state.inject_token_fault(TokenFault::NotJwt, 1);
-    let opaque = reply_token(fetch_token(&mock).await);
+    let reply = fetch_token(&mock).await;
+    assert!(reply.json().get("token_format").is_none());
+    let opaque = reply_token(reply);
     assert!(!opaque.contains('.'), "not a JWT: {opaque}");
     assert_eq!(
         chat(&mock, &opaque, "hi").await.status,
