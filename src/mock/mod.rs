@@ -1,1 +1,185 @@
-//! placeholder, being written
+//! A local stand-in for the Salesforce Models API and its OAuth token endpoint, with fault injection.
+//!
+//! It imitates `salesforce-models-api.md`: the client-credentials token endpoint answers JWTs (readable
+//! `exp`, no `expires_in`); the model endpoints check the bearer token, the two Einstein headers, the
+//! content type and the body the way the real API does, and answer in the documented shapes with an
+//! `x-request-id`. Chat answers say `"Echo: "` and the last user message; text answers `"Echo: "` and
+//! the prompt. Usage follows the provider: models whose name holds `Bedrock` or `Vertex` report camelCase
+//! counts and `stop_reason`, the others snake_case counts and `finish_reason`. Known models are the
+//! `sfdc_ai__Default…` names of the spec and any name starting with `custom_`; others answer 404.
+//!
+//! ```
+//! use sf_models_bridge::mock::{Fault, MockSalesforce};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let mock = MockSalesforce::start().await?; // on 127.0.0.1, a free port
+//! assert!(mock.api_base().ends_with("/einstein/platform/v1"));
+//! // Point the bridge at mock.api_base() and mock.token_url(), with MOCK_CLIENT_ID and MOCK_CLIENT_SECRET.
+//! mock.state().inject(Fault::Status { status: 429, retry_after_secs: Some(1) }, 2);
+//! assert_eq!(mock.state().counters().model_requests(), 0);
+//! mock.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Admin API
+//!
+//! For other processes (the demo, soak and load tests). Writes answer `204`; bad JSON answers
+//! `400 {"error": "..."}`.
+//!
+//! | request | effect |
+//! |---|---|
+//! | `GET /__mock/counters` | [`Counters`] as JSON: `{"token_requests":1,"tokens_issued":1,"chat_requests":3,"generation_requests":0,"embedding_requests":0}` |
+//! | `POST /__mock/faults` | [`MockState::inject`], body below |
+//! | `DELETE /__mock/faults` | [`MockState::clear_faults`] (model and token faults) |
+//! | `POST /__mock/token_faults` | [`MockState::inject_token_fault`], body below |
+//! | `POST /__mock/shape` | [`MockState::set_shape`]: `{"shape": "snake_case"}` |
+//! | `POST /__mock/revoke` | [`MockState::revoke_tokens`] |
+//! | `POST /__mock/reset` | [`MockState::reset`] |
+//!
+//! A fault body names the fault in `"fault"` and adds its fields; `"times"` is optional (default 1;
+//! `4294967295`, that is `u32::MAX`, means every call until cleared):
+//!
+//! ```json
+//! {"fault": "status", "status": 429, "retry_after_secs": 1, "times": 3}
+//! {"fault": "unauthorized"}
+//! {"fault": "slow", "millis": 500, "times": 1}
+//! {"fault": "malformed_json"}
+//! {"fault": "truncated_json"}
+//! {"fault": "connection_reset", "times": 1}
+//! ```
+//!
+//! Token faults: `{"fault": "status", "status": 500}`, `{"fault": "slow", "millis": 500}`,
+//! `{"fault": "down"}`, `{"fault": "no_access_token"}`, `{"fault": "not_jwt"}`, each with an optional
+//! `"times"`. Shapes: `documented`, `generation_text`, `snake_case`, `openai_choices`,
+//! `generations_array`, `no_text` ([`ResponseShape`]).
+//!
+//! # Fast mode
+//!
+//! [`MockOptions::fast`] is for benchmarks: no token or request checks, no recorded request, and chat,
+//! text and embeddings calls answered with bodies serialized once at start-up (documented shape,
+//! content [`MockOptions::answer_bytes`] long). Requests are still counted; latency and queued faults
+//! still apply; the response shape is fixed.
+
+mod admin;
+mod answer;
+mod catalog;
+mod errors;
+mod faults;
+mod models;
+mod server;
+mod state;
+mod token;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use faults::{Fault, ResponseShape, TokenFault};
+pub use state::{Counters, MockState, RecordedRequest};
+
+/// The client id the mock accepts by default.
+pub const MOCK_CLIENT_ID: &str = "mock-client-id";
+
+/// The client secret the mock accepts by default. Public on purpose: it guards nothing.
+pub const MOCK_CLIENT_SECRET: &str = "mock-client-secret";
+
+/// How a [`MockSalesforce`] behaves; [`Default`] suits tests.
+#[derive(Debug, Clone)]
+pub struct MockOptions {
+    /// Where to listen; default `127.0.0.1:0` (a free port, see [`MockSalesforce::addr`]).
+    pub listen: SocketAddr,
+    /// The accepted client id; default [`MOCK_CLIENT_ID`].
+    pub client_id: String,
+    /// The accepted client secret; default [`MOCK_CLIENT_SECRET`].
+    pub client_secret: String,
+    /// How long issued tokens are accepted, and their JWT `exp` after `iat`; default 30 minutes.
+    pub token_lifetime: Duration,
+    /// Added to every model call before it is answered; default none.
+    pub latency: Duration,
+    /// Benchmark mode (see the module docs); default off.
+    pub fast: bool,
+    /// Length of the fast-mode answer's content; default 2048.
+    pub answer_bytes: usize,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            client_id: MOCK_CLIENT_ID.to_owned(),
+            client_secret: MOCK_CLIENT_SECRET.to_owned(),
+            token_lifetime: Duration::from_secs(1800),
+            latency: Duration::ZERO,
+            fast: false,
+            answer_bytes: 2048,
+        }
+    }
+}
+
+/// A running mock server. It stops when dropped or on [`shutdown`](Self::shutdown).
+#[derive(Debug)]
+pub struct MockSalesforce {
+    addr: SocketAddr,
+    state: MockState,
+    server: JoinHandle<()>,
+}
+
+impl MockSalesforce {
+    /// Starts a mock with [`MockOptions::default`].
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_with(MockOptions::default()).await
+    }
+
+    /// Starts a mock; fails only if `options.listen` cannot be bound.
+    pub async fn start_with(options: MockOptions) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(options.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = MockState::new(&options, addr);
+        let server = tokio::spawn(server::serve(listener, server::router(state.clone())));
+        Ok(Self {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    /// The address the mock listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Models API base, `http://{addr}/einstein/platform/v1`: the conf's `api_base`.
+    pub fn api_base(&self) -> String {
+        format!("http://{}/einstein/platform/v1", self.addr)
+    }
+
+    /// The token endpoint, `http://{addr}/services/oauth2/token`: the conf's `token_url`.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/services/oauth2/token", self.addr)
+    }
+
+    /// The mock's state: faults, counters, the last request.
+    pub fn state(&self) -> &MockState {
+        &self.state
+    }
+
+    /// Stops listening and closes every connection, then returns.
+    pub async fn shutdown(mut self) {
+        self.server.abort();
+        // Waiting for the aborted task means the listener is closed once this returns.
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for MockSalesforce {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
