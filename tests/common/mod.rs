@@ -1,0 +1,319 @@
+//! The integration harness: the mock Salesforce on a real loopback socket, and the bridge behind
+//! either mount, axum or Pingora. Each suite is written once and run against both with
+//! [`for_each_mount!`].
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use async_openai::config::OpenAIConfig;
+use axum::routing::get;
+use axum::Router;
+use sf_models_bridge::mock::{Counters, MockOptions, MockSalesforce, MockState};
+use sf_models_bridge::{server, Config, SalesforceLayer, SalesforceRoutesLayer, Upstream};
+use tokio::sync::oneshot;
+use tower::Layer;
+
+/// Which mount serves the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    /// An axum app with the pass-through layer, served by `sf_models_bridge::server::serve`.
+    Axum,
+    /// The ready-made Pingora gateway, in-process.
+    Pingora,
+}
+
+/// Generates one `#[tokio::test]` per mount for each listed `async fn name(mount: Mount)`.
+#[macro_export]
+macro_rules! for_each_mount {
+    ($($name:ident),* $(,)?) => {
+        mod axum_mount {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Mount::Axum).await;
+                }
+            )*
+        }
+        #[cfg(feature = "pingora")]
+        mod pingora_mount {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Mount::Pingora).await;
+                }
+            )*
+        }
+    };
+}
+
+/// The routes every test gateway has.
+pub const CHAT_MODEL: &str = "gpt-4o-mini";
+/// Routed to an Anthropic-on-Bedrock model: the mock answers with camelCase usage.
+pub const BEDROCK_MODEL: &str = "claude-sonnet-4";
+
+/// How to build a test gateway.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The mock's options.
+    pub mock: MockOptions,
+    /// Extra `[salesforce]` keys, one per line.
+    pub salesforce: String,
+    /// The `[retry]` section's keys.
+    pub retry: String,
+    /// Extra sections (`[auth]`, ...), appended before the routes.
+    pub sections: String,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            mock: MockOptions::default(),
+            salesforce: String::new(),
+            retry: "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 100\n".to_owned(),
+            sections: String::new(),
+        }
+    }
+}
+
+impl Setup {
+    /// Adds `[salesforce]` keys.
+    pub fn salesforce(mut self, keys: &str) -> Self {
+        self.salesforce.push_str(keys);
+        self.salesforce.push('\n');
+        self
+    }
+
+    /// Appends sections such as `[auth]`.
+    pub fn sections(mut self, text: &str) -> Self {
+        self.sections.push_str(text);
+        self.sections.push('\n');
+        self
+    }
+
+    /// The conf text for a mock listening at `mock`.
+    pub fn conf(&self, mock: &MockSalesforce) -> String {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+header_read_timeout_secs = 2
+body_read_timeout_secs = 2
+shutdown_grace_secs = 2
+
+[salesforce]
+api_base = "{api_base}"
+token_url = "{token_url}"
+client_id = "{id}"
+client_secret = "{secret}"
+stream_keepalive_secs = 1
+{salesforce}
+
+[retry]
+{retry}
+
+{sections}
+
+[[routes]]
+model = "{CHAT_MODEL}"
+salesforce_model = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+
+[[routes]]
+model = "{BEDROCK_MODEL}"
+salesforce_model = "sfdc_ai__DefaultBedrockAnthropicClaude4Sonnet"
+
+[[routes]]
+model = "gpt-4o"
+salesforce_model = "sfdc_ai__DefaultGPT4Omni"
+"#,
+            api_base = mock.api_base(),
+            token_url = mock.token_url(),
+            id = self.mock.client_id,
+            secret = self.mock.client_secret,
+            salesforce = self.salesforce,
+            retry = self.retry,
+            sections = self.sections,
+        )
+    }
+}
+
+enum Running {
+    Axum {
+        stop: Option<oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<()>,
+    },
+    #[cfg(feature = "pingora")]
+    Pingora(sf_models_bridge::pingora::RunningGateway),
+}
+
+/// A running bridge in front of a running mock.
+pub struct Gateway {
+    /// Which mount this is.
+    pub mount: Mount,
+    /// The gateway's address.
+    pub addr: SocketAddr,
+    /// The mock behind it.
+    pub mock: MockSalesforce,
+    /// The layer that built the bridge (metrics, token cache).
+    pub layer: SalesforceLayer,
+    /// The parsed conf.
+    pub config: Config,
+    running: Running,
+}
+
+impl Gateway {
+    /// A gateway with the default setup.
+    pub async fn start(mount: Mount) -> Self {
+        Self::start_with(mount, Setup::default()).await
+    }
+
+    /// A gateway with `setup`.
+    pub async fn start_with(mount: Mount, setup: Setup) -> Self {
+        let mock = MockSalesforce::start_with(setup.mock.clone())
+            .await
+            .expect("mock starts");
+        let config =
+            Config::from_toml_with_env(&setup.conf(&mock), |_| None).expect("test conf is valid");
+        let layer = SalesforceLayer::new(&config).expect("layer builds");
+        let bridge = layer.layer(Upstream::new(&config.salesforce).expect("client builds"));
+        let (addr, running) = match mount {
+            Mount::Axum => {
+                let app = Router::new()
+                    .route("/app", get(|| async { "the app's own route" }))
+                    .layer(SalesforceRoutesLayer::new(bridge));
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let (stop, stopped) = oneshot::channel::<()>();
+                let server_config = config.server.clone();
+                let task = tokio::spawn(async move {
+                    server::serve(listener, app, &server_config, async {
+                        stopped.await.ok();
+                    })
+                    .await;
+                });
+                (
+                    addr,
+                    Running::Axum {
+                        stop: Some(stop),
+                        task,
+                    },
+                )
+            }
+            Mount::Pingora => Self::start_pingora(&config, bridge).await,
+        };
+        Gateway {
+            mount,
+            addr,
+            mock,
+            layer,
+            config,
+            running,
+        }
+    }
+
+    #[cfg(feature = "pingora")]
+    async fn start_pingora(
+        config: &Config,
+        bridge: sf_models_bridge::Salesforce<Upstream>,
+    ) -> (SocketAddr, Running) {
+        let gateway = sf_models_bridge::pingora::spawn_gateway(config, bridge)
+            .await
+            .expect("pingora gateway starts");
+        (gateway.local_addr(), Running::Pingora(gateway))
+    }
+
+    #[cfg(not(feature = "pingora"))]
+    async fn start_pingora(
+        _: &Config,
+        _: sf_models_bridge::Salesforce<Upstream>,
+    ) -> (SocketAddr, Running) {
+        panic!("the Pingora mount needs the `pingora` feature")
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The mock's state: faults, counters, recorded requests.
+    pub fn upstream(&self) -> &MockState {
+        self.mock.state()
+    }
+
+    /// The mock's counters.
+    pub fn counters(&self) -> Counters {
+        self.mock.state().counters()
+    }
+
+    /// An official-style OpenAI client pointed at the gateway.
+    pub fn openai(&self) -> async_openai::Client<OpenAIConfig> {
+        async_openai::Client::with_config(
+            OpenAIConfig::new()
+                .with_api_base(self.url("/v1"))
+                .with_api_key(CALLER_KEY),
+        )
+    }
+
+    /// `GET /metrics`.
+    pub async fn scrape(&self) -> String {
+        http()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("scrape body")
+    }
+
+    /// Stops the gateway gracefully and waits for it.
+    pub async fn stop(self) {
+        match self.running {
+            Running::Axum { mut stop, task } => {
+                if let Some(stop) = stop.take() {
+                    stop.send(()).ok();
+                }
+                task.await.ok();
+            }
+            #[cfg(feature = "pingora")]
+            Running::Pingora(gateway) => gateway.stop().await,
+        }
+    }
+}
+
+/// The key test callers present; the bridge must never forward it.
+pub const CALLER_KEY: &str = "sk-caller-key-never-upstream";
+
+/// A plain HTTP client with a timeout, for what the OpenAI client cannot send.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// A minimal valid chat request body.
+pub fn chat(model: &str, content: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": content}]})
+}
+
+/// POSTs `body` as JSON and returns the status and the parsed body.
+pub async fn post_json(
+    gateway: &Gateway,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = http()
+        .post(gateway.url(path))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
+    (status, value)
+}
