@@ -64,7 +64,13 @@ where
 {
     let prepared = match prepare(&shared, request, operation).await {
         Ok(prepared) => prepared,
-        Err(error) => return error_response(finisher, error, &request_id),
+        Err(error) => {
+            if let BridgeError::ModelNotFound { model, .. } = &error {
+                // Logged as asked; the metrics fold unconfigured names into `unknown`.
+                finisher.set_model(model.as_str().into());
+            }
+            return error_response(finisher, error, &request_id);
+        }
     };
     finisher.set_model(prepared.route.model.clone());
     let upstream_time = finisher.upstream_time();
