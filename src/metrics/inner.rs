@@ -14,6 +14,9 @@ use super::handles::{
 };
 use super::latency::LatencyHistogram;
 use crate::endpoint::Endpoint;
+use crate::salesforce::ExtractPath;
+use crate::token::TokenEvent;
+use crate::upstream::AttemptOutcome;
 
 /// Buckets (seconds) for whole requests and upstream attempts: from 50 µs (a `/health` answer) to
 /// 10 minutes (a long generation that hits `salesforce.timeout_secs`).
@@ -29,37 +32,23 @@ const OVERHEAD_BUCKETS: [f64; 19] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
 ];
 
-/// Upstream outcomes pre-created so dashboards see zeros.
-const OUTCOMES: [&str; 8] = [
-    "ok",
-    "rate_limited",
-    "busy",
-    "server_error",
-    "client_error",
-    "unauthorized",
-    "timeout",
-    "connect_error",
-];
-/// Retry reasons pre-created: the outcomes that are worth another attempt.
-const RETRY_REASONS: [&str; 6] = [
-    "rate_limited",
-    "busy",
-    "server_error",
-    "unauthorized",
-    "timeout",
-    "connect_error",
-];
+/// Upstream outcomes pre-created so dashboards see zeros: every outcome there is.
+fn outcomes() -> Vec<&'static str> {
+    AttemptOutcome::ALL.iter().map(|o| o.as_str()).collect()
+}
+/// Retry reasons pre-created: the outcomes the retry policy may retry.
+fn retry_reasons() -> Vec<&'static str> {
+    AttemptOutcome::RETRIED.iter().map(|o| o.as_str()).collect()
+}
 /// Token cache events, all pre-created.
-const TOKEN_EVENTS: [&str; 4] = ["hit", "miss", "refresh", "refresh_failure"];
+fn token_events() -> Vec<&'static str> {
+    TokenEvent::ALL.iter().map(|e| e.as_str()).collect()
+}
 /// Extractor paths pre-created: the primary one, each known fallback, and "none".
-const EXTRACTOR_PATHS: [&str; 6] = [
-    "primary",
-    "generation_text",
-    "snake_case",
-    "openai_choices",
-    "generations_array",
-    "none",
-];
+fn extractor_path_names() -> Vec<&'static str> {
+    let paths = ExtractPath::ALL.iter().map(|p| p.as_str());
+    paths.chain(["none"]).collect()
+}
 
 /// The registry, the resolved handles and the summary histograms.
 pub(super) struct Inner {
@@ -202,10 +191,10 @@ impl Inner {
             })?,
             in_flight,
             upstream_duration,
-            upstream_attempts: StaticLabelCounter::new(upstream_attempts, &OUTCOMES)?,
-            upstream_retries: StaticLabelCounter::new(upstream_retries, &RETRY_REASONS)?,
-            token_cache: StaticLabelCounter::new(token_cache, &TOKEN_EVENTS)?,
-            extractor_paths: StaticLabelCounter::new(extractor_paths, &EXTRACTOR_PATHS)?,
+            upstream_attempts: StaticLabelCounter::new(upstream_attempts, &outcomes())?,
+            upstream_retries: StaticLabelCounter::new(upstream_retries, &retry_reasons())?,
+            token_cache: StaticLabelCounter::new(token_cache, &token_events())?,
+            extractor_paths: StaticLabelCounter::new(extractor_paths, &extractor_path_names())?,
             prompt_tokens: CounterCells::new(prompt_tokens, model_count),
             completion_tokens: CounterCells::new(completion_tokens, model_count),
             latency_total: LatencyHistogram::new(),

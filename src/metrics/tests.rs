@@ -420,7 +420,10 @@ fn performance_summary_when_nothing_happened() {
             "token_cache": {"hits": 0, "misses": 0, "refreshes": 0, "refresh_failures": 0, "hit_rate": null},
             "extractor": {
                 "primary": 0,
-                "fallbacks": {"generation_text": 0, "generations_array": 0, "openai_choices": 0, "snake_case": 0},
+                "fallbacks": {
+                    "chat_generations": 0, "generated_text": 0, "generation_text": 0,
+                    "generations_array": 0, "openai_choices": 0, "snake_case": 0
+                },
                 "none": 0,
                 "primary_pct": null,
                 "fallback_pct": null
@@ -429,8 +432,9 @@ fn performance_summary_when_nothing_happened() {
                 "attempts": 0,
                 "retries": 0,
                 "by_outcome": {
-                    "busy": 0, "client_error": 0, "connect_error": 0, "ok": 0, "rate_limited": 0,
-                    "server_error": 0, "timeout": 0, "unauthorized": 0
+                    "busy": 0, "client_error": 0, "connect_error": 0, "connection_reset": 0,
+                    "failed": 0, "ok": 0, "rate_limited": 0, "server_error": 0, "timeout": 0,
+                    "unauthorized": 0, "unavailable": 0
                 }
             },
             "latency_ms": {"total": no_latency, "upstream": no_latency, "overhead": no_latency}

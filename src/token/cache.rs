@@ -41,6 +41,14 @@ pub enum TokenEvent {
 }
 
 impl TokenEvent {
+    /// Every event.
+    pub const ALL: [TokenEvent; 4] = [
+        TokenEvent::Hit,
+        TokenEvent::Miss,
+        TokenEvent::Refresh,
+        TokenEvent::RefreshFailure,
+    ];
+
     /// A fixed label value: `hit`, `miss`, `refresh` or `refresh_failure`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -55,6 +55,16 @@ impl AttemptOutcome {
         AttemptOutcome::Failed,
     ];
 
+    /// The outcomes the policy may retry (500 among the server errors, not 502 or 504).
+    pub const RETRIED: [AttemptOutcome; 6] = [
+        AttemptOutcome::RateLimited,
+        AttemptOutcome::Busy,
+        AttemptOutcome::ServerError,
+        AttemptOutcome::Unavailable,
+        AttemptOutcome::ConnectError,
+        AttemptOutcome::ConnectionReset,
+    ];
+
     /// The outcome of an HTTP answer.
     pub fn from_status(status: StatusCode) -> Self {
         match status.as_u16() {
@@ -350,6 +360,18 @@ mod tests {
             assert_eq!(
                 matches!(verdict, Verdict::RetryAfter(_)),
                 retried,
+                "{outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retried_lists_exactly_the_retryable_outcomes() {
+        for outcome in AttemptOutcome::ALL {
+            let retryable = outcome.is_retryable(Some(StatusCode::INTERNAL_SERVER_ERROR));
+            assert_eq!(
+                AttemptOutcome::RETRIED.contains(&outcome),
+                retryable,
                 "{outcome:?}"
             );
         }
