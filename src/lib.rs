@@ -1,4 +1,4 @@
-//! sf-models-bridge: serve the OpenAI API on top of the Salesforce Models API.
+#![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,

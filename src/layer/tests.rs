@@ -345,3 +345,21 @@ async fn api_keys_are_required_when_configured() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// Compiles only if the bridge has the bounds axum's `route_service` and the Pingora filter need.
+#[test]
+fn the_bridge_has_the_bounds_its_mounts_need() {
+    fn assert_mountable<S>()
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<super::BridgeBody>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+    }
+    fn assert_body<B: http_body::Body<Data = Bytes> + Send + 'static>() {}
+    assert_mountable::<super::Salesforce<crate::upstream::Upstream>>();
+    assert_body::<super::BridgeBody>();
+}
