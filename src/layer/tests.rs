@@ -351,8 +351,11 @@ async fn api_keys_are_required_when_configured() {
 fn the_bridge_has_the_bounds_its_mounts_need() {
     fn assert_mountable<S>()
     where
-        S: Service<Request<Full<Bytes>>, Response = Response<super::BridgeBody>, Error = Infallible>
-            + Clone
+        S: Service<
+                Request<Full<Bytes>>,
+                Response = Response<super::BridgeBody>,
+                Error = Infallible,
+            > + Clone
             + Send
             + Sync
             + 'static,

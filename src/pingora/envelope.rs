@@ -1,12 +1,13 @@
 //! The few answers the mount gives itself (413, 408, 400, the gateway's 404), in the OpenAI error
-//! format so that OpenAI SDKs raise their usual exceptions. The core owns the real envelope type;
-//! this stays private and tiny until the two are unified.
+//! format (the core's one envelope type) so that OpenAI SDKs raise their usual exceptions.
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
+
+use crate::openai::{ErrorBody, ErrorType};
 
 /// One error answer: status, OpenAI `code`, and a message that holds nothing the client did not
 /// send itself.
@@ -20,15 +21,10 @@ pub(super) struct ErrorAnswer {
 impl ErrorAnswer {
     /// `{"error":{"message","type","param","code"}}`; every answer of ours is the caller's doing.
     fn body(&self) -> Bytes {
-        let value = serde_json::json!({
-            "error": {
-                "message": self.message,
-                "type": "invalid_request_error",
-                "param": null,
-                "code": self.code,
-            }
-        });
-        Bytes::from(value.to_string())
+        ErrorBody::new(ErrorType::InvalidRequestError, self.message.as_str())
+            .code(self.code)
+            .to_json()
+            .into()
     }
 
     /// Writes the answer as a complete response.
