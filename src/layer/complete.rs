@@ -9,7 +9,6 @@ use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::Instant;
-use tower::Service;
 use tracing::Instrument;
 
 use super::body::{BridgeBody, PendingAnswer};
@@ -22,7 +21,7 @@ use crate::openai::{ChatCompletionRequest, CompletionRequest, StreamOptions};
 use crate::salesforce::{self, Extracted, Operation, UpstreamFailure};
 use crate::stream::{SseEvents, StreamKind, StreamedAnswer};
 use crate::translate::{self, ResponseCtx};
-use crate::upstream::{AttemptObserver, AttemptOutcome, UpstreamError};
+use crate::upstream::{AttemptObserver, AttemptOutcome, RequestBody, UpstreamService};
 
 /// Lists the request parameters that were accepted but not forwarded.
 pub(crate) const IGNORED_PARAMS: &str = "x-sfbridge-ignored-params";
@@ -53,14 +52,8 @@ pub(crate) async fn complete<S, B>(
     request_id: HeaderValue,
 ) -> Response<BridgeBody>
 where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: UpstreamService,
+    B: RequestBody,
 {
     let prepared = match prepare(&shared, request, operation).await {
         Ok(prepared) => prepared,
@@ -155,8 +148,7 @@ async fn prepare<B>(
     operation: Operation,
 ) -> Result<Prepared, BridgeError>
 where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: RequestBody,
 {
     let declared = request
         .headers()
@@ -174,34 +166,8 @@ where
     .await?;
 
     let (route, upstream_body, stream, ignored) = match operation {
-        Operation::Chat => {
-            let request: ChatCompletionRequest<'_> =
-                serde_json::from_slice(&body).map_err(BridgeError::InvalidJson)?;
-            let route = shared.route(&request.model)?;
-            let upstream = translate::chat_request(&request)?;
-            let upstream_body = serde_json::to_vec(&upstream).map_err(BridgeError::Encode)?;
-            let stream = request.stream.then_some(request.stream_options);
-            (
-                route,
-                upstream_body,
-                stream,
-                ignored_header(&request.ignored),
-            )
-        }
-        Operation::Text => {
-            let request: CompletionRequest<'_> =
-                serde_json::from_slice(&body).map_err(BridgeError::InvalidJson)?;
-            let route = shared.route(&request.model)?;
-            let upstream = translate::completion_request(&request)?;
-            let upstream_body = serde_json::to_vec(&upstream).map_err(BridgeError::Encode)?;
-            let stream = request.stream.then_some(request.stream_options);
-            (
-                route,
-                upstream_body,
-                stream,
-                ignored_header(&request.ignored),
-            )
-        }
+        Operation::Chat => translate_as::<ChatCompletionRequest<'_>>(shared, &body)?,
+        Operation::Text => translate_as::<CompletionRequest<'_>>(shared, &body)?,
     };
     Ok(Prepared {
         route,
@@ -212,10 +178,71 @@ where
     })
 }
 
+/// What the flow needs of an OpenAI request, whatever its endpoint.
+trait FrontRequest<'de>: serde::Deserialize<'de> {
+    fn model(&self) -> &str;
+    fn stream(&self) -> Option<StreamOptions>;
+    fn ignored(&self) -> &[std::borrow::Cow<'de, str>];
+    /// The translated Models API body.
+    fn upstream_body(&self) -> Result<Vec<u8>, BridgeError>;
+}
+
+impl<'de> FrontRequest<'de> for ChatCompletionRequest<'de> {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn stream(&self) -> Option<StreamOptions> {
+        self.stream.then_some(self.stream_options)
+    }
+    fn ignored(&self) -> &[std::borrow::Cow<'de, str>] {
+        &self.ignored
+    }
+    fn upstream_body(&self) -> Result<Vec<u8>, BridgeError> {
+        serde_json::to_vec(&translate::chat_request(self)?).map_err(BridgeError::Encode)
+    }
+}
+
+impl<'de> FrontRequest<'de> for CompletionRequest<'de> {
+    fn model(&self) -> &str {
+        &self.model
+    }
+    fn stream(&self) -> Option<StreamOptions> {
+        self.stream.then_some(self.stream_options)
+    }
+    fn ignored(&self) -> &[std::borrow::Cow<'de, str>] {
+        &self.ignored
+    }
+    fn upstream_body(&self) -> Result<Vec<u8>, BridgeError> {
+        serde_json::to_vec(&translate::completion_request(self)?).map_err(BridgeError::Encode)
+    }
+}
+
+type Translated = (
+    Arc<RouteTarget>,
+    Vec<u8>,
+    Option<StreamOptions>,
+    Option<HeaderValue>,
+);
+
+/// Parses `body` as an `R` (once, borrowing its strings), routes its model and translates it.
+fn translate_as<'de, R: FrontRequest<'de>>(
+    shared: &Shared,
+    body: &'de [u8],
+) -> Result<Translated, BridgeError> {
+    let request: R = serde_json::from_slice(body).map_err(BridgeError::InvalidJson)?;
+    let route = shared.route(request.model())?;
+    let upstream_body = request.upstream_body()?;
+    Ok((
+        route,
+        upstream_body,
+        request.stream(),
+        ignored_header(request.ignored()),
+    ))
+}
+
 async fn read_body<B>(body: B, limit: usize, deadline: Duration) -> Result<Bytes, BridgeError>
 where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: RequestBody,
 {
     let collect = Limited::new(body, limit).collect();
     match tokio::time::timeout(deadline, collect).await {
@@ -274,12 +301,7 @@ async fn exchange<S>(
     upstream_time: &UpstreamTime,
 ) -> Result<Success, BridgeError>
 where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: UpstreamService,
 {
     let started = Instant::now();
     let url = prepared.route.url(prepared.operation).clone();

@@ -14,7 +14,6 @@ use tower::{Layer, Service};
 use super::body::BridgeBody;
 use super::service::{ResponseFuture, Salesforce};
 use crate::endpoint::Endpoint;
-use crate::upstream::UpstreamError;
 
 /// Answers the bridge's paths with a [`Salesforce`] service and hands every other request to
 /// the wrapped application unchanged, so an app gains `/v1/chat/completions` and the rest
@@ -92,7 +91,6 @@ where
     >,
     A: Service<Request<B>, Response = Response<AB>>,
     AB: http_body::Body<Data = Bytes>,
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError>,
 {
     type Response = Response<Either<BridgeBody, AB>>;
     type Error = A::Error;

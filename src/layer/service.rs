@@ -21,7 +21,7 @@ use super::Shared;
 use crate::endpoint::Endpoint;
 use crate::salesforce::Operation;
 use crate::token::Readiness;
-use crate::upstream::UpstreamError;
+use crate::upstream::{RequestBody, UpstreamService};
 
 /// The header carrying the request id, taken from the caller or generated, and returned.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
@@ -130,14 +130,8 @@ impl Future for ResponseFuture {
 
 impl<S, B> Service<Request<B>> for Salesforce<S>
 where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: UpstreamService,
+    B: RequestBody,
 {
     type Response = Response<BridgeBody>;
     type Error = Infallible;

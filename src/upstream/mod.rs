@@ -88,6 +88,42 @@ impl UpstreamError {
     }
 }
 
+/// What the bridge needs of its upstream client: [`Upstream`], or any service of the same shape
+/// (a test double, or the client wrapped in layers of your own).
+pub trait UpstreamService:
+    Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> UpstreamService for S where
+    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What the bridge accepts as a request body: axum's, hyper's, or the one the Pingora filter
+/// builds.
+pub trait RequestBody:
+    http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
 /// A request extension: the timeout of this one attempt, overriding the client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptTimeout(pub Duration);
