@@ -37,7 +37,7 @@ lint: setup
 demo: setup
 	$(CARGO) build --release --features pingora --example mock_salesforce --example pingora_gateway
 	@set -euo pipefail; \
-	target=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'); \
+	target=$${CARGO_TARGET_DIR:-target}; \
 	"$$target/release/examples/mock_salesforce" --listen $(DEMO_MOCK_ADDR) & mock=$$!; \
 	trap 'kill $$mock 2>/dev/null; wait $$mock 2>/dev/null' EXIT; \
 	for _ in $$(seq 50); do (exec 3<>/dev/tcp/$${DEMO_MOCK_ADDR%:*}/$${DEMO_MOCK_ADDR#*:}) 2>/dev/null && break; sleep 0.1; done; \
