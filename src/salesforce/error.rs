@@ -7,8 +7,11 @@ use serde::Deserialize;
 
 use crate::openai::{ErrorBody, ErrorType};
 
-/// The longest piece of an upstream message passed on to the caller.
+/// The most characters of upstream text (codes and message together) passed on to the caller.
 const MAX_MESSAGE_CHARS: usize = 300;
+/// The longest `errorCode` passed on as the envelope's `code`: anything longer is prose rather
+/// than a code, and reaches the caller only inside the bounded message.
+const MAX_CODE_CHARS: usize = 64;
 
 /// The documented error body: `{"errorCode", "messageCode", "message", ...}`.
 #[derive(Debug, Default, Deserialize)]
@@ -45,24 +48,25 @@ impl<'a> ErrorResponse<'a> {
 
     /// `errorCode messageCode: message`, bounded, for a caller to read.
     fn summary(&self) -> String {
-        let mut summary = String::new();
-        for part in [&self.error_code, &self.message_code].into_iter().flatten() {
-            summary.push_str(part);
-            summary.push(' ');
-        }
-        match &self.message {
-            Some(message) => {
-                if !summary.is_empty() {
-                    summary.pop();
-                    summary.push_str(": ");
-                }
-                summary.extend(message.chars().take(MAX_MESSAGE_CHARS));
+        let mut pieces: Vec<&str> = Vec::with_capacity(5);
+        for code in [&self.error_code, &self.message_code].into_iter().flatten() {
+            if !pieces.is_empty() {
+                pieces.push(" ");
             }
-            None => {
-                summary.pop();
-            }
+            pieces.push(code);
         }
-        summary
+        if let Some(message) = &self.message {
+            if !pieces.is_empty() {
+                pieces.push(": ");
+            }
+            pieces.push(message);
+        }
+        // The codes are upstream text as much as the message is, so the bound covers all of it.
+        pieces
+            .into_iter()
+            .flat_map(str::chars)
+            .take(MAX_MESSAGE_CHARS)
+            .collect()
     }
 }
 
@@ -122,7 +126,9 @@ impl UpstreamFailure {
             _ => (StatusCode::BAD_GATEWAY, ErrorBody::new(ErrorType::ApiError, said)),
         };
         let body = match error.error_code {
-            Some(code) if body.error.code.is_none() => body.code(code.into_owned()),
+            Some(code) if body.error.code.is_none() && code.chars().count() <= MAX_CODE_CHARS => {
+                body.code(code.into_owned())
+            }
             _ => body,
         };
         UpstreamFailure { status, body }
@@ -203,5 +209,30 @@ mod tests {
         assert!(body["error"]["message"].as_str().unwrap().len() < 400);
         let (_, body) = map(500, b"<html>oops</html>");
         assert_eq!(body["error"]["message"], "Salesforce answered 500");
+    }
+
+    #[test]
+    fn long_codes_are_bounded_too() {
+        // Found by the property tests: only `message` was cut, so a proxy answering with a huge
+        // `errorCode` put all of it into the caller's message and `code`.
+        let huge = serde_json::json!({"errorCode": "C".repeat(5000),
+                                      "messageCode": "M".repeat(5000), "message": "m"});
+        let huge = serde_json::to_vec(&huge).unwrap();
+        let model = "sfdc_ai__DefaultBedrockAnthropicClaude45Sonnet";
+        for status in [400, 401, 404, 429, 500] {
+            let failure =
+                UpstreamFailure::from_response(StatusCode::from_u16(status).unwrap(), &huge, model);
+            let message = &failure.body.error.message;
+            assert!(message.chars().count() < 500, "{status}: {message}");
+            assert!(!failure
+                .body
+                .error
+                .code
+                .as_deref()
+                .unwrap_or("")
+                .contains("CCC"));
+        }
+        let (_, body) = map(500, br#"{"errorCode": "BAD_ARGUMENT", "message": "m"}"#);
+        assert_eq!(body["error"]["code"], "BAD_ARGUMENT");
     }
 }

@@ -199,10 +199,16 @@ fn candidate<'r>(response: &'r ModelsResponse<'_>, shape: Shape) -> Candidate<'r
             None => (None, None),
         },
         Shape::GenerationsArray => match response.generations.as_ref().and_then(|g| g.first()) {
-            Some(generation) => (
-                generation.text.as_deref().or(generation.content.as_deref()),
-                generation.finish_reason.as_deref(),
-            ),
+            Some(generation) => {
+                // Two names for one field: an empty `text` must not hide a `content` that holds
+                // the answer, as an empty field means the text lives elsewhere.
+                let text = generation.text.as_deref();
+                let text = text
+                    .filter(|text| !text.is_empty())
+                    .or(generation.content.as_deref())
+                    .or(text);
+                (text, generation.finish_reason.as_deref())
+            }
             None => (None, None),
         },
     }
@@ -373,6 +379,20 @@ mod tests {
             let (text, _, _, served) = extract_json(body.clone(), op).unwrap();
             assert_eq!((text.as_str(), served), ("a", path), "{body}");
         }
+    }
+
+    #[test]
+    fn empty_generations_text_does_not_hide_content() {
+        // Found by the property tests: `text.or(content)` took an empty `text` and then
+        // skipped the whole shape, answering 502 although `content` held the answer.
+        let body = json!({"generations": [{"text": "", "content": "a"}]});
+        let (text, _, _, path) = extract_json(body, Operation::Chat).unwrap();
+        assert_eq!((text.as_str(), path), ("a", ExtractPath::GenerationsArray));
+        let filtered = json!({"generations": [{"text": "", "finish_reason": "content_filter"}]});
+        let (text, reason, _, _) = extract_json(filtered, Operation::Chat).unwrap();
+        assert_eq!((text.as_str(), reason), ("", "content_filter"));
+        let both = json!({"generations": [{"text": "t", "content": "c"}]});
+        assert_eq!(extract_json(both, Operation::Text).unwrap().0, "t");
     }
 
     #[test]

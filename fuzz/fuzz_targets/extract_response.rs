@@ -1,0 +1,30 @@
+//! Bytes → `ModelsResponse` → the answer for both operations → both OpenAI bodies: never
+//! panics, and the rendered bodies carry the extracted text unaltered.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sf_models_bridge::salesforce::{self, Operation};
+use sf_models_bridge::translate::{self, ResponseCtx};
+
+const CTX: ResponseCtx<'static> = ResponseCtx {
+    fallback_id: "chatcmpl-fuzz",
+    created: 0,
+    model: "gpt-4o-mini",
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(response) = salesforce::parse(data) else {
+        return;
+    };
+    for operation in [Operation::Chat, Operation::Text] {
+        let Ok(answer) = salesforce::extract(&response, operation) else {
+            continue;
+        };
+        let chat = translate::chat_completion_json(&answer, &CTX).expect("renders");
+        let chat: serde_json::Value = serde_json::from_slice(&chat).expect("valid JSON");
+        assert_eq!(chat["choices"][0]["message"]["content"], answer.text);
+        let text = translate::text_completion_json(&answer, &CTX).expect("renders");
+        let text: serde_json::Value = serde_json::from_slice(&text).expect("valid JSON");
+        assert_eq!(text["choices"][0]["text"], answer.text);
+    }
+});
