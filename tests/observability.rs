@@ -920,15 +920,18 @@ async fn ready_follows_the_token_endpoint(mount: Mount) {
 type Case<'a> = (Method, &'a str, Option<&'a Value>, Option<&'a str>, u16);
 
 async fn every_answer_carries_a_request_id(mount: Mount) {
-    let gateway = Gateway::start_with(mount, keyed()).await;
+    let setup = keyed().salesforce("max_request_bytes = 4096");
+    let gateway = Gateway::start_with(mount, setup).await;
     let chat_path = "/v1/chat/completions";
     let body = chat(CHAT_MODEL, "hi");
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     let unknown = chat("nope", "hi");
     let not_an_object = json!("not an object");
+    // Refused by the Pingora mount itself before the service sees it; by the service on axum.
+    let too_large = chat(CHAT_MODEL, &"x".repeat(5000));
     let key = Some(CALLER_KEY);
-    let cases: [Case<'_>; 11] = [
+    let cases: [Case<'_>; 12] = [
         (Method::GET, "/health", None, None, 200),
         (Method::GET, "/ready", None, None, 200),
         (Method::GET, "/metrics", None, None, 200),
@@ -940,6 +943,7 @@ async fn every_answer_carries_a_request_id(mount: Mount) {
         (Method::POST, chat_path, Some(&body), None, 401),
         (Method::POST, chat_path, Some(&not_an_object), key, 400),
         (Method::GET, chat_path, None, key, 405),
+        (Method::POST, chat_path, Some(&too_large), key, 413),
     ];
     let mut generated = BTreeSet::new();
     for (i, (method, path, body, key, status)) in cases.into_iter().enumerate() {
