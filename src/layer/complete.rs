@@ -342,8 +342,10 @@ where
         let exchange = result.map_err(BridgeError::Upstream)?;
         if exchange.response.status() == StatusCode::UNAUTHORIZED && !refreshed {
             // Expired or revoked: drop this token (unless another request already did) and
-            // resend once with a new one.
+            // resend once with a new one. The resend retries the 401'd attempt, so it is
+            // counted as a retry like the ones of the retry loop.
             shared.tokens.invalidate(&token);
+            observer.retry(AttemptOutcome::Unauthorized);
             refreshed = true;
             continue;
         }

@@ -46,6 +46,8 @@ use tower::Layer;
 
 pub use body::BridgeBody;
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
+#[cfg(feature = "pingora")]
+pub(crate) use service::{request_id, REQUEST_ID};
 pub use service::{ResponseFuture, Salesforce};
 
 use self::auth::ApiKeys;

@@ -145,7 +145,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let started = Instant::now();
-        let request_id = request_id(&request);
+        let request_id = request_id(request.headers());
         let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
             let path: String = request.uri().path().chars().take(200).collect();
             let (status, body) = BridgeError::NotFound(path).response_parts();
@@ -243,10 +243,10 @@ where
     }
 }
 
-/// The caller's `x-request-id` when it is short and printable, else a new one.
-fn request_id<B>(request: &Request<B>) -> HeaderValue {
-    request
-        .headers()
+/// The caller's `x-request-id` when it is short and printable, else a new one. Also used by the
+/// Pingora mount for the answers it gives itself, so that every answer carries one.
+pub(crate) fn request_id(headers: &http::HeaderMap) -> HeaderValue {
+    headers
         .get(REQUEST_ID)
         .filter(|id| {
             let id = id.as_bytes();

@@ -176,6 +176,28 @@ async fn a_401_refreshes_once_and_resends() {
     assert_eq!(tokens.0.load(Ordering::SeqCst), 2);
 }
 
+/// The resend after a 401 retries the 401'd attempt: `retries` counts it, so attempts minus
+/// retries is the number of requests that reached the upstream.
+#[tokio::test]
+async fn the_resend_after_a_401_counts_as_a_retry() {
+    let (service, _, _) = bridge(vec![(401, "{}"), (200, CHAT_OK)], CONF);
+    let get = |path: &str| Request::get(path).body(Full::default()).unwrap();
+    let (status, _, body) = send(service.clone(), post("/v1/chat/completions", chat_body())).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, summary) = send(service.clone(), get("/metrics/performance")).await;
+    let upstream = &serde_json::from_str::<Value>(&summary).unwrap()["upstream"];
+    assert_eq!(
+        (&upstream["attempts"], &upstream["retries"]),
+        (&json!(2), &json!(1))
+    );
+    assert_eq!(upstream["by_outcome"]["unauthorized"], 1);
+    let (_, _, text) = send(service, get("/metrics")).await;
+    assert!(
+        text.contains(r#"sfbridge_upstream_retries_total{reason="unauthorized"} 1"#),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_second_401_is_a_502_not_a_loop() {
     let (service, seen, _) = bridge(vec![(401, "{}"), (401, "{}"), (401, "{}")], CONF);

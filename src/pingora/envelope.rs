@@ -7,6 +7,7 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use crate::layer::{request_id, REQUEST_ID};
 use crate::openai::{ErrorBody, ErrorType};
 
 /// One error answer: status, OpenAI `code`, and a message that holds nothing the client did not
@@ -27,12 +28,15 @@ impl ErrorAnswer {
             .into()
     }
 
-    /// Writes the answer as a complete response.
+    /// Writes the answer as a complete response, with the request's `x-request-id` (the caller's,
+    /// or a new one) like every answer of the bridge.
     pub(super) async fn write(&self, session: &mut Session) -> pingora::Result<()> {
         let body = self.body();
-        let mut header = ResponseHeader::build(self.status, Some(2))?;
+        let request_id = request_id(&session.req_header().headers);
+        let mut header = ResponseHeader::build(self.status, Some(3))?;
         header.insert_header(CONTENT_TYPE, "application/json")?;
         header.insert_header(CONTENT_LENGTH, body.len())?;
+        header.insert_header(REQUEST_ID, request_id)?;
         session
             .write_response_header(Box::new(header), false)
             .await?;

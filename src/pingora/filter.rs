@@ -245,6 +245,34 @@ mod tests {
         assert!(out.contains(r#""code":"request_too_large""#), "{out}");
     }
 
+    /// The mount's own refusals carry `x-request-id` like the bridge's answers: the caller's when
+    /// usable, a new one otherwise.
+    #[tokio::test]
+    async fn refusals_carry_a_request_id() {
+        let filter = BridgeFilter::new(echo()).max_request_bytes(10);
+        let head = "POST /v1/completions HTTP/1.1\r\nContent-Length: 11\r\n\
+                    Expect: 100-continue\r\nx-request-id: caller-7\r\n\r\n";
+        let (mut refused, client) = session(head).await;
+        assert!(filter.try_serve(&mut refused).await.unwrap());
+        let out = written(refused, client).await.to_ascii_lowercase();
+        assert!(out.starts_with("http/1.1 413 "), "{out}");
+        assert!(out.contains("\r\nx-request-id: caller-7\r\n"), "{out}");
+
+        let head =
+            "POST /v1/completions HTTP/1.1\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n";
+        let (mut refused, client) = session(head).await;
+        assert!(filter.try_serve(&mut refused).await.unwrap());
+        let out = written(refused, client).await.to_ascii_lowercase();
+        let id = out
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("x-request-id: "))
+            .unwrap_or_else(|| panic!("no x-request-id: {out}"));
+        assert!(
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{id}"
+        );
+    }
+
     #[tokio::test]
     async fn chunked_body_growing_past_the_limit_is_refused() {
         let head = "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\

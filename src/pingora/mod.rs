@@ -66,6 +66,10 @@
 //! off by it. Pingora has no hook before the request header is parsed, so a client trickling its
 //! *header* is the embedding gateway's limit, not this filter's.
 //!
+//! These refusals (413, 408, and 400 for a body that cannot be read) are written by the filter
+//! itself, in the OpenAI error format and with an `x-request-id` like every answer of the bridge.
+//! The service never sees them, so they are not in the bridge's metrics.
+//!
 //! # Pingora facts this module relies on (0.9)
 //!
 //! - `HttpPeer::new` resolves names with a blocking call and panics on failure: the gateway
