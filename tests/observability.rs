@@ -688,6 +688,8 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
         .map(|(p, n)| (p.as_str(), *n))
         .collect();
     let expected_fallbacks = [
+        ("chat_generations", 0),
+        ("generated_text", 0),
         ("generation_text", 1),
         ("generations_array", 0),
         ("openai_choices", 0),
@@ -711,11 +713,14 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
         ("busy", 0),
         ("client_error", 0),
         ("connect_error", 0),
+        ("connection_reset", 0),
+        ("failed", 0),
         ("ok", 6),
         ("rate_limited", 1),
         ("server_error", 0),
         ("timeout", 0),
         ("unauthorized", 1),
+        ("unavailable", 0),
     ];
     assert_eq!(outcomes, expected_outcomes);
     // Percentiles cover the 8 OpenAI-endpoint requests, the 404 and the 401 included.
