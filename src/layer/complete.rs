@@ -17,6 +17,7 @@ use super::finish::{Finisher, UpstreamTime};
 use super::service::{error_response, json_response, REQUEST_ID};
 use super::{RouteTarget, Shared};
 use crate::metrics::Metrics;
+use crate::openai::depth;
 use crate::openai::{ChatCompletionRequest, CompletionRequest, StreamOptions};
 use crate::salesforce::{self, Extracted, Operation, UpstreamFailure};
 use crate::stream::{SseEvents, StreamKind, StreamedAnswer};
@@ -164,6 +165,10 @@ where
         shared.body_timeout,
     )
     .await?;
+    // Before parsing: serde_json skips unread values without its depth limit.
+    if let Some(at) = depth::too_deep(&body, depth::MAX_DEPTH) {
+        return Err(BridgeError::TooDeep(at));
+    }
 
     let (route, upstream_body, stream, ignored) = match operation {
         Operation::Chat => translate_as::<ChatCompletionRequest<'_>>(shared, &body)?,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::endpoint::Endpoint;
+use crate::openai::depth::TooDeep;
 use crate::openai::{ErrorBody, ErrorType};
 use crate::salesforce::{ExtractError, UpstreamFailure};
 use crate::token::TokenError;
@@ -30,6 +31,11 @@ pub(crate) enum BridgeError {
     BodyUnreadable,
     #[error("invalid request body: {0}")]
     InvalidJson(#[source] serde_json::Error),
+    #[error(
+        "invalid request body: arrays and objects nested deeper than {} levels at line {} column {}",
+        crate::openai::depth::MAX_DEPTH, .0.line, .0.column
+    )]
+    TooDeep(TooDeep),
     #[error("{0}")]
     Translate(#[from] TranslateError),
     #[error("The model `{model}` does not exist or is not routed by this gateway. Configured models: {configured}")]
@@ -93,7 +99,7 @@ impl BridgeError {
             BridgeError::BodyUnreadable => {
                 (StatusCode::BAD_REQUEST, InvalidRequestError, None, None)
             }
-            BridgeError::InvalidJson(_) => (
+            BridgeError::InvalidJson(_) | BridgeError::TooDeep(_) => (
                 StatusCode::BAD_REQUEST,
                 InvalidRequestError,
                 Some("invalid_json"),
@@ -171,6 +177,14 @@ mod tests {
             (
                 BridgeError::BodyTimeout(Duration::from_secs(1)),
                 408,
+                "invalid_request_error",
+            ),
+            (
+                BridgeError::TooDeep(TooDeep {
+                    line: 1,
+                    column: 129,
+                }),
+                400,
                 "invalid_request_error",
             ),
             (

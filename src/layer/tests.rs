@@ -263,6 +263,36 @@ async fn refusals_never_reach_the_upstream() {
 }
 
 #[tokio::test]
+async fn deep_nesting_anywhere_is_a_400_even_where_the_parser_skips() {
+    let (service, seen, tokens) = bridge(vec![], CONF);
+    // 300 levels fit in `max_request_bytes = 1000`; 128 is the limit.
+    let nested = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    for body in [
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"x"}}],"metadata":{nested}}}"#
+        ),
+        format!(
+            r#"{{"model":"gpt-4o-mini","messages":[{{"role":"user","content":"x","name":{nested}}}]}}"#
+        ),
+    ] {
+        let request = Request::post("/v1/chat/completions")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let (status, _, body) = send(service.clone(), request).await;
+        assert_eq!(status, 400, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["code"], "invalid_json");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("nested deeper than 128 levels at line 1 column"),
+            "{message}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(tokens.0.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn rate_limits_are_retried_then_mapped_to_429() {
     let limited = r#"{"errorCode":"LIMIT_EXCEEDED","message":"slow down"}"#;
     let (service, seen, _) = bridge(vec![(429, limited); 5], CONF);

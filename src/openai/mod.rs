@@ -17,6 +17,7 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+pub(crate) mod depth;
 mod error;
 mod request;
 mod response;

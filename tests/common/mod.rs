@@ -317,3 +317,90 @@ pub async fn post_json(
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
     (status, value)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the resilience suites (faults, hostile input, auth, soak)
+// ---------------------------------------------------------------------------------------------
+
+/// The `error.type` and `error.code` of an OpenAI error envelope (`""` and `None` when absent).
+pub fn error_kind(body: &serde_json::Value) -> (&str, Option<&str>) {
+    let error = &body["error"];
+    (error["type"].as_str().unwrap_or(""), error["code"].as_str())
+}
+
+/// Sends one ordinary chat request and asserts it is answered normally: the bridge is still
+/// serving after whatever the test did before.
+pub async fn assert_serves(gateway: &Gateway) {
+    let content = "still serving?";
+    let (status, body) =
+        post_json(gateway, "/v1/chat/completions", &chat(CHAT_MODEL, content)).await;
+    assert_eq!(status, 200, "the bridge no longer serves normally: {body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        format!("Echo: {content}"),
+        "{body}"
+    );
+}
+
+/// `GET path`: the status and the parsed JSON body.
+pub async fn get_json(gateway: &Gateway, path: &str) -> (u16, serde_json::Value) {
+    let response = http().get(gateway.url(path)).send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
+    (status, value)
+}
+
+/// Panics outside test threads since the process started: in connection tasks, Tokio workers,
+/// Pingora's threads. The first call installs a recording hook in front of the default one; each
+/// call marks the calling thread as a test thread, whose own failed assertions are not counted.
+/// A bridge that keeps serving may still have lost a connection to a panic; this catches that.
+pub fn panics() -> Vec<String> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, Once};
+    static SEEN: Mutex<Vec<(Option<String>, String)>> = Mutex::new(Vec::new());
+    static TEST_THREADS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let thread = std::thread::current().name().map(str::to_owned);
+            if let Ok(mut seen) = SEEN.lock() {
+                seen.push((thread, info.to_string()));
+            }
+            default(info);
+        }));
+    });
+    let mut tests = TEST_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    let tests = tests.get_or_insert_with(HashSet::new);
+    if let Some(name) = std::thread::current().name() {
+        tests.insert(name.to_owned());
+    }
+    let seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.iter()
+        .filter(|(thread, _)| thread.as_ref().is_none_or(|name| !tests.contains(name)))
+        .map(|(thread, message)| format!("{}: {message}", thread.as_deref().unwrap_or("?")))
+        .collect()
+}
+
+/// [`post_json`] through `client`, for tests that send many requests at once (building a client
+/// per request costs more than the request).
+pub async fn post_json_via(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = client
+        .post(gateway.url(path))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
+    (status, value)
+}

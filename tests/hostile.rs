@@ -1,0 +1,492 @@
+//! Hostile and broken callers, through each mount: oversized bodies (with and without
+//! `Content-Length`), bodies that are not the request they claim to be, deep nesting, gigantic
+//! strings within the limit, and clients that trickle their body or headers. Each case gets its
+//! answer, nothing panics, and the bridge then serves an ordinary request normally.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use common::{
+    assert_serves, chat, error_kind, get_json, http, panics, post_json, Gateway, Mount, Setup,
+    CHAT_MODEL,
+};
+
+for_each_mount!(
+    oversized_bodies_get_413,
+    malformed_requests_get_400_with_a_helpful_message,
+    deep_nesting_gets_400,
+    gigantic_strings_within_the_limit_are_served,
+    trickled_body_is_cut_off_by_the_body_deadline,
+);
+
+/// The body limit of these tests' bridges.
+const LIMIT: usize = 1024 * 1024;
+
+/// `body_read_timeout_secs = 2` and `header_read_timeout_secs = 2` come from the default setup.
+fn setup() -> Setup {
+    Setup::default().salesforce(&format!("max_request_bytes = {LIMIT}"))
+}
+
+/// POSTs raw bytes as JSON: the status and the parsed envelope.
+async fn post_bytes(gateway: &Gateway, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let response = http()
+        .post(gateway.url(path))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
+    (status, value)
+}
+
+/// Writes `request` on a fresh connection, then reads until the server closes it (5 s at most).
+/// Returns the answer and how long its first byte took.
+async fn raw_exchange(gateway: &Gateway, request: &[u8]) -> (String, Duration) {
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let started = Instant::now();
+    stream.write_all(request).await.expect("write");
+    let mut response = vec![0; 64 * 1024];
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response))
+        .await
+        .expect("an answer within 5 s")
+        .expect("read");
+    let first_byte = started.elapsed();
+    response.truncate(first);
+    let rest = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response));
+    // EOF, or a reset after the answer: either way what was read is the answer.
+    let _ = rest.await.expect("closed within 5 s");
+    (String::from_utf8_lossy(&response).into_owned(), first_byte)
+}
+
+fn assert_413(case: &str, status: u16, body: &Value) {
+    assert_eq!(status, 413, "{case}: {body}");
+    assert_eq!(
+        error_kind(body),
+        ("invalid_request_error", Some("request_too_large")),
+        "{case}: {body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&LIMIT.to_string()), "{case}: {message}");
+}
+
+async fn oversized_bodies_get_413(mount: Mount) {
+    let panicked = panics();
+    let gateway = Gateway::start_with(mount, setup()).await;
+    let mut oversized = serde_json::to_vec(&chat(CHAT_MODEL, &"a".repeat(LIMIT))).unwrap();
+    oversized.truncate(LIMIT + 1000);
+
+    // With Content-Length: refused from the header.
+    let (status, body) = post_bytes(&gateway, "/v1/chat/completions", oversized.clone()).await;
+    assert_413("with Content-Length", status, &body);
+    assert_serves(&gateway).await;
+
+    // Without: a chunked body that only grows past the limit as it is read.
+    let chunks: Vec<Result<Bytes, std::io::Error>> = oversized
+        .chunks(64 * 1024)
+        .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+        .collect();
+    let stream = futures_util::stream::iter(chunks);
+    let (status, body) = post_bytes(
+        &gateway,
+        "/v1/completions",
+        reqwest::Body::wrap_stream(stream),
+    )
+    .await;
+    assert_413("chunked", status, &body);
+    assert_serves(&gateway).await;
+
+    // A declared length of 10 GB, never sent: answered at once, not waited for.
+    let (answer, first_byte) = raw_exchange(
+        &gateway,
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n\
+          Content-Length: 10000000000\r\n\r\n{\"model\":",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(answer.contains("request_too_large"), "{answer}");
+    assert!(first_byte < Duration::from_secs(1), "answered at once");
+
+    // Exactly at the limit is not refused for its size.
+    let frame =
+        format!(r#"{{"model":"{CHAT_MODEL}","messages":[{{"role":"user","content":""}}]}}"#);
+    let at_limit = frame.replacen(
+        r#""content":"""#,
+        &format!(r#""content":"{}""#, "b".repeat(LIMIT - frame.len())),
+        1,
+    );
+    assert_eq!(at_limit.len(), LIMIT);
+    let (status, body) = post_bytes(&gateway, "/v1/chat/completions", at_limit).await;
+    assert_eq!(status, 200, "a body of exactly the limit: {body}");
+
+    assert_eq!(gateway.counters().chat_requests, 3, "only the served ones");
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+async fn malformed_requests_get_400_with_a_helpful_message(mount: Mount) {
+    let panicked = panics();
+    let gateway = Gateway::start_with(mount, setup()).await;
+    let user = json!({"role": "user", "content": "x"});
+    let chat_cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty body", b"".to_vec(), "EOF"),
+        ("not JSON", b"hello".to_vec(), "expected"),
+        (
+            "cut-off JSON",
+            br#"{"model": "gpt-4o-mini", "messages": ["#.to_vec(),
+            "EOF",
+        ),
+        ("a JSON array", b"[]".to_vec(), "invalid type"),
+        (
+            "invalid UTF-8",
+            b"{\"model\": \"\xff\xfe\"}".to_vec(),
+            "invalid unicode code point at line 1 column 12",
+        ),
+        (
+            "model is a number",
+            json!({"model": 42, "messages": [user]}).to_string().into(),
+            "invalid type: integer `42`",
+        ),
+        (
+            "messages is a string",
+            json!({"model": CHAT_MODEL, "messages": "hi"})
+                .to_string()
+                .into(),
+            "invalid type: string",
+        ),
+        (
+            "content is a number",
+            json!({"model": CHAT_MODEL, "messages": [{"role": "user", "content": 5}]})
+                .to_string()
+                .into(),
+            "invalid type",
+        ),
+        (
+            "unknown role",
+            json!({"model": CHAT_MODEL, "messages": [{"role": "wizard", "content": "x"}]})
+                .to_string()
+                .into(),
+            "unknown variant `wizard`",
+        ),
+        (
+            "stream is a string",
+            json!({"model": CHAT_MODEL, "messages": [user], "stream": "yes"})
+                .to_string()
+                .into(),
+            "invalid type",
+        ),
+        (
+            "missing messages",
+            json!({"model": CHAT_MODEL}).to_string().into(),
+            "missing field `messages`",
+        ),
+        (
+            "missing model",
+            json!({"messages": [user]}).to_string().into(),
+            "missing field `model`",
+        ),
+        (
+            "empty messages",
+            json!({"model": CHAT_MODEL, "messages": []})
+                .to_string()
+                .into(),
+            "messages",
+        ),
+    ];
+    for (case, body, says) in chat_cases {
+        let (status, error) = post_bytes(&gateway, "/v1/chat/completions", body).await;
+        assert_eq!(status, 400, "{case}: {error}");
+        assert_eq!(error_kind(&error).0, "invalid_request_error", "{case}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(says),
+            "{case}: {message:?} should say {says:?}"
+        );
+    }
+    let text_cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "missing prompt",
+            json!({"model": CHAT_MODEL}),
+            "missing field `prompt`",
+        ),
+        (
+            "prompt is an object",
+            json!({"model": CHAT_MODEL, "prompt": {"a": 1}}),
+            "invalid type: map, expected a string or an array of strings",
+        ),
+    ];
+    for (case, body, says) in text_cases {
+        let (status, error) = post_json(&gateway, "/v1/completions", &body).await;
+        assert_eq!(status, 400, "{case}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(says),
+            "{case}: {message:?} should say {says:?}"
+        );
+    }
+    assert_eq!(gateway.counters().model_requests(), 0);
+    assert_serves(&gateway).await;
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// `[[[…]]]`, `depth` deep.
+fn nested_arrays(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+async fn deep_nesting_gets_400(mount: Mount) {
+    let panicked = panics();
+    let gateway = Gateway::start_with(mount, setup()).await;
+    let arrays = nested_arrays(10_000);
+    let objects = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
+    let too_deep = "arrays and objects nested deeper than 128 levels at line 1 column";
+    let cases = [
+        ("nested arrays as the body", arrays.clone(), too_deep),
+        (
+            "nested arrays as messages",
+            format!(r#"{{"model":"{CHAT_MODEL}","messages":{arrays}}}"#),
+            too_deep,
+        ),
+        (
+            "nested arrays as a content part",
+            format!(
+                r#"{{"model":"{CHAT_MODEL}","messages":[{{"role":"user","content":{arrays}}}]}}"#
+            ),
+            too_deep,
+        ),
+        // serde_json skips values the bridge does not read without its depth limit: these
+        // were answered 200 before the bridge checked the depth of the whole body.
+        (
+            "nested arrays in an ignored parameter",
+            format!(
+                r#"{{"model":"{CHAT_MODEL}","messages":[{{"role":"user","content":"x"}}],"metadata":{arrays}}}"#
+            ),
+            too_deep,
+        ),
+        (
+            "nested objects in an ignored parameter",
+            format!(
+                r#"{{"model":"{CHAT_MODEL}","messages":[{{"role":"user","content":"x"}}],"metadata":{objects}}}"#
+            ),
+            too_deep,
+        ),
+        (
+            "nested arrays in an unknown field of a message",
+            format!(
+                r#"{{"model":"{CHAT_MODEL}","messages":[{{"role":"user","content":"x","name":{arrays}}}]}}"#
+            ),
+            too_deep,
+        ),
+        (
+            "shallow nesting of the wrong shape as messages",
+            format!(r#"{{"model":"{CHAT_MODEL}","messages":[[[1]]]}}"#),
+            "expected value at line 1 column 37",
+        ),
+    ];
+    for (case, body, says) in cases {
+        let (status, error) = post_bytes(&gateway, "/v1/chat/completions", body).await;
+        assert_eq!(status, 400, "{case}: {error}");
+        assert_eq!(
+            error_kind(&error),
+            ("invalid_request_error", Some("invalid_json")),
+            "{case}: {error}"
+        );
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{case}: {message}");
+        assert_serves(&gateway).await;
+    }
+    let (status, error) = post_bytes(
+        &gateway,
+        "/v1/completions",
+        format!(r#"{{"model":"{CHAT_MODEL}","prompt":{arrays}}}"#),
+    )
+    .await;
+    assert_eq!(status, 400, "nested prompt: {error}");
+    assert_eq!(
+        gateway.counters().model_requests(),
+        7,
+        "only the `assert_serves` requests"
+    );
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+async fn gigantic_strings_within_the_limit_are_served(mount: Mount) {
+    let panicked = panics();
+    let gateway = Gateway::start_with(mount, setup()).await;
+
+    // Nearly a megabyte of content, echoed back whole.
+    let content = "a".repeat(LIMIT - 200);
+    let (status, body) = post_json(
+        &gateway,
+        "/v1/chat/completions",
+        &chat(CHAT_MODEL, &content),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", error_kind(&body).0);
+    let echoed = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(echoed.len(), "Echo: ".len() + content.len());
+
+    // Escapes that expand: 150,000 `\u00e9` (900 KB on the wire, 300 KB decoded).
+    let escaped = format!(
+        r#"{{"model":"{CHAT_MODEL}","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        r"\u00e9".repeat(150_000)
+    );
+    let (status, body) = post_bytes(&gateway, "/v1/chat/completions", escaped).await;
+    assert_eq!(status, 200);
+    let echoed = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(echoed.chars().count(), "Echo: ".len() + 150_000);
+
+    // A gigantic model name: 404, with the name cut short in the message.
+    let model = "m".repeat(LIMIT - 200);
+    let (status, body) = post_json(&gateway, "/v1/chat/completions", &chat(&model, "x")).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_kind(&body).1, Some("model_not_found"));
+    assert!(body.to_string().len() < 2_000, "the message is bounded");
+
+    // A gigantic unknown parameter name and value: accepted, and not echoed into a header.
+    let mut request = chat(CHAT_MODEL, "x");
+    request[&"k".repeat(400_000)] = Value::from("v".repeat(400_000));
+    let response = http()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let header_bytes: usize = response
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    assert!(header_bytes < 4_096, "{header_bytes} bytes of headers");
+
+    // Gigantic paths and headers are someone else's limit, but must not break the bridge.
+    let response = http()
+        .get(gateway.url(&format!("/v1/{}", "p".repeat(4_000))))
+        .header("x-big", "h".repeat(32_000))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert!([404, 414, 431].contains(&status), "{status}");
+
+    assert_serves(&gateway).await;
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// Sends `head` on a fresh connection, then one byte of `trickle` every 500 ms while reading the
+/// answer. Returns what was read (possibly nothing) and when the server ended the exchange.
+async fn trickle(gateway: &Gateway, head: &str, trickle: &'static [u8]) -> (String, Duration) {
+    let stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    writer.write_all(head.as_bytes()).await.expect("head");
+    let started = Instant::now();
+    let writing = tokio::spawn(async move {
+        for byte in trickle {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if writer.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+        }
+        // Keep the connection open without sending more, so only the server can end it.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(8), reader.read_to_end(&mut answer)).await;
+    let ended = started.elapsed();
+    writing.abort();
+    assert!(
+        read.is_ok(),
+        "the server never ended the exchange: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    (String::from_utf8_lossy(&answer).into_owned(), ended)
+}
+
+/// A byte every 500 ms for longer than any deadline under test.
+const SLOW_BYTES: &[u8] = &[b' '; 16];
+
+async fn trickled_body_is_cut_off_by_the_body_deadline(mount: Mount) {
+    let panicked = panics();
+    let gateway = Gateway::start_with(mount, setup()).await;
+    let with_length = "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\n\
+                       Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
+    let chunked = "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\n\
+                   Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n";
+    const CHUNKS: &[u8] = b"1\r\n \r\n1\r\n \r\n1\r\n \r\n1\r\n \r\n1\r\n \r\n1\r\n \r\n";
+    for (case, head, bytes) in [
+        ("with Content-Length", with_length, SLOW_BYTES),
+        ("chunked", chunked, CHUNKS),
+    ] {
+        let (answer, ended) = trickle(&gateway, head, bytes).await;
+        eprintln!(
+            "{mount:?}, body trickled {case}: ended after {ended:?} with {:?}",
+            answer.lines().next()
+        );
+        // `body_read_timeout_secs = 2`: a 408 (or a closed connection) at 2 s, however
+        // steadily the bytes come.
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408 "),
+            "{case}: {answer}"
+        );
+        assert!(
+            ended >= Duration::from_millis(1900) && ended < Duration::from_secs(4),
+            "{case}: ended after {ended:?}"
+        );
+        if !answer.is_empty() {
+            assert!(answer.contains("request_timeout"), "{case}: {answer}");
+        }
+        assert_serves(&gateway).await;
+    }
+    assert_eq!(gateway.counters().model_requests(), 2);
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// A client that trickles its request headers is cut off by `header_read_timeout_secs`.
+///
+/// Axum mount only: Pingora offers no hook before the request header is parsed, and its
+/// per-read timeout never fires for a client that sends a byte every 500 ms, so a header
+/// trickle is the embedding gateway's limit, not the filter's (see ARCHITECTURE.md and the
+/// README). The axum mount serves with hyper's `header_read_timeout` and a Tokio timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_headers_are_cut_off_by_the_header_deadline_axum_only() {
+    let panicked = panics();
+    let gateway = Gateway::start_with(Mount::Axum, setup()).await;
+    let (answer, ended) = trickle(
+        &gateway,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nX-Slow: ",
+        b"abcdefghijklmnop",
+    )
+    .await;
+    eprintln!(
+        "headers trickled: ended after {ended:?} with {:?}",
+        answer.lines().next()
+    );
+    // `header_read_timeout_secs = 2`: hyper ends the connection (with a 408 or without a word).
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    assert!(
+        ended >= Duration::from_millis(1500) && ended < Duration::from_secs(4),
+        "ended after {ended:?}"
+    );
+    assert_serves(&gateway).await;
+    let (status, _) = get_json(&gateway, "/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
