@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
     ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
@@ -15,9 +12,9 @@ use async_openai::types::chat::{
 use async_openai::types::completions::CreateCompletionRequestArgs;
 use futures_util::StreamExt;
 use serde_json::json;
-use sf_models_bridge::mock::{Fault, MockOptions};
+use sf_models_bridge::mock::Fault;
 
-use common::{chat, http, post_json, Gateway, Mount, Setup, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL};
+use common::{chat, http, post_json, Gateway, Mount, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL};
 
 for_each_mount!(
     chat_completion_with_an_openai_client,
@@ -322,48 +319,7 @@ async fn a_401_causes_exactly_one_refresh_and_one_resend(mount: Mount) {
 }
 
 async fn concurrent_requests_at_token_expiry_fetch_one_token(mount: Mount) {
-    const CALLERS: usize = 200;
-    let setup = Setup {
-        mock: MockOptions {
-            token_lifetime: Duration::from_secs(2),
-            ..MockOptions::default()
-        },
-        ..Setup::default()
-    }
-    .salesforce("token_refresh_skew_secs = 0\nmax_concurrent_requests = 512");
-    let gateway = Arc::new(Gateway::start_with(mount, setup).await);
-    let (status, _) = post_json(&gateway, "/v1/chat/completions", &chat(CHAT_MODEL, "first")).await;
-    assert_eq!(status, 200);
-    assert_eq!(gateway.counters().token_requests, 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await; // the token has now expired
-
-    let client = http();
-    let requests = (0..CALLERS).map(|i| {
-        let client = client.clone();
-        let url = gateway.url("/v1/chat/completions");
-        tokio::spawn(async move {
-            client
-                .post(url)
-                .json(&chat(CHAT_MODEL, &format!("caller {i}")))
-                .send()
-                .await
-                .map(|response| response.status().as_u16())
-        })
-    });
-    let statuses = futures_util::future::join_all(requests).await;
-    let ok = statuses
-        .iter()
-        .filter(|status| matches!(status, Ok(Ok(200))))
-        .count();
-    assert_eq!(ok, CALLERS, "{statuses:?}");
-    assert_eq!(
-        gateway.counters().token_requests,
-        2,
-        "exactly one fetch for all callers"
-    );
-    if let Ok(gateway) = Arc::try_unwrap(gateway) {
-        gateway.stop().await;
-    }
+    common::callers_at_token_expiry_fetch_one_token(mount, 200).await;
 }
 
 async fn caller_credentials_never_reach_salesforce(mount: Mount) {

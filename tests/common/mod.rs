@@ -404,3 +404,68 @@ pub async fn post_json_via(
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
     (status, value)
 }
+
+/// `callers` concurrent requests arrive just after the cached token expired: all succeed, and the
+/// token endpoint is called exactly once for them.
+pub async fn callers_at_token_expiry_fetch_one_token(mount: Mount, callers: usize) {
+    // The first token is opaque, so the bridge gives it `token_ttl_secs` (2 s) while the mock
+    // keeps accepting it: expiry is the bridge's alone, and no caller can meet a 401. The
+    // refresh answers a JWT that lives 30 minutes, after 500 ms, like a real token endpoint.
+    let setup = Setup::default().salesforce(
+        "token_ttl_secs = 2\ntoken_refresh_skew_secs = 0\nmax_concurrent_requests = 1024",
+    );
+    let gateway = std::sync::Arc::new(Gateway::start_with(mount, setup).await);
+    gateway
+        .upstream()
+        .inject_token_fault(sf_models_bridge::mock::TokenFault::NotJwt, 1);
+    gateway.upstream().inject_token_fault(
+        sf_models_bridge::mock::TokenFault::Slow(Duration::from_millis(500)),
+        1,
+    );
+    let (status, body) =
+        post_json(&gateway, "/v1/chat/completions", &chat(CHAT_MODEL, "first")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(gateway.counters().token_requests, 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await; // the token has now expired
+
+    // One pooled client: with no idle connection to reuse, each caller opens its own, so all
+    // callers are in flight at once.
+    let client = http();
+    let requests = (0..callers).map(|i| {
+        let client = client.clone();
+        let url = gateway.url("/v1/chat/completions");
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .json(&chat(CHAT_MODEL, &format!("caller {i}")))
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            Ok::<_, reqwest::Error>((status, response.text().await?))
+        })
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let ok = statuses
+        .iter()
+        .filter(|status| matches!(status, Ok(Ok((200, _)))))
+        .count();
+    let failed: Vec<_> = statuses
+        .iter()
+        .filter(|status| !matches!(status, Ok(Ok((200, _)))))
+        .take(5)
+        .collect();
+    assert_eq!(ok, callers, "first failures: {failed:?}");
+    let counters = gateway.counters();
+    assert_eq!(counters.token_requests, 2, "exactly one fetch at expiry");
+    assert_eq!(counters.chat_requests, 1 + callers as u64);
+    let sent = gateway.upstream().last_model_request().unwrap();
+    assert!(
+        sent.headers["authorization"]
+            .as_bytes()
+            .starts_with(b"Bearer ey"),
+        "the refreshed token (a JWT) was used"
+    );
+    if let Ok(gateway) = std::sync::Arc::try_unwrap(gateway) {
+        gateway.stop().await;
+    }
+}
