@@ -363,11 +363,14 @@ where
         tracing::Span::current().record("upstream_request_id", id);
     }
     if !parts.status.is_success() {
-        return Err(BridgeError::UpstreamStatus(UpstreamFailure::from_response(
-            parts.status,
-            &body,
-            &prepared.route.salesforce_model,
-        )));
+        return Err(BridgeError::UpstreamStatus {
+            failure: Box::new(UpstreamFailure::from_response(
+                parts.status,
+                &body,
+                &prepared.route.salesforce_model,
+            )),
+            retry_after: parts.headers.get(http::header::RETRY_AFTER).cloned(),
+        });
     }
     Ok(Success { body, request_id })
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 
 use crate::endpoint::Endpoint;
 use crate::openai::depth::TooDeep;
@@ -46,8 +46,12 @@ pub(crate) enum BridgeError {
     UnusableToken,
     #[error("{0}")]
     Upstream(#[source] UpstreamError),
-    #[error("{}", .0.body.error.message)]
-    UpstreamStatus(UpstreamFailure),
+    #[error("{}", .failure.body.error.message)]
+    UpstreamStatus {
+        failure: Box<UpstreamFailure>,
+        /// Salesforce's `Retry-After`, passed on so SDKs wait as long as it asked.
+        retry_after: Option<HeaderValue>,
+    },
     #[error("{0}")]
     Extract(#[from] ExtractError),
     #[error("the response could not be encoded")]
@@ -55,6 +59,14 @@ pub(crate) enum BridgeError {
 }
 
 impl BridgeError {
+    /// A `Retry-After` for the caller, when the upstream sent one with its final answer.
+    pub(crate) fn retry_after(&self) -> Option<&HeaderValue> {
+        let BridgeError::UpstreamStatus { retry_after, .. } = self else {
+            return None;
+        };
+        retry_after.as_ref()
+    }
+
     /// The status and envelope the caller gets.
     pub(crate) fn response_parts(&self) -> (StatusCode, ErrorBody) {
         use ErrorType::*;
@@ -65,7 +77,9 @@ impl BridgeError {
             Option<&'static str>,
             Option<Cow<'static, str>>,
         ) = match self {
-            BridgeError::UpstreamStatus(failure) => return (failure.status, failure.body.clone()),
+            BridgeError::UpstreamStatus { failure, .. } => {
+                return (failure.status, failure.body.clone())
+            }
             BridgeError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 AuthenticationError,

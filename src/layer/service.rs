@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tower::Service;
@@ -330,5 +330,11 @@ pub(crate) fn error_response(
 ) -> Response<BridgeBody> {
     let (status, body) = error.response_parts();
     finisher.fail(status, &error);
-    json_response(status, body.to_json(), request_id)
+    let mut response = json_response(status, body.to_json(), request_id);
+    if let Some(retry_after) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, retry_after.clone());
+    }
+    response
 }

@@ -418,3 +418,28 @@ fn the_bridge_has_the_bounds_its_mounts_need() {
     assert_mountable::<super::Salesforce<crate::upstream::Upstream>>();
     assert_body::<super::BridgeBody>();
 }
+
+#[tokio::test]
+async fn the_final_429_passes_retry_after_on() {
+    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(CountingTokens::default())
+        .build()
+        .unwrap();
+    // 7 s is beyond `max_delay_ms`, so the bridge gives up at once and the caller should wait.
+    let limited = tower::service_fn(|_: Request<Bytes>| async {
+        let mut response = Response::new(Bytes::from_static(b"{}"));
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        response
+            .headers_mut()
+            .insert("retry-after", "7".parse().unwrap());
+        Ok::<_, UpstreamError>(response)
+    });
+    let (status, headers, _) = send(
+        layer.layer(limited),
+        post("/v1/chat/completions", chat_body()),
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "7");
+}
