@@ -10,7 +10,7 @@ CARGO ?= cargo
 DEMO_MOCK_ADDR ?= 127.0.0.1:9090
 DEMO_GATEWAY_ADDR ?= 127.0.0.1:8080
 
-.PHONY: demo test bench setup lint
+.PHONY: demo test bench bench-setup setup lint
 
 # Pingora's zlib-ng is built with CMake; the Tower/axum side needs none of it.
 setup:
@@ -50,6 +50,21 @@ demo: setup
 	echo "Ctrl-C stops both."; \
 	"$$target/release/examples/pingora_gateway" --config conf/demo.toml
 
-bench: setup
-	$(CARGO) bench --bench core
-	./benches/load.sh
+# wrk is the load generator of the end-to-end benchmark (Debian/Ubuntu: the `wrk` package).
+bench-setup: setup
+	@command -v wrk >/dev/null || { \
+		echo "installing wrk (the load generator of make bench)"; \
+		if command -v apt-get >/dev/null; then \
+			SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+			$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; \
+		elif command -v brew >/dev/null; then brew install wrk; \
+		else echo "please install wrk"; exit 1; fi; }
+
+# Micro-benchmarks (criterion, ~1 min), then the load benchmark (~2 min), which writes its table
+# into BENCHMARKS.md. Knobs: BENCH_SECS, BENCH_ROUNDS, BENCH_PORT_BASE, BENCH_OUT (see benches/load.rs).
+bench: bench-setup
+	$(CARGO) build --release --features pingora --example mock_salesforce --example axum_app \
+		--example pingora_gateway --example passthrough_proxy
+	$(CARGO) bench --features pingora --bench core
+	[ "$$(ulimit -n)" -ge 4096 ] || ulimit -n 4096 2>/dev/null || true; \
+		$(CARGO) bench --features pingora --bench load

@@ -1,0 +1,254 @@
+//! Micro-benchmarks of the bridge's own work, on realistic bodies: request translation (1 KB and
+//! 100 KB prompts), the extractor plus normalisation (2 KB and 50 KB answers), event-stream
+//! encoding, and one whole request through the Tower service over an in-memory upstream (no
+//! sockets), which is everything the bridge adds to a call except the network.
+//!
+//! Run with `cargo bench --bench core` (part of `make bench`); each benchmark warms up for 1 s
+//! and measures for 2 s. Pass a filter to run some: `cargo bench --bench core -- response/`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
+};
+use http_body_util::{BodyExt, Full};
+use serde_json::json;
+use sf_models_bridge::openai::ChatCompletionRequest;
+use sf_models_bridge::salesforce::{self, Operation};
+use sf_models_bridge::stream::{SseEvents, StreamKind, StreamedAnswer};
+use sf_models_bridge::token::{AccessToken, FetchedToken, TokenError, TokenSource};
+use sf_models_bridge::translate::{self, ResponseCtx};
+use sf_models_bridge::upstream::UpstreamError;
+use sf_models_bridge::{Config, SalesforceLayer};
+use tower::{Layer, ServiceExt};
+
+const FILLER: &str = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod \
+                      tempor incididunt ut labore et dolore magna aliqua. \"Quoted\"\tand\ttabbed. ";
+
+/// `len` bytes of prose with a few characters JSON must escape.
+fn text(len: usize) -> String {
+    FILLER.chars().cycle().take(len).collect()
+}
+
+/// An OpenAI chat request whose messages total about `prompt_bytes`: a system prompt, two
+/// earlier turns, and a user message holding the rest, plus parameters the bridge ignores.
+fn chat_body(prompt_bytes: usize, stream: bool) -> Vec<u8> {
+    let last = prompt_bytes.saturating_sub(600).max(64);
+    serde_json::to_vec(&json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": text(300)},
+            {"role": "user", "content": text(100)},
+            {"role": "assistant", "content": text(200)},
+            {"role": "user", "content": [{"type": "text", "text": text(last)}]},
+        ],
+        "temperature": 0.2,
+        "max_tokens": 512,
+        "user": "bench",
+        "stream": stream,
+    }))
+    .unwrap()
+}
+
+/// A `chat-generations` answer in the documented shape (as in the spec's fixture), its content
+/// `answer_bytes` long.
+fn models_answer(answer_bytes: usize) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": "chatcmpl-9AMuFltdq7M5ntZVvQcAkgyWhfoas",
+        "generationDetails": {
+            "generations": [{
+                "id": "3f7c0b1e-0000-4000-8000-000000000001",
+                "role": "assistant",
+                "content": text(answer_bytes),
+                "timestamp": 1712258359,
+                "parameters": {"finish_reason": "stop", "refusal": null, "index": 0, "logprobs": null},
+                "contentQuality": {"scanToxicity": {"isDetected": false,
+                    "categories": [{"categoryName": "toxicity", "score": 0.0}]}}
+            }],
+            "parameters": {
+                "provider": "OpenAI", "created": 1712258359, "model": "gpt-4o-mini-2024-07-18",
+                "object": "chat.completion", "system_fingerprint": null,
+                "usage": {"prompt_tokens": 39, "completion_tokens": 607, "total_tokens": 646,
+                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0}}
+            }
+        }
+    }))
+    .unwrap()
+}
+
+const SIZES_IN: [(&str, usize); 2] = [("1KB", 1024), ("100KB", 100 * 1024)];
+const SIZES_OUT: [(&str, usize); 2] = [("2KB", 2048), ("50KB", 50 * 1024)];
+
+fn quick<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50);
+    group
+}
+
+/// OpenAI request → Models API request: lenient parse, translate, serialize.
+fn request_translation(c: &mut Criterion) {
+    let mut group = quick(c, "request");
+    for (label, size) in SIZES_IN {
+        let body = chat_body(size, false);
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(format!("chat_{label}"), |b| {
+            b.iter(|| {
+                let request: ChatCompletionRequest<'_> =
+                    serde_json::from_slice(black_box(&body)).unwrap();
+                let upstream = translate::chat_request(&request).unwrap();
+                serde_json::to_vec(&upstream).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Models API answer → OpenAI `chat.completion`: one borrowed parse, the extractor, the JSON.
+fn response_normalisation(c: &mut Criterion) {
+    let mut group = quick(c, "response");
+    let ctx = ResponseCtx {
+        fallback_id: "chatcmpl-bench",
+        created: 1_700_000_000,
+        model: "gpt-4o-mini",
+    };
+    for (label, size) in SIZES_OUT {
+        let body = models_answer(size);
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(format!("chat_{label}"), |b| {
+            b.iter(|| {
+                let response = salesforce::parse(black_box(&body)).unwrap();
+                let answer = salesforce::extract(&response, Operation::Chat).unwrap();
+                translate::chat_completion_json(&answer, &ctx).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// A complete answer → OpenAI's server-sent events, every event encoded.
+fn stream_encoding(c: &mut Criterion) {
+    let mut group = quick(c, "stream");
+    for (label, size) in SIZES_OUT {
+        let answer = StreamedAnswer {
+            kind: StreamKind::Chat,
+            id: "chatcmpl-9AMuFltdq7M5ntZVvQcAkgyWhfoas".into(),
+            created: 1_700_000_000,
+            model: "gpt-4o-mini".into(),
+            text: text(size),
+            finish_reason: "stop",
+            usage: None,
+            include_usage: true,
+        };
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(format!("chat_{label}"), |b| {
+            b.iter_batched(
+                || answer.clone(),
+                |answer| {
+                    SseEvents::new(answer)
+                        .map(|event| event.len())
+                        .sum::<usize>()
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+/// A token that never expires: the token cache is hit on every request, as in production.
+struct FixedToken;
+
+impl TokenSource for FixedToken {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<FetchedToken, TokenError>> + Send + '_>> {
+        Box::pin(async {
+            Ok(FetchedToken {
+                token: AccessToken::new("bench.token.value"),
+                lifetime: Duration::from_secs(24 * 3600),
+            })
+        })
+    }
+}
+
+const CONF: &str = r#"
+[salesforce]
+api_base      = "http://127.0.0.1:9/einstein/platform/v1"
+token_url     = "http://127.0.0.1:9/services/oauth2/token"
+client_id     = "bench"
+client_secret = "bench"
+
+[auth]
+api_keys = ["bench-key"]
+
+[[routes]]
+model            = "gpt-4o-mini"
+salesforce_model = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+"#;
+
+/// One request through `Salesforce<S>` over an in-memory upstream that answers at once: routing,
+/// auth, body read, translation, token cache, retry loop, extraction, rendering, metrics.
+fn service_round_trip(c: &mut Criterion) {
+    let mut group = quick(c, "service");
+    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(FixedToken)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for (label, prompt, answer) in [
+        ("1KB_2KB", 1024, 2048),
+        ("100KB_50KB", 100 * 1024, 50 * 1024),
+    ] {
+        let canned = Bytes::from(models_answer(answer));
+        let upstream = tower::service_fn(move |_: http::Request<Bytes>| {
+            let canned = canned.clone();
+            async move { Ok::<_, UpstreamError>(http::Response::new(canned)) }
+        });
+        let bridge = layer.layer(upstream);
+        for stream in [false, true] {
+            let body = Bytes::from(chat_body(prompt, stream));
+            let name = format!("chat_{label}{}", if stream { "_stream" } else { "" });
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let request = http::Request::post("/v1/chat/completions")
+                        .header("authorization", "Bearer bench-key")
+                        .header("content-type", "application/json")
+                        .header("content-length", body.len())
+                        .body(Full::new(body.clone()))
+                        .unwrap();
+                    runtime.block_on(async {
+                        let Ok::<_, Infallible>(response) = bridge.clone().oneshot(request).await;
+                        assert_eq!(response.status(), 200);
+                        let mut body = response.into_body();
+                        let mut bytes = 0;
+                        while let Some(frame) = body.frame().await {
+                            bytes += frame.unwrap().into_data().map_or(0, |d| d.len());
+                        }
+                        bytes
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    request_translation,
+    response_normalisation,
+    stream_encoding,
+    service_round_trip
+);
+criterion_main!(benches);

@@ -1,0 +1,964 @@
+//! The end-to-end load benchmark (`make bench`): everything on 127.0.0.1, bounded in time.
+//!
+//! It starts the mock Salesforce in fast mode (a canned 2 KB answer, no checks), a plain Pingora
+//! pass-through proxy in front of it (examples/passthrough_proxy.rs: the baseline, no
+//! translation), and both mounts of the bridge (examples/axum_app.rs and
+//! examples/pingora_gateway.rs on benches/bench.toml), then drives them with `wrk`:
+//!
+//! - latency at concurrency 1 (1 KB prompt, 2 KB answer), p50 and p99, for each target; the
+//!   added latency of a mount is its figure minus the same request shape sent straight to the
+//!   mock's `chat-generations`; each target is measured in several interleaved rounds and the
+//!   round with the lowest p99 is kept;
+//! - throughput at concurrency 32 and 128, and the CPU time (`/proc/<pid>/stat` utime + stime)
+//!   each server process spent per completed request, as a ratio to the pass-through's;
+//! - resident memory (`/proc/<pid>/status`): idle, after warm-up, with 1,000 open keep-alive
+//!   connections, and after the load stops;
+//! - the token endpoint calls the mock counted over the whole run.
+//!
+//! It prints a table and writes it into BENCHMARKS.md, between the `load:begin` and `load:end`
+//! markers (the rest of the file is left alone), with the machine it ran on and the micro-benchmark
+//! means criterion left in `target/criterion`.
+//!
+//! The binaries must be built first (`make bench` does it):
+//!
+//! ```text
+//! cargo build --release --features pingora --example mock_salesforce --example axum_app \
+//!     --example pingora_gateway --example passthrough_proxy
+//! cargo bench --features pingora --bench load
+//! ```
+//!
+//! Knobs (environment): `BENCH_SECS` (seconds per measurement, default 3), `BENCH_ROUNDS`
+//! (latency rounds, default 3), `BENCH_PORT_BASE` (default 18180; four ports from there),
+//! `BENCH_OUT` (default BENCHMARKS.md in the crate root; `-` to skip writing), `BENCH_NOTE` (a
+//! line added under the table, e.g. what else the machine was doing).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+type Error = Box<dyn std::error::Error>;
+
+const MODEL_PATH: &str =
+    "/einstein/platform/v1/models/sfdc_ai__DefaultOpenAIGPT4OmniMini/chat-generations";
+const ANSWER_BYTES: usize = 2048;
+const PROMPT_BYTES: usize = 1024;
+const IDLE_CONNECTIONS: usize = 1000;
+
+/// The issue's goals.
+const GOAL_P50_US: f64 = 60.0;
+const GOAL_P99_US: f64 = 100.0;
+const GOAL_CPU_RATIO: f64 = 1.5;
+const GOAL_IDLE_MB: f64 = 30.0;
+const GOAL_CONNS_MB: f64 = 150.0;
+const GOAL_SETTLE: f64 = 0.10;
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        // `cargo bench -- --list` and test harness probes: nothing to list.
+        return;
+    }
+    if let Err(error) = run() {
+        eprintln!("load benchmark failed: {error}");
+        std::process::exit(1);
+    }
+}
+
+struct Settings {
+    secs: u64,
+    rounds: usize,
+    port_base: u16,
+    out: Option<PathBuf>,
+    note: Option<String>,
+}
+
+impl Settings {
+    fn from_env() -> Result<Self, Error> {
+        let number = |name: &str, default: u64| -> Result<u64, Error> {
+            match std::env::var(name) {
+                Ok(value) => Ok(value
+                    .parse()
+                    .map_err(|_| format!("{name}={value}: not a number"))?),
+                Err(_) => Ok(default),
+            }
+        };
+        let out = match std::env::var("BENCH_OUT") {
+            Ok(value) if value == "-" => None,
+            Ok(value) => Some(PathBuf::from(value)),
+            Err(_) => Some(crate_root().join("BENCHMARKS.md")),
+        };
+        Ok(Self {
+            secs: number("BENCH_SECS", 3)?.max(1),
+            rounds: number("BENCH_ROUNDS", 3)?.max(1) as usize,
+            port_base: u16::try_from(number("BENCH_PORT_BASE", 18180)?)?,
+            out,
+            note: std::env::var("BENCH_NOTE").ok().filter(|n| !n.is_empty()),
+        })
+    }
+}
+
+fn crate_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/release/examples`, next to this binary's `target/release/deps`.
+fn examples_dir() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe()?;
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot locate the target directory")?;
+    Ok(profile.join("examples"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// The servers under test; killed when dropped, whatever happened.
+struct Servers {
+    children: Vec<(String, Child)>,
+}
+
+impl Servers {
+    fn spawn(
+        &mut self,
+        name: &str,
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+        log: &Path,
+    ) -> Result<u32, Error> {
+        if !bin.exists() {
+            return Err(format!(
+                "{} is missing: build the examples first (see `make bench`)",
+                bin.display()
+            )
+            .into());
+        }
+        let log = fs::File::create(log)?;
+        let child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("RUST_LOG", "warn")
+            .current_dir(crate_root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let pid = child.id();
+        self.children.push((name.to_owned(), child));
+        Ok(pid)
+    }
+
+    fn check_alive(&mut self) -> Result<(), Error> {
+        for (name, child) in &mut self.children {
+            if let Some(status) = child.try_wait()? {
+                return Err(format!("{name} exited early ({status}); see its log").into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for_port(addr: SocketAddr, servers: &mut Servers) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        servers.check_alive()?;
+        sleep(Duration::from_millis(50));
+    }
+    Err(format!("nothing listens on {addr} after 20 s").into())
+}
+
+fn ensure_free(addr: SocketAddr) -> Result<(), Error> {
+    TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|e| format!("{addr} is taken ({e}); set BENCH_PORT_BASE").into())
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64, Error> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ")": state is field 3, so utime (14) and stime (15) are at indices 11 and 12.
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Memory {
+    rss_mb: f64,
+    hwm_mb: f64,
+}
+
+fn memory(pid: u32) -> Result<Memory, Error> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    Ok(Memory {
+        rss_mb: field("VmRSS:"),
+        hwm_mb: field("VmHWM:"),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk
+
+const WRK_SCRIPT: &str = r#"
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench-key"
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+done = function(s, lat, req)
+  io.write(string.format("RESULT %d %d %d %d %d %d\n", s.requests, s.duration, s.errors.status,
+    s.errors.connect + s.errors.read + s.errors.write + s.errors.timeout,
+    lat:percentile(50), lat:percentile(99)))
+end
+"#;
+
+#[derive(Debug, Clone, Copy)]
+struct WrkResult {
+    requests: u64,
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+struct Wrk {
+    script: PathBuf,
+    secs: u64,
+}
+
+impl Wrk {
+    fn run(
+        &self,
+        url: &str,
+        body: &Path,
+        connections: usize,
+        secs: u64,
+    ) -> Result<WrkResult, Error> {
+        let threads = connections.clamp(1, 2).to_string();
+        let out = Command::new("wrk")
+            .args(["-t", &threads, "-c", &connections.to_string()])
+            .args(["-d", &format!("{secs}s"), "--timeout", "5s", "-s"])
+            .arg(&self.script)
+            .arg(url)
+            .env("BENCH_BODY", body)
+            .output()
+            .map_err(|e| format!("cannot run wrk ({e}); install it (`make bench` does)"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|line| line.strip_prefix("RESULT "))
+            .ok_or_else(|| format!("wrk printed no result for {url}:\n{text}"))?;
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        let [requests, duration_us, status_errors, socket_errors, p50, p99] = n[..] else {
+            return Err(format!("unexpected wrk result: {line}").into());
+        };
+        if status_errors > 0 || socket_errors > 0 || requests == 0 {
+            return Err(format!(
+                "{url}: {requests} requests, {status_errors} non-2xx answers, {socket_errors} socket errors"
+            )
+            .into());
+        }
+        Ok(WrkResult {
+            requests,
+            rps: requests as f64 / (duration_us as f64 / 1e6),
+            p50_us: p50 as f64,
+            p99_us: p99 as f64,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idle connections
+
+/// Opens `n` keep-alive connections to `addr`, each after one complete `GET /health`, and keeps
+/// them open (idle) until the vector is dropped.
+fn open_idle_connections(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>, Error> {
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n")?;
+        read_response(&mut stream)?;
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
+/// Reads one response with a `Content-Length` body.
+fn read_response(stream: &mut TcpStream) -> Result<(), Error> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let read = stream.read(&mut chunk)?;
+        if read == 0 {
+            return Err("connection closed before the response ended".into());
+        }
+        buf.extend_from_slice(&chunk[..read]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|value| value.trim().parse::<usize>().ok())
+            .ok_or("response without content-length")?;
+        if buf.len() >= end + 4 + length {
+            return Ok(());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies
+
+fn text(len: usize) -> String {
+    const FILLER: &str = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod \
+                          tempor incididunt ut labore et dolore magna aliqua. ";
+    FILLER.chars().cycle().take(len).collect()
+}
+
+/// The conversation of every request: about 1 KB of message text.
+fn messages() -> serde_json::Value {
+    serde_json::json!([
+        {"role": "system", "content": text(300)},
+        {"role": "user", "content": text(100)},
+        {"role": "assistant", "content": text(200)},
+        {"role": "user", "content": text(PROMPT_BYTES - 600)},
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Target {
+    Direct,
+    Passthrough,
+    Axum,
+    Pingora,
+}
+
+impl Target {
+    const ALL: [Target; 4] = [
+        Target::Direct,
+        Target::Passthrough,
+        Target::Axum,
+        Target::Pingora,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Target::Direct => "direct to the mock",
+            Target::Passthrough => "Pingora pass-through",
+            Target::Axum => "bridge, axum mount",
+            Target::Pingora => "bridge, Pingora mount",
+        }
+    }
+
+    fn is_bridge(self) -> bool {
+        matches!(self, Target::Axum | Target::Pingora)
+    }
+}
+
+struct Endpoint {
+    addr: SocketAddr,
+    pid: u32,
+}
+
+#[derive(Default)]
+struct Figures {
+    c1: BTreeMap<Target, WrkResult>,
+    c1_stream: BTreeMap<Target, WrkResult>,
+    /// (throughput, CPU µs per request) by concurrency.
+    load: BTreeMap<(usize, Target), (WrkResult, f64)>,
+    idle: BTreeMap<Target, Memory>,
+    warm: BTreeMap<Target, Memory>,
+    conns: BTreeMap<Target, Memory>,
+    after: BTreeMap<Target, Memory>,
+    token_requests: Option<u64>,
+    /// Model calls the mock answered, all targets together.
+    model_calls: u64,
+    elapsed: Duration,
+}
+
+fn run() -> Result<(), Error> {
+    let started = Instant::now();
+    let settings = Settings::from_env()?;
+    let examples = examples_dir()?;
+    let work = std::env::temp_dir().join(format!("sfbridge-load-{}", std::process::id()));
+    fs::create_dir_all(&work)?;
+    let load_before = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+
+    // Bodies and the wrk script.
+    let openai = work.join("openai.json");
+    let openai_stream = work.join("openai-stream.json");
+    let models_api = work.join("models-api.json");
+    let request = |stream: bool| {
+        serde_json::json!({"model": "gpt-4o-mini", "messages": messages(), "temperature": 0.2,
+                           "max_tokens": 512, "stream": stream})
+    };
+    fs::write(&openai, serde_json::to_vec(&request(false))?)?;
+    fs::write(&openai_stream, serde_json::to_vec(&request(true))?)?;
+    fs::write(
+        &models_api,
+        serde_json::to_vec(&serde_json::json!({"messages": messages()}))?,
+    )?;
+    let wrk = Wrk {
+        script: work.join("post.lua"),
+        secs: settings.secs,
+    };
+    fs::write(&wrk.script, WRK_SCRIPT)?;
+
+    // The servers.
+    let port = |offset: u16| SocketAddr::from(([127, 0, 0, 1], settings.port_base + offset));
+    let (mock_addr, pass_addr, axum_addr, pingora_addr) = (port(0), port(1), port(2), port(3));
+    for addr in [mock_addr, pass_addr, axum_addr, pingora_addr] {
+        ensure_free(addr)?;
+    }
+    let mut servers = Servers {
+        children: Vec::new(),
+    };
+    let mock_pid = servers.spawn(
+        "mock_salesforce",
+        &examples.join("mock_salesforce"),
+        &[
+            "--listen",
+            &mock_addr.to_string(),
+            "--fast",
+            "--answer-bytes",
+            &ANSWER_BYTES.to_string(),
+        ],
+        &[],
+        &work.join("mock.log"),
+    )?;
+    wait_for_port(mock_addr, &mut servers)?;
+    let pass_pid = servers.spawn(
+        "passthrough_proxy",
+        &examples.join("passthrough_proxy"),
+        &[
+            "--listen",
+            &pass_addr.to_string(),
+            "--upstream",
+            &mock_addr.to_string(),
+            "--threads",
+            "2",
+        ],
+        &[],
+        &work.join("passthrough.log"),
+    )?;
+    let conf = crate_root().join("benches/bench.toml");
+    let conf = conf.to_string_lossy().into_owned();
+    let bridge_env = |listen: SocketAddr| {
+        vec![
+            ("BENCH_LISTEN", listen.to_string()),
+            ("BENCH_MOCK", mock_addr.to_string()),
+        ]
+    };
+    let axum_pid = servers.spawn(
+        "axum_app",
+        &examples.join("axum_app"),
+        &["--config", &conf],
+        &bridge_env(axum_addr),
+        &work.join("axum.log"),
+    )?;
+    let pingora_pid = servers.spawn(
+        "pingora_gateway",
+        &examples.join("pingora_gateway"),
+        &["--config", &conf],
+        &bridge_env(pingora_addr),
+        &work.join("pingora.log"),
+    )?;
+    for addr in [pass_addr, axum_addr, pingora_addr] {
+        wait_for_port(addr, &mut servers)?;
+    }
+    let endpoints: BTreeMap<Target, Endpoint> = [
+        (Target::Direct, mock_addr, mock_pid),
+        (Target::Passthrough, pass_addr, pass_pid),
+        (Target::Axum, axum_addr, axum_pid),
+        (Target::Pingora, pingora_addr, pingora_pid),
+    ]
+    .into_iter()
+    .map(|(target, addr, pid)| (target, Endpoint { addr, pid }))
+    .collect();
+    let url = |target: Target| {
+        let addr = endpoints[&target].addr;
+        if target.is_bridge() {
+            format!("http://{addr}/v1/chat/completions")
+        } else {
+            format!("http://{addr}{MODEL_PATH}")
+        }
+    };
+    let body = |target: Target| {
+        if target.is_bridge() {
+            &openai
+        } else {
+            &models_api
+        }
+    };
+
+    let mut figures = Figures::default();
+    let proxies = [Target::Passthrough, Target::Axum, Target::Pingora];
+    sleep(Duration::from_secs(1));
+    for target in proxies {
+        figures.idle.insert(target, memory(endpoints[&target].pid)?);
+    }
+
+    eprintln!("warming up...");
+    for target in Target::ALL {
+        wrk.run(&url(target), body(target), 8, 2)?;
+    }
+    for target in proxies {
+        figures.warm.insert(target, memory(endpoints[&target].pid)?);
+    }
+
+    eprintln!(
+        "latency at concurrency 1: {} rounds of {} s per target...",
+        settings.rounds, wrk.secs
+    );
+    for _ in 0..settings.rounds {
+        for target in Target::ALL {
+            let result = wrk.run(&url(target), body(target), 1, wrk.secs)?;
+            keep_best(&mut figures.c1, target, result);
+        }
+        for target in [Target::Axum, Target::Pingora] {
+            let result = wrk.run(&url(target), &openai_stream, 1, wrk.secs)?;
+            keep_best(&mut figures.c1_stream, target, result);
+        }
+    }
+
+    let ticks = clock_ticks_per_sec();
+    for connections in [32, 128] {
+        eprintln!("throughput and CPU at concurrency {connections}...");
+        for _ in 0..2 {
+            for target in Target::ALL {
+                let pid = endpoints[&target].pid;
+                let before = cpu_ticks(pid)?;
+                let result = wrk.run(&url(target), body(target), connections, wrk.secs)?;
+                let cpu_us = (cpu_ticks(pid)? - before) as f64 / ticks * 1e6;
+                let per_request = cpu_us / result.requests as f64;
+                let key = (connections, target);
+                if figures
+                    .load
+                    .get(&key)
+                    .is_none_or(|(old, _)| result.rps > old.rps)
+                {
+                    figures.load.insert(key, (result, per_request));
+                }
+            }
+        }
+    }
+
+    eprintln!("memory with {IDLE_CONNECTIONS} open connections...");
+    for target in proxies {
+        let endpoint = &endpoints[&target];
+        let open = open_idle_connections(endpoint.addr, IDLE_CONNECTIONS)?;
+        sleep(Duration::from_millis(500));
+        figures.conns.insert(target, memory(endpoint.pid)?);
+        drop(open);
+    }
+    // Let the servers notice the closed connections and free what they held.
+    sleep(Duration::from_secs(2));
+    for target in proxies {
+        figures
+            .after
+            .insert(target, memory(endpoints[&target].pid)?);
+    }
+    servers.check_alive()?;
+
+    figures.token_requests = mock_counter(mock_addr, "token_requests").ok();
+    figures.model_calls = mock_counter(mock_addr, "chat_requests").unwrap_or(0);
+    figures.elapsed = started.elapsed();
+    drop(servers);
+
+    let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let report = report(&figures, &settings, &load_before, &load_after);
+    println!("{report}");
+    if let Some(out) = &settings.out {
+        write_into(out, &report)?;
+        eprintln!("written into {}", out.display());
+    }
+    let _ = fs::remove_dir_all(&work);
+    Ok(())
+}
+
+fn keep_best(best: &mut BTreeMap<Target, WrkResult>, target: Target, result: WrkResult) {
+    let better = best
+        .get(&target)
+        .is_none_or(|old| (result.p99_us, result.p50_us) < (old.p99_us, old.p50_us));
+    if better {
+        best.insert(target, result);
+    }
+}
+
+/// One counter of the mock's `GET /__mock/counters`.
+fn mock_counter(mock: SocketAddr, name: &str) -> Result<u64, Error> {
+    let mut stream = TcpStream::connect_timeout(&mock, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream
+        .write_all(b"GET /__mock/counters HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let body = response.split_once("\r\n\r\n").ok_or("bad response")?.1;
+    let counters: serde_json::Value = serde_json::from_str(body)?;
+    counters[name]
+        .as_u64()
+        .ok_or_else(|| format!("no counter {name}").into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after: &str) -> String {
+    let mut s = String::new();
+    let direct = figures.c1.get(&Target::Direct).copied();
+    let _ = writeln!(s, "### Load benchmark\n");
+    let _ = writeln!(
+        s,
+        "1 KB prompt, {} B answer; `wrk`, {} s per measurement; concurrency-1 figures are the best of {} \
+         interleaved rounds (lowest p99). Added = through the target minus direct to the mock.\n",
+        ANSWER_BYTES, settings.secs, settings.rounds
+    );
+    let _ = writeln!(
+        s,
+        "| target | c=1 p50 µs | c=1 p99 µs | added p50 µs | added p99 µs | c=32 req/s | c=128 req/s | CPU µs/req c=32 | CPU µs/req c=128 | CPU vs pass-through c=32 / c=128 |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let pass = |c: usize| figures.load.get(&(c, Target::Passthrough)).map(|x| x.1);
+    for target in Target::ALL {
+        let Some(c1) = figures.c1.get(&target) else {
+            continue;
+        };
+        let added = |value: f64, base: Option<f64>| match (target, base) {
+            (Target::Direct, _) | (_, None) => "–".to_owned(),
+            (_, Some(base)) => format!("{:.0}", value - base),
+        };
+        let load = |c: usize| figures.load.get(&(c, target));
+        let rps = |c: usize| load(c).map_or("–".into(), |x| format!("{:.0}", x.0.rps));
+        let cpu = |c: usize| load(c).map_or("–".into(), |x| format!("{:.1}", x.1));
+        let ratio = |c: usize| match (load(c), pass(c)) {
+            (Some(x), Some(p)) if target != Target::Direct => format!("{:.2}×", x.1 / p),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            target.label(),
+            c1.p50_us,
+            c1.p99_us,
+            added(c1.p50_us, direct.map(|d| d.p50_us)),
+            added(c1.p99_us, direct.map(|d| d.p99_us)),
+            rps(32),
+            rps(128),
+            cpu(32),
+            cpu(128),
+            ratio(32),
+            ratio(128),
+        );
+    }
+    for target in [Target::Axum, Target::Pingora] {
+        if let (Some(stream), Some(direct)) = (figures.c1_stream.get(&target), direct) {
+            let _ = writeln!(
+                s,
+                "| {}, `stream: true` | {:.0} | {:.0} | {:.0} | {:.0} | | | | | |",
+                target.label(),
+                stream.p50_us,
+                stream.p99_us,
+                stream.p50_us - direct.p50_us,
+                stream.p99_us - direct.p99_us,
+            );
+        }
+    }
+
+    let _ = writeln!(
+        s,
+        "\n| process | RSS idle MB | RSS after warm-up MB | RSS with {IDLE_CONNECTIONS} connections MB | RSS after the run MB | after / warm-up | peak (VmHWM) MB |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    for target in [Target::Passthrough, Target::Axum, Target::Pingora] {
+        let get = |m: &BTreeMap<Target, Memory>| m.get(&target).copied().unwrap_or_default();
+        let (idle, warm, conns, after) = (
+            get(&figures.idle),
+            get(&figures.warm),
+            get(&figures.conns),
+            get(&figures.after),
+        );
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.0}% | {:.1} |",
+            target.label(),
+            idle.rss_mb,
+            warm.rss_mb,
+            conns.rss_mb,
+            after.rss_mb,
+            (after.rss_mb / warm.rss_mb - 1.0) * 100.0,
+            after.hwm_mb,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nToken endpoint calls over the whole run (two bridge processes; the mock answered {} model calls in all): {}.",
+        figures.model_calls,
+        figures
+            .token_requests
+            .map_or("unknown".to_owned(), |n| n.to_string())
+    );
+
+    // Goals.
+    let _ = writeln!(s, "\n#### Goals\n");
+    let _ = writeln!(s, "| goal | axum mount | Pingora mount |");
+    let _ = writeln!(s, "|---|---|---|");
+    let cell = |target: Target, f: &dyn Fn(Target) -> Option<(f64, bool, String)>| {
+        f(target).map_or("–".to_owned(), |(_, ok, text)| {
+            format!("{text} ({})", verdict(ok))
+        })
+    };
+    type Check<'a> = (
+        &'a str,
+        Box<dyn Fn(Target) -> Option<(f64, bool, String)> + 'a>,
+    );
+    let checks: Vec<Check<'_>> = vec![
+        (
+            "added p50 at c=1 ≤ 60 µs",
+            Box::new(|t| {
+                let v = figures.c1.get(&t)?.p50_us - direct?.p50_us;
+                Some((v, v <= GOAL_P50_US, format!("{v:.0} µs")))
+            }),
+        ),
+        (
+            "added p99 at c=1 ≤ 100 µs",
+            Box::new(|t| {
+                let v = figures.c1.get(&t)?.p99_us - direct?.p99_us;
+                Some((v, v <= GOAL_P99_US, format!("{v:.0} µs")))
+            }),
+        ),
+        (
+            "CPU per request ≤ 1.5× pass-through (c=32)",
+            Box::new(|t| {
+                let v = figures.load.get(&(32, t))?.1 / pass(32)?;
+                Some((v, v <= GOAL_CPU_RATIO, format!("{v:.2}×")))
+            }),
+        ),
+        (
+            "CPU per request ≤ 1.5× pass-through (c=128)",
+            Box::new(|t| {
+                let v = figures.load.get(&(128, t))?.1 / pass(128)?;
+                Some((v, v <= GOAL_CPU_RATIO, format!("{v:.2}×")))
+            }),
+        ),
+        (
+            "RSS idle ≤ 30 MB",
+            Box::new(|t| {
+                let v = figures.idle.get(&t)?.rss_mb;
+                Some((v, v <= GOAL_IDLE_MB, format!("{v:.1} MB")))
+            }),
+        ),
+        (
+            "RSS with 1,000 connections ≤ 150 MB",
+            Box::new(|t| {
+                let v = figures.conns.get(&t)?.rss_mb;
+                Some((v, v <= GOAL_CONNS_MB, format!("{v:.1} MB")))
+            }),
+        ),
+        (
+            "RSS after the load within 10% of post-warm-up",
+            Box::new(|t| {
+                let v = figures.after.get(&t)?.rss_mb / figures.warm.get(&t)?.rss_mb - 1.0;
+                Some((v, v <= GOAL_SETTLE, format!("{:+.0}%", v * 100.0)))
+            }),
+        ),
+    ];
+    for (name, check) in &checks {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} |",
+            cell(Target::Axum, check.as_ref()),
+            cell(Target::Pingora, check.as_ref())
+        );
+    }
+    let tokens_ok = figures.token_requests == Some(2);
+    let _ = writeln!(
+        s,
+        "| one token call per token lifetime per process | {} | |",
+        match figures.token_requests {
+            Some(n) => format!("{n} calls for 2 processes ({})", verdict(tokens_ok)),
+            None => "unknown".to_owned(),
+        }
+    );
+
+    if let Some(micro) = micro_benchmarks() {
+        let _ = writeln!(s, "\n### Micro-benchmarks (criterion, mean)\n");
+        let _ = writeln!(s, "{micro}");
+    }
+
+    let _ = writeln!(s, "\n### Machine\n");
+    let _ = writeln!(s, "{}", machine(load_before, load_after));
+    if let Some(note) = &settings.note {
+        let _ = writeln!(s, "\nNote: {note}");
+    }
+    let _ = writeln!(
+        s,
+        "\nLoad run took {:.0} s. Command: `make bench` (or `cargo bench --bench core`, then \
+         `cargo bench --features pingora --bench load`).",
+        figures.elapsed.as_secs_f64()
+    );
+    s
+}
+
+/// Means from `target/criterion/*/*/new/estimates.json`, when `cargo bench --bench core` ran.
+fn micro_benchmarks() -> Option<String> {
+    let criterion = examples_dir().ok()?.parent()?.parent()?.join("criterion");
+    let mut rows = Vec::new();
+    for group in ["request", "response", "stream", "service"] {
+        let Ok(entries) = fs::read_dir(criterion.join(group)) else {
+            continue;
+        };
+        let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        for name in names {
+            let path = criterion.join(group).join(&name).join("new/estimates.json");
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if let Some(ns) = value["mean"]["point_estimate"].as_f64() {
+                rows.push(format!(
+                    "| {group}/{} | {:.2} |",
+                    name.to_string_lossy(),
+                    ns / 1000.0
+                ));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "| benchmark | µs |\n|---|---:|\n{}",
+        rows.join("\n")
+    ))
+}
+
+fn machine(load_before: &str, load_after: &str) -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or("?".to_owned(), |kb| {
+            format!("{:.0} GB", kb / 1024.0 / 1024.0)
+        });
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let command = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|out| {
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                text.lines().next().unwrap_or_default().trim().to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let loadavg = |text: &str| {
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    format!(
+        "- {model}, {cores} cores, {memory} RAM, Linux {}\n- {}; {}\n- commit {}{}, {}\n- load average (1, 5, 15 min) before: {}, after: {} (other builds share these cores)",
+        kernel.trim(),
+        command("rustc", &["-V"]),
+        command("wrk", &["-v"]),
+        command("git", &["rev-parse", "--short", "HEAD"]),
+        if command("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+            ""
+        } else {
+            " (with local changes)"
+        },
+        command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        loadavg(load_before),
+        loadavg(load_after),
+    )
+}
+
+const BEGIN: &str = "<!-- load:begin (written by benches/load.rs) -->";
+const END: &str = "<!-- load:end -->";
+
+/// Replaces the generated block of `path`, or writes a new file around it.
+fn write_into(path: &Path, report: &str) -> Result<(), Error> {
+    let block = format!("{BEGIN}\n{report}\n{END}");
+    let text = match fs::read_to_string(path) {
+        Ok(old) => match (old.find(BEGIN), old.find(END)) {
+            (Some(begin), Some(end)) if begin < end => {
+                format!("{}{block}{}", &old[..begin], &old[end + END.len()..])
+            }
+            _ => format!("{old}\n{block}\n"),
+        },
+        Err(_) => format!("# Benchmarks\n\nProduced by `make bench`.\n\n{block}\n"),
+    };
+    fs::write(path, text)?;
+    Ok(())
+}
