@@ -1,8 +1,10 @@
 //! Server-sent events in OpenAI's exact streaming format, emulated from a complete answer.
 //!
 //! The Models API does not stream, so the bridge sends the whole answer as a role chunk, content
-//! chunks, a finish chunk, an optional usage chunk and `data: [DONE]`. Events are encoded one at a
-//! time as the body is polled: the answer is held once, never a second encoded copy of it.
+//! chunks, a finish chunk, an optional usage chunk and `data: [DONE]`. Events are encoded as the
+//! body is polled, either one at a time ([`Iterator`]) or several into one buffer up to a size
+//! ([`SseEvents::fill`], which the bridge uses so that a short answer leaves in one write): the
+//! answer is held once, never a second encoded copy of all of it.
 //!
 //! ```
 //! use sf_models_bridge::stream::{SseEvents, StreamKind, StreamedAnswer};
@@ -118,55 +120,73 @@ impl SseEvents {
         rest.get(..end)
     }
 
-    fn chat_event(&self, delta: ChunkDelta<'_>, finish_reason: Option<&'static str>) -> Bytes {
+    fn chat_event(
+        &self,
+        buf: &mut BytesMut,
+        delta: ChunkDelta<'_>,
+        finish_reason: Option<&'static str>,
+    ) {
         let choices = [ChatChunkChoice {
             index: 0,
             delta,
             logprobs: None,
             finish_reason,
         }];
-        self.chat_chunk(&choices, None)
+        self.chat_chunk(buf, &choices, None);
     }
 
-    fn chat_chunk(&self, choices: &[ChatChunkChoice<'_>], usage: Option<Usage>) -> Bytes {
+    fn chat_chunk(
+        &self,
+        buf: &mut BytesMut,
+        choices: &[ChatChunkChoice<'_>],
+        usage: Option<Usage>,
+    ) {
         let answer = &self.answer;
-        data_event(&ChatCompletionChunk {
-            id: &answer.id,
-            object: "chat.completion.chunk",
-            created: answer.created,
-            model: &answer.model,
-            choices,
-            usage: answer.include_usage.then_some(usage),
-        })
+        write_event(
+            buf,
+            &ChatCompletionChunk {
+                id: &answer.id,
+                object: "chat.completion.chunk",
+                created: answer.created,
+                model: &answer.model,
+                choices,
+                usage: answer.include_usage.then_some(usage),
+            },
+        );
     }
 
-    fn text_event(&self, text: &str, finish_reason: Option<&'static str>) -> Bytes {
+    fn text_event(&self, buf: &mut BytesMut, text: &str, finish_reason: Option<&'static str>) {
         let choices = [CompletionChoice {
             text,
             index: 0,
             logprobs: None,
             finish_reason,
         }];
-        self.text_chunk(&choices, None)
+        self.text_chunk(buf, &choices, None);
     }
 
-    fn text_chunk(&self, choices: &[CompletionChoice<'_>], usage: Option<Usage>) -> Bytes {
+    fn text_chunk(
+        &self,
+        buf: &mut BytesMut,
+        choices: &[CompletionChoice<'_>],
+        usage: Option<Usage>,
+    ) {
         let answer = &self.answer;
-        data_event(&Completion {
-            id: &answer.id,
-            object: "text_completion",
-            created: answer.created,
-            model: &answer.model,
-            choices,
-            usage,
-        })
+        write_event(
+            buf,
+            &Completion {
+                id: &answer.id,
+                object: "text_completion",
+                created: answer.created,
+                model: &answer.model,
+                choices,
+                usage,
+            },
+        );
     }
-}
 
-impl Iterator for SseEvents {
-    type Item = Bytes;
-
-    fn next(&mut self) -> Option<Bytes> {
+    /// Appends the next event to `buf`; `false` once every event has been written.
+    pub fn next_into(&mut self, buf: &mut BytesMut) -> bool {
         loop {
             match self.stage {
                 Stage::Role => {
@@ -175,7 +195,8 @@ impl Iterator for SseEvents {
                         role: Some("assistant"),
                         content: Some(""),
                     };
-                    return Some(self.chat_event(delta, None));
+                    self.chat_event(buf, delta, None);
+                    return true;
                 }
                 Stage::Content => {
                     let offset = self.offset;
@@ -188,24 +209,27 @@ impl Iterator for SseEvents {
                         .text
                         .get(offset..self.offset)
                         .unwrap_or_default();
-                    return Some(match self.answer.kind {
+                    match self.answer.kind {
                         StreamKind::Chat => self.chat_event(
+                            buf,
                             ChunkDelta {
                                 role: None,
                                 content: Some(piece),
                             },
                             None,
                         ),
-                        StreamKind::Text => self.text_event(piece, None),
-                    });
+                        StreamKind::Text => self.text_event(buf, piece, None),
+                    }
+                    return true;
                 }
                 Stage::Finish => {
                     self.stage = Stage::Usage;
                     let finish = Some(self.answer.finish_reason);
-                    return Some(match self.answer.kind {
-                        StreamKind::Chat => self.chat_event(ChunkDelta::default(), finish),
-                        StreamKind::Text => self.text_event("", finish),
-                    });
+                    match self.answer.kind {
+                        StreamKind::Chat => self.chat_event(buf, ChunkDelta::default(), finish),
+                        StreamKind::Text => self.text_event(buf, "", finish),
+                    }
+                    return true;
                 }
                 Stage::Usage => {
                     self.stage = Stage::Done;
@@ -215,36 +239,71 @@ impl Iterator for SseEvents {
                     // OpenAI sends usage on a last chunk with no choices; counts unknown to the
                     // upstream are reported as zeros rather than leaving clients without a chunk.
                     let usage = Some(self.answer.usage.unwrap_or_default());
-                    return Some(match self.answer.kind {
-                        StreamKind::Chat => self.chat_chunk(&[], usage),
-                        StreamKind::Text => self.text_chunk(&[], usage),
-                    });
+                    match self.answer.kind {
+                        StreamKind::Chat => self.chat_chunk(buf, &[], usage),
+                        StreamKind::Text => self.text_chunk(buf, &[], usage),
+                    }
+                    return true;
                 }
                 Stage::Done => {
                     self.stage = Stage::End;
-                    return Some(Bytes::from_static(DONE));
+                    buf.extend_from_slice(DONE);
+                    return true;
                 }
-                Stage::End => return None,
+                Stage::End => return false,
             }
         }
     }
+
+    /// Appends whole events to `buf` until it holds at least `target` bytes or the events run
+    /// out; `false` once every event has been written. An event is never split.
+    pub fn fill(&mut self, buf: &mut BytesMut, target: usize) -> bool {
+        while buf.len() < target {
+            if !self.next_into(buf) {
+                return false;
+            }
+        }
+        self.stage != Stage::End
+    }
+
+    /// About how many bytes the events not yet written take, to size a buffer.
+    pub fn remaining_hint(&self) -> usize {
+        let text = self.answer.text.len().saturating_sub(self.offset);
+        let events = text.div_ceil(CONTENT_CHUNK_BYTES) + 4;
+        text + text / 8 + events * (EVENT_OVERHEAD + self.answer.id.len() + self.answer.model.len())
+    }
 }
 
-/// `data: {json}\n\n`.
-fn data_event(value: &impl Serialize) -> Bytes {
-    let mut buf = BytesMut::with_capacity(CONTENT_CHUNK_BYTES + 256).writer();
+/// The JSON around one event's content: object name, created, choice and `data: ` framing.
+const EVENT_OVERHEAD: usize = 160;
+
+impl Iterator for SseEvents {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let mut buf = BytesMut::with_capacity(
+            CONTENT_CHUNK_BYTES + EVENT_OVERHEAD + self.answer.id.len() + self.answer.model.len(),
+        );
+        self.next_into(&mut buf).then(|| buf.freeze())
+    }
+}
+
+/// Appends `data: {json}\n\n` to `buf`.
+fn write_event(buf: &mut BytesMut, value: &impl Serialize) {
+    buf.extend_from_slice(b"data: ");
+    let mut writer = buf.writer();
     // Writing our own plain structs into memory cannot fail; an empty event would be skipped
     // by clients rather than corrupt the stream.
-    let _ = std::io::Write::write_all(&mut buf, b"data: ");
-    let _ = serde_json::to_writer(&mut buf, value);
-    let _ = std::io::Write::write_all(&mut buf, b"\n\n");
-    buf.into_inner().freeze()
+    let _ = serde_json::to_writer(&mut writer, value);
+    writer.into_inner().extend_from_slice(b"\n\n");
 }
 
 /// The event that ends a stream whose upstream failed after the response had started: clients
 /// raise it as an API error instead of seeing a silently truncated answer.
 pub fn error_event(error: &ErrorBody) -> Bytes {
-    data_event(error)
+    let mut buf = BytesMut::with_capacity(256);
+    write_event(&mut buf, error);
+    buf.freeze()
 }
 
 #[cfg(test)]
@@ -342,6 +401,39 @@ mod tests {
         assert!(pieces.len() > 3);
         assert!(pieces.iter().all(|p| p.len() <= CONTENT_CHUNK_BYTES));
         assert_eq!(pieces.concat(), text);
+    }
+
+    #[test]
+    fn filled_frames_hold_whole_events_and_the_same_bytes() {
+        let text: String = "a\"é\n".repeat(700);
+        let one_by_one: Vec<u8> = SseEvents::new(answer(StreamKind::Chat, &text, true))
+            .flat_map(|event| event.to_vec())
+            .collect();
+        for target in [1, 300, 4096, 1 << 20] {
+            let mut events = SseEvents::new(answer(StreamKind::Chat, &text, true));
+            let mut frames = Vec::new();
+            loop {
+                let mut frame = BytesMut::with_capacity(events.remaining_hint().min(target));
+                let more = events.fill(&mut frame, target);
+                if !frame.is_empty() {
+                    frames.push(frame.freeze());
+                }
+                if !more {
+                    break;
+                }
+            }
+            assert!(frames.iter().all(|f| f.ends_with(b"\n\n")), "{target}");
+            assert_eq!(frames.concat(), one_by_one, "{target}");
+            if target == 1 << 20 {
+                assert_eq!(frames.len(), 1);
+            }
+        }
+        let events = SseEvents::new(answer(StreamKind::Chat, &text, true));
+        let hint = events.remaining_hint();
+        assert!(
+            hint >= one_by_one.len() / 2 && hint <= one_by_one.len() * 2,
+            "{hint}"
+        );
     }
 
     #[test]

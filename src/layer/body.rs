@@ -6,13 +6,17 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::error::BridgeError;
 use super::finish::Finisher;
 use crate::stream::{error_event, SseEvents, StreamedAnswer, KEEP_ALIVE};
+
+/// How many bytes of events one body frame carries at most (give or take one event): a short
+/// answer leaves in one write, a long one in a few, never all of it encoded at once.
+const EVENTS_FRAME_BYTES: usize = 16 * 1024;
 
 /// The upstream work a waiting event stream owns: it resolves to the answer or the failure.
 pub(crate) type PendingAnswer =
@@ -117,10 +121,17 @@ impl Body for BridgeBody {
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEP_ALIVE)))));
                     }
                 },
-                Kind::Events(events) => match events.next() {
-                    Some(event) => return Poll::Ready(Some(Ok(Frame::data(event)))),
-                    None => this.kind = Kind::Done,
-                },
+                Kind::Events(events) => {
+                    let mut frame =
+                        BytesMut::with_capacity(events.remaining_hint().min(EVENTS_FRAME_BYTES));
+                    let more = events.fill(&mut frame, EVENTS_FRAME_BYTES);
+                    if !more {
+                        this.kind = Kind::Done;
+                    }
+                    if !frame.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(frame.freeze()))));
+                    }
+                }
                 Kind::Done => return Poll::Ready(None),
             }
         }
