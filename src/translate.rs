@@ -252,7 +252,7 @@ pub fn chat_completion_json(
         }],
         usage: answer.usage,
     };
-    serde_json::to_vec(&completion)
+    to_json(&completion, answer.text.len())
 }
 
 /// The JSON body of a `text_completion`.
@@ -274,7 +274,16 @@ pub fn text_completion_json(
         choices: &choices,
         usage: answer.usage,
     };
-    serde_json::to_vec(&completion)
+    to_json(&completion, answer.text.len())
+}
+
+/// Serializes a response into a buffer sized for its text up front: growing a `Vec` from empty
+/// to a few kilobytes would reallocate and copy it a dozen times.
+fn to_json(value: &impl serde::Serialize, text_len: usize) -> Result<Vec<u8>, serde_json::Error> {
+    // The envelope is a few hundred bytes; escapes make the text a little longer.
+    let mut json = Vec::with_capacity(text_len + text_len / 16 + 512);
+    serde_json::to_writer(&mut json, value)?;
+    Ok(json)
 }
 
 #[cfg(test)]

@@ -188,8 +188,8 @@ trait FrontRequest<'de>: serde::Deserialize<'de> {
     fn model(&self) -> &str;
     fn stream(&self) -> Option<StreamOptions>;
     fn ignored(&self) -> &[std::borrow::Cow<'de, str>];
-    /// The translated Models API body.
-    fn upstream_body(&self) -> Result<Vec<u8>, BridgeError>;
+    /// The translated Models API body; `size_hint` sizes its buffer.
+    fn upstream_body(&self, size_hint: usize) -> Result<Vec<u8>, BridgeError>;
 }
 
 impl<'de> FrontRequest<'de> for ChatCompletionRequest<'de> {
@@ -202,8 +202,8 @@ impl<'de> FrontRequest<'de> for ChatCompletionRequest<'de> {
     fn ignored(&self) -> &[std::borrow::Cow<'de, str>] {
         &self.ignored
     }
-    fn upstream_body(&self) -> Result<Vec<u8>, BridgeError> {
-        serde_json::to_vec(&translate::chat_request(self)?).map_err(BridgeError::Encode)
+    fn upstream_body(&self, size_hint: usize) -> Result<Vec<u8>, BridgeError> {
+        encode(&translate::chat_request(self)?, size_hint)
     }
 }
 
@@ -217,8 +217,8 @@ impl<'de> FrontRequest<'de> for CompletionRequest<'de> {
     fn ignored(&self) -> &[std::borrow::Cow<'de, str>] {
         &self.ignored
     }
-    fn upstream_body(&self) -> Result<Vec<u8>, BridgeError> {
-        serde_json::to_vec(&translate::completion_request(self)?).map_err(BridgeError::Encode)
+    fn upstream_body(&self, size_hint: usize) -> Result<Vec<u8>, BridgeError> {
+        encode(&translate::completion_request(self)?, size_hint)
     }
 }
 
@@ -236,13 +236,22 @@ fn translate_as<'de, R: FrontRequest<'de>>(
 ) -> Result<Translated, BridgeError> {
     let request: R = serde_json::from_slice(body).map_err(BridgeError::InvalidJson)?;
     let route = shared.route(request.model())?;
-    let upstream_body = request.upstream_body()?;
+    // The caller's body is a close upper bound for the translated one.
+    let upstream_body = request.upstream_body(body.len())?;
     Ok((
         route,
         upstream_body,
         request.stream(),
         ignored_header(request.ignored()),
     ))
+}
+
+/// Serializes the Models API request into a buffer the size of the caller's body, which it
+/// rarely exceeds, instead of growing one from empty.
+fn encode(request: &impl serde::Serialize, size_hint: usize) -> Result<Vec<u8>, BridgeError> {
+    let mut upstream_body = Vec::with_capacity(size_hint);
+    serde_json::to_writer(&mut upstream_body, request).map_err(BridgeError::Encode)?;
+    Ok(upstream_body)
 }
 
 async fn read_body<B>(body: B, limit: usize, deadline: Duration) -> Result<Bytes, BridgeError>
