@@ -183,13 +183,14 @@ impl Service<Request<Bytes>> for Upstream {
             if let Some(AttemptTimeout(timeout)) = timeout {
                 *request.timeout_mut() = Some(timeout);
             }
-            let response = client
+            let mut response = client
                 .execute(request)
                 .await
                 .map_err(UpstreamError::from_reqwest)?;
             let status = response.status();
             let version = response.version();
-            let headers = response.headers().clone();
+            // Moved out, not cloned: reading the body does not need them.
+            let headers = std::mem::take(response.headers_mut());
             let body = response
                 .bytes()
                 .await
