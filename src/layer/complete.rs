@@ -319,6 +319,7 @@ where
 {
     let started = Instant::now();
     let url = prepared.route.url(prepared.operation).clone();
+    let parsed_url = prepared.route.parsed_url(prepared.operation);
     let observer = Attempts(&shared.metrics);
     let mut refreshed = false;
     let exchange = loop {
@@ -345,6 +346,9 @@ where
                 salesforce::CLIENT_FEATURE_HEADER,
                 HeaderValue::from_static(salesforce::CLIENT_FEATURE),
             );
+            if let Some(parsed) = parsed_url {
+                request.extensions_mut().insert(parsed.clone());
+            }
             request
         };
         let sent = Instant::now();

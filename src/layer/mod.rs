@@ -57,7 +57,7 @@ use crate::metrics::Metrics;
 use crate::openai::{Model, ModelList};
 use crate::salesforce::Operation;
 use crate::token::{ClientCredentials, TokenCache, TokenSource};
-use crate::upstream::{Dispatcher, RetryPolicy, Upstream, UpstreamError};
+use crate::upstream::{Dispatcher, ParsedUrl, RetryPolicy, Upstream, UpstreamError};
 
 /// The bridge could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +86,8 @@ pub(crate) struct RouteTarget {
     pub(crate) salesforce_model: Arc<str>,
     chat_url: Uri,
     text_url: Uri,
+    chat_parsed: Option<ParsedUrl>,
+    text_parsed: Option<ParsedUrl>,
 }
 
 impl RouteTarget {
@@ -93,6 +95,14 @@ impl RouteTarget {
         match operation {
             Operation::Chat => &self.chat_url,
             Operation::Text => &self.text_url,
+        }
+    }
+
+    /// [`url`](Self::url), parsed once for the HTTP client.
+    pub(crate) fn parsed_url(&self, operation: Operation) -> Option<&ParsedUrl> {
+        match operation {
+            Operation::Chat => self.chat_parsed.as_ref(),
+            Operation::Text => self.text_parsed.as_ref(),
         }
     }
 }
@@ -237,11 +247,14 @@ impl SalesforceLayerBuilder<'_> {
                     model: route.model.clone(),
                 })
             };
+            let (chat_url, text_url) = (url(Operation::Chat)?, url(Operation::Text)?);
             let target = RouteTarget {
                 model: route.model.as_str().into(),
                 salesforce_model: route.salesforce_model.as_str().into(),
-                chat_url: url(Operation::Chat)?,
-                text_url: url(Operation::Text)?,
+                chat_parsed: ParsedUrl::new(&chat_url),
+                text_parsed: ParsedUrl::new(&text_url),
+                chat_url,
+                text_url,
             };
             routes.insert(target.model.clone(), Arc::new(target));
         }

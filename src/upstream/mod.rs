@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use tower::Service;
 
 use crate::config::SalesforceConfig;
@@ -128,6 +128,50 @@ impl<B> RequestBody for B where
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptTimeout(pub Duration);
 
+/// A request extension: the request's URI already parsed into reqwest's `Url`, at start-up, so
+/// that [`Upstream`] need not print the URI and parse it again on every call (reqwest's own
+/// conversion from `http::Request` does both). Used only when the request still carries the very
+/// URI it was made from; otherwise the URI is converted as before.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedUrl {
+    uri: Uri,
+    url: reqwest::Url,
+}
+
+impl ParsedUrl {
+    /// `None` when reqwest could not parse `uri` either: the request then fails as it would have.
+    pub(crate) fn new(uri: &Uri) -> Option<Self> {
+        let url = reqwest::Url::parse(&uri.to_string()).ok()?;
+        Some(Self {
+            uri: uri.clone(),
+            url,
+        })
+    }
+}
+
+/// The reqwest request for `request`, with its attempt timeout.
+fn to_reqwest(request: Request<Bytes>) -> Result<reqwest::Request, UpstreamError> {
+    let (mut parts, body) = request.into_parts();
+    let timeout = parts.extensions.get::<AttemptTimeout>().copied();
+    let mut request = match parts.extensions.remove::<ParsedUrl>() {
+        Some(parsed) if parsed.uri == parts.uri => {
+            // What `reqwest::Request::try_from` builds, minus the second parse. Our extensions
+            // stay behind: reqwest reads only its own.
+            let mut request = reqwest::Request::new(parts.method, parsed.url);
+            *request.headers_mut() = parts.headers;
+            *request.version_mut() = parts.version;
+            *request.body_mut() = Some(body.into());
+            request
+        }
+        _ => reqwest::Request::try_from(Request::from_parts(parts, body))
+            .map_err(UpstreamError::from_reqwest)?,
+    };
+    if let Some(AttemptTimeout(timeout)) = timeout {
+        *request.timeout_mut() = Some(timeout);
+    }
+    Ok(request)
+}
+
 /// The Models API client: a pooled `reqwest` client (rustls, `TCP_NODELAY`, connect and
 /// per-attempt timeouts) that sends one request and reads the whole answer.
 #[derive(Debug, Clone)]
@@ -177,12 +221,7 @@ impl Service<Request<Bytes>> for Upstream {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let client = self.client.clone();
         Box::pin(async move {
-            let timeout = request.extensions().get::<AttemptTimeout>().copied();
-            let mut request =
-                reqwest::Request::try_from(request).map_err(UpstreamError::from_reqwest)?;
-            if let Some(AttemptTimeout(timeout)) = timeout {
-                *request.timeout_mut() = Some(timeout);
-            }
+            let request = to_reqwest(request)?;
             let mut response = client
                 .execute(request)
                 .await
@@ -201,5 +240,48 @@ impl Service<Request<Bytes>> for Upstream {
             *out.headers_mut() = headers;
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, parsed_from: Option<&str>) -> Request<Bytes> {
+        let mut request = Request::post(uri)
+            .header("authorization", "Bearer t")
+            .header("x-a", "1")
+            .body(Bytes::from_static(b"{}"))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(AttemptTimeout(Duration::from_secs(7)));
+        if let Some(from) = parsed_from {
+            let parsed = ParsedUrl::new(&from.parse().unwrap()).unwrap();
+            request.extensions_mut().insert(parsed);
+        }
+        request
+    }
+
+    #[test]
+    fn a_parsed_url_stands_in_for_its_own_uri_only() {
+        let base = "http://127.0.0.1:9/einstein/platform/v1/models/m/chat-generations";
+        let other = "http://127.0.0.1:9/einstein/platform/v1/models/other/chat-generations?x=1";
+        for (uri, parsed_from) in [(base, None), (base, Some(base)), (other, Some(base))] {
+            let converted = to_reqwest(request(uri, parsed_from)).unwrap();
+            let expected = reqwest::Request::try_from(request(uri, None)).unwrap();
+            assert_eq!(
+                converted.url(),
+                expected.url(),
+                "{uri} from {parsed_from:?}"
+            );
+            assert_eq!(converted.url().as_str(), uri);
+            assert_eq!(converted.method(), http::Method::POST);
+            assert_eq!(converted.headers(), expected.headers());
+            assert_eq!(converted.version(), expected.version());
+            assert_eq!(converted.timeout(), Some(&Duration::from_secs(7)));
+            let body = converted.body().and_then(reqwest::Body::as_bytes);
+            assert_eq!(body, Some(&b"{}"[..]));
+        }
     }
 }
