@@ -30,7 +30,8 @@
 //! Knobs (environment): `BENCH_SECS` (seconds per measurement, default 3), `BENCH_ROUNDS`
 //! (latency rounds, default 3), `BENCH_PORT_BASE` (default 18180; four ports from there),
 //! `BENCH_OUT` (default BENCHMARKS.md in the crate root; `-` to skip writing), `BENCH_NOTE` (a
-//! line added under the table, e.g. what else the machine was doing).
+//! line added under the table, e.g. what else the machine was doing), `BENCH_BINARIES` (where the
+//! example binaries are, default `target/release/examples`: to compare two builds).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -106,8 +107,12 @@ fn crate_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/release/examples`, next to this binary's `target/release/deps`.
+/// `target/release/examples`, next to this binary's `target/release/deps`, unless
+/// `BENCH_BINARIES` names another directory (to compare two builds).
 fn examples_dir() -> Result<PathBuf, Error> {
+    if let Some(dir) = std::env::var_os("BENCH_BINARIES") {
+        return Ok(PathBuf::from(dir));
+    }
     let exe = std::env::current_exe()?;
     let profile = exe
         .parent()
@@ -856,7 +861,8 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
 
 /// Means from `target/criterion/*/*/new/estimates.json`, when `cargo bench --bench core` ran.
 fn micro_benchmarks() -> Option<String> {
-    let criterion = examples_dir().ok()?.parent()?.parent()?.join("criterion");
+    let exe = std::env::current_exe().ok()?;
+    let criterion = exe.parent()?.parent()?.parent()?.join("criterion");
     let mut rows = Vec::new();
     for group in ["request", "response", "stream", "service"] {
         let Ok(entries) = fs::read_dir(criterion.join(group)) else {
