@@ -327,9 +327,10 @@ where
         let token = shared.tokens.get().await;
         upstream_time.add(waited.elapsed());
         let token = token.map_err(BridgeError::Token)?;
-        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .map_err(|_| BridgeError::UnusableToken)?;
-        bearer.set_sensitive(true);
+        let bearer = token
+            .bearer_header()
+            .cloned()
+            .ok_or(BridgeError::UnusableToken)?;
         let body = prepared.upstream_body.clone();
         let make_request = || {
             let mut request = Request::new(body.clone());

@@ -55,17 +55,34 @@ pub use jwt::token_lifetime;
 /// A bearer token. Cheap to clone; `Debug` prints `AccessToken(***)` and there is no `Display`,
 /// so it cannot end up in a log line or an error message by accident.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken(Arc<str>);
+pub struct AccessToken {
+    token: Arc<str>,
+    /// `Bearer {token}`, built once per token rather than once per request; `None` when the
+    /// token holds bytes a header cannot carry.
+    bearer: Option<http::HeaderValue>,
+}
 
 impl AccessToken {
     /// Wraps a token value.
     pub fn new(token: impl Into<Arc<str>>) -> Self {
-        Self(token.into())
+        let token = token.into();
+        let bearer = http::HeaderValue::try_from(format!("Bearer {token}"))
+            .ok()
+            .map(|mut value| {
+                value.set_sensitive(true);
+                value
+            });
+        Self { token, bearer }
     }
 
     /// The token itself. Call this only where it goes on the wire (`Authorization: Bearer …`).
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.token
+    }
+
+    /// The `Authorization` value, marked sensitive; `None` if the token cannot be a header.
+    pub(crate) fn bearer_header(&self) -> Option<&http::HeaderValue> {
+        self.bearer.as_ref()
     }
 }
 
@@ -178,6 +195,15 @@ impl TokenSource for Box<dyn TokenSource> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_header_is_built_once_and_sensitive() {
+        let token = AccessToken::new("eyJhbGciOi.secret.sig");
+        let bearer = token.bearer_header().unwrap();
+        assert_eq!(bearer, "Bearer eyJhbGciOi.secret.sig");
+        assert!(bearer.is_sensitive());
+        assert_eq!(AccessToken::new("bad\ntoken").bearer_header(), None);
+    }
 
     #[test]
     fn access_token_debug_is_redacted() {
