@@ -34,6 +34,9 @@ struct Args {
     /// Worker threads, as `threads` in a Pingora conf.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// One single-threaded runtime per thread, as `work_stealing: false` in a Pingora conf.
+    #[arg(long)]
+    no_work_stealing: bool,
 }
 
 struct Passthrough {
@@ -60,6 +63,7 @@ fn main() {
     let conf = ServerConf {
         version: 1,
         threads: args.threads,
+        work_stealing: !args.no_work_stealing,
         grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
