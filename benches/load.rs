@@ -54,6 +54,8 @@ const IDLE_CONNECTIONS: usize = 1000;
 const C1_SECS: u64 = 1;
 /// Rounds of the concurrency-32 and -128 runs.
 const LOAD_ROUNDS: usize = 3;
+/// Rounds of the concurrency-1 runs with every process on one CPU.
+const PINNED_ROUNDS: usize = 4;
 
 /// The issue's goals.
 const GOAL_P50_US: f64 = 60.0;
@@ -271,6 +273,8 @@ struct WrkResult {
 struct Wrk {
     script: PathBuf,
     secs: u64,
+    /// Run wrk on this CPU only (the pinned concurrency-1 rounds).
+    cpu: Option<usize>,
 }
 
 impl Wrk {
@@ -282,7 +286,15 @@ impl Wrk {
         secs: u64,
     ) -> Result<WrkResult, Error> {
         let threads = connections.clamp(1, 2).to_string();
-        let out = Command::new("wrk")
+        let mut command = match self.cpu {
+            Some(cpu) => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", &cpu.to_string(), "wrk"]);
+                command
+            }
+            None => Command::new("wrk"),
+        };
+        let out = command
             .args(["-t", &threads, "-c", &connections.to_string()])
             .args(["-d", &format!("{secs}s"), "--timeout", "5s", "-s"])
             .arg(&self.script)
@@ -416,32 +428,37 @@ struct Endpoint {
     pid: u32,
 }
 
-/// A concurrency-1 measurement of a target and of the mock measured directly in the same round.
+/// The least p50 and the least p99 of a target over the concurrency-1 rounds: other work on the
+/// machine only ever adds to them.
 #[derive(Debug, Clone, Copy)]
-struct Pair {
-    target: WrkResult,
-    direct: WrkResult,
+struct Best {
+    p50_us: f64,
+    p99_us: f64,
 }
 
-impl Pair {
-    fn added_p50(&self) -> f64 {
-        self.target.p50_us - self.direct.p50_us
-    }
-
-    fn added_p99(&self) -> f64 {
-        self.target.p99_us - self.direct.p99_us
+impl Best {
+    fn keep(best: &mut BTreeMap<Target, Best>, target: Target, result: WrkResult) {
+        let entry = best.entry(target).or_insert(Best {
+            p50_us: f64::INFINITY,
+            p99_us: f64::INFINITY,
+        });
+        entry.p50_us = entry.p50_us.min(result.p50_us);
+        entry.p99_us = entry.p99_us.min(result.p99_us);
     }
 }
 
 #[derive(Default)]
 struct Figures {
-    /// Concurrency 1, plain requests: the target and the direct run of the same round.
-    c1: BTreeMap<Target, Pair>,
+    /// Concurrency 1, plain requests.
+    c1: BTreeMap<Target, Best>,
     /// Concurrency 1, `stream: true` (bridge mounts only).
-    c1_stream: BTreeMap<Target, Pair>,
+    c1_stream: BTreeMap<Target, Best>,
+    /// Concurrency 1, every process on one CPU.
+    c1_pinned: BTreeMap<Target, Best>,
     /// (throughput, CPU µs per request) by concurrency.
     load: BTreeMap<(usize, Target), (WrkResult, f64)>,
     idle: BTreeMap<Target, Memory>,
+    warm_light: BTreeMap<Target, Memory>,
     warm: BTreeMap<Target, Memory>,
     after_load: BTreeMap<Target, Memory>,
     conns: BTreeMap<Target, Memory>,
@@ -474,9 +491,10 @@ fn run() -> Result<(), Error> {
         &models_api,
         serde_json::to_vec(&serde_json::json!({"messages": messages()}))?,
     )?;
-    let wrk = Wrk {
+    let mut wrk = Wrk {
         script: work.join("post.lua"),
         secs: settings.secs,
+        cpu: None,
     };
     fs::write(&wrk.script, WRK_SCRIPT)?;
 
@@ -575,10 +593,24 @@ fn run() -> Result<(), Error> {
         figures.idle.insert(target, memory(endpoints[&target].pid)?);
     }
 
+    // Warm-up: a light run, then one pass of the load itself (concurrency 128 and 32), so that
+    // connection pools and allocator arenas are as large as the load makes them. Memory after the
+    // load is compared with this level; the light level is shown too.
     eprintln!("warming up...");
     for target in Target::ALL {
-        wrk.run(&url(target), body(target), 8, 2)?;
+        wrk.run(&url(target), body(target), 8, 1)?;
     }
+    for target in proxies {
+        figures
+            .warm_light
+            .insert(target, memory(endpoints[&target].pid)?);
+    }
+    for connections in [128, 32] {
+        for target in Target::ALL {
+            wrk.run(&url(target), body(target), connections, 1)?;
+        }
+    }
+    sleep(Duration::from_secs(1));
     for target in proxies {
         figures.warm.insert(target, memory(endpoints[&target].pid)?);
     }
@@ -587,40 +619,50 @@ fn run() -> Result<(), Error> {
         "latency at concurrency 1: {} rounds of {} s per target...",
         settings.rounds, C1_SECS
     );
-    for _ in 0..settings.rounds {
-        // Each round measures the mock directly first, so that every target's added latency
-        // is taken against a baseline measured seconds apart, not minutes.
-        let direct = wrk.run(&url(Target::Direct), body(Target::Direct), 1, C1_SECS)?;
-        keep_best(
-            &mut figures.c1,
-            Target::Direct,
-            Pair {
-                target: direct,
-                direct,
-            },
-        );
-        for target in [Target::Passthrough, Target::Axum, Target::Pingora] {
+    for round in 1..=settings.rounds {
+        // Interleaved, so that a busy moment on the machine hits every target alike.
+        let mut line = format!("  round {round}: p50/p99 µs");
+        for target in Target::ALL {
             let result = wrk.run(&url(target), body(target), 1, C1_SECS)?;
-            keep_best(
-                &mut figures.c1,
-                target,
-                Pair {
-                    target: result,
-                    direct,
-                },
+            Best::keep(&mut figures.c1, target, result);
+            let _ = write!(
+                line,
+                "  {:?} {:.0}/{:.0}",
+                target, result.p50_us, result.p99_us
             );
         }
         for target in [Target::Axum, Target::Pingora] {
             let result = wrk.run(&url(target), &openai_stream, 1, C1_SECS)?;
-            keep_best(
-                &mut figures.c1_stream,
-                target,
-                Pair {
-                    target: result,
-                    direct,
-                },
+            Best::keep(&mut figures.c1_stream, target, result);
+            let _ = write!(
+                line,
+                "  {target:?}+stream {:.0}/{:.0}",
+                result.p50_us, result.p99_us
             );
         }
+        eprintln!("{line}");
+    }
+
+    // The same, with every process (servers and wrk) on one CPU. On a VM, waking a thread on
+    // another vCPU costs tens of microseconds, and each proxy hop adds two such wake-ups; on one
+    // CPU a hop costs a context switch instead, so these figures show what the proxies themselves
+    // add. Skipped where `taskset` is missing.
+    let pids: Vec<u32> = endpoints.values().map(|e| e.pid).collect();
+    if let Some(masks) = pin_all(&pids, 0) {
+        eprintln!("latency at concurrency 1, everything on CPU 0: {PINNED_ROUNDS} rounds...");
+        wrk.cpu = Some(0);
+        let pinned = (|| -> Result<(), Error> {
+            for _ in 0..PINNED_ROUNDS {
+                for target in Target::ALL {
+                    let result = wrk.run(&url(target), body(target), 1, C1_SECS)?;
+                    Best::keep(&mut figures.c1_pinned, target, result);
+                }
+            }
+            Ok(())
+        })();
+        wrk.cpu = None;
+        unpin_all(&pids, &masks);
+        pinned?;
     }
 
     let ticks = clock_ticks_per_sec();
@@ -687,12 +729,38 @@ fn run() -> Result<(), Error> {
     Ok(())
 }
 
-/// Keeps the round with the least added p99 (then p50): other work on the machine only ever
-/// adds to it.
-fn keep_best(best: &mut BTreeMap<Target, Pair>, target: Target, pair: Pair) {
-    let key = |p: &Pair| (p.added_p99(), p.added_p50(), p.target.p99_us);
-    if best.get(&target).is_none_or(|old| key(&pair) < key(old)) {
-        best.insert(target, pair);
+/// Moves every thread of `pids` to `cpu`; returns their former affinity masks, or `None` (and
+/// changes nothing) when `taskset` is unavailable or fails.
+fn pin_all(pids: &[u32], cpu: usize) -> Option<Vec<String>> {
+    let mut masks = Vec::new();
+    for pid in pids {
+        let out = Command::new("taskset")
+            .args(["-p", &pid.to_string()])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        masks.push(text.rsplit(' ').next()?.trim().to_owned());
+    }
+    for (done, pid) in pids.iter().enumerate() {
+        let ok = Command::new("taskset")
+            .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !ok {
+            unpin_all(&pids[..done], &masks);
+            return None;
+        }
+    }
+    Some(masks)
+}
+
+fn unpin_all(pids: &[u32], masks: &[String]) {
+    for (pid, mask) in pids.iter().zip(masks) {
+        let _ = Command::new("taskset")
+            .args(["-a", "-p", mask, &pid.to_string()])
+            .stdout(Stdio::null())
+            .status();
     }
 }
 
@@ -727,28 +795,30 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
     let _ = writeln!(s, "### Load benchmark\n");
     let _ = writeln!(
         s,
-        "1 KB prompt, {ANSWER_BYTES} B answer, `wrk`. Concurrency 1: {} rounds of {C1_SECS} s runs, each round \
-         measuring the mock directly and then every target; a target's added latency is its figure minus the \
-         direct one of the same round, and the round with the least added p99 is shown. Concurrency 32 and \
-         128: {} rounds of {} s runs; best throughput, least CPU per request (utime + stime of the server \
-         process over the run, divided by the requests it completed).\n",
+        "1 KB prompt, {ANSWER_BYTES} B answer, `wrk`. Concurrency 1: {} interleaved rounds of {C1_SECS} s \
+         runs per target; p50 and p99 are each the least over the rounds, and a target's added latency is \
+         its figure minus the same figure of the mock measured directly. Concurrency 32 and 128: {} rounds \
+         of {} s runs; best throughput, least CPU per request (utime + stime of the server process over \
+         the run, divided by the requests it completed).\n",
         settings.rounds,
         LOAD_ROUNDS,
         settings.secs
     );
     let _ = writeln!(
         s,
-        "| target | c=1 p50 µs | c=1 p99 µs | direct p50 / p99 µs | added p50 µs | added p99 µs | c=32 req/s | c=128 req/s | CPU µs/req c=32 | CPU µs/req c=128 | CPU vs pass-through c=32 / c=128 |"
+        "| target | c=1 p50 µs | c=1 p99 µs | added p50 µs | added p99 µs | c=32 req/s | c=128 req/s | CPU µs/req c=32 | CPU µs/req c=128 | CPU vs pass-through c=32 / c=128 |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let direct = figures.c1.get(&Target::Direct).copied();
+    let added = |best: &Best| direct.map(|d| (best.p50_us - d.p50_us, best.p99_us - d.p99_us));
     let pass = |c: usize| figures.load.get(&(c, Target::Passthrough)).map(|x| x.1);
     for target in Target::ALL {
         let Some(c1) = figures.c1.get(&target) else {
             continue;
         };
-        let added = |value: f64| match target {
-            Target::Direct => "–".to_owned(),
-            _ => format!("{value:.0}"),
+        let (added_p50, added_p99) = match (target, added(c1)) {
+            (Target::Direct, _) | (_, None) => ("–".to_owned(), "–".to_owned()),
+            (_, Some((p50, p99))) => (format!("{p50:.0}"), format!("{p99:.0}")),
         };
         let load = |c: usize| figures.load.get(&(c, target));
         let rps = |c: usize| load(c).map_or("–".into(), |x| format!("{:.0}", x.0.rps));
@@ -759,14 +829,10 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
         };
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {:.0} | {:.0} / {:.0} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            "| {} | {:.0} | {:.0} | {added_p50} | {added_p99} | {} | {} | {} | {} | {} / {} |",
             target.label(),
-            c1.target.p50_us,
-            c1.target.p99_us,
-            c1.direct.p50_us,
-            c1.direct.p99_us,
-            added(c1.added_p50()),
-            added(c1.added_p99()),
+            c1.p50_us,
+            c1.p99_us,
             rps(32),
             rps(128),
             cpu(32),
@@ -776,30 +842,67 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
         );
     }
     for target in [Target::Axum, Target::Pingora] {
-        if let Some(stream) = figures.c1_stream.get(&target) {
+        if let Some((stream, (p50, p99))) = figures
+            .c1_stream
+            .get(&target)
+            .and_then(|best| Some((best, added(best)?)))
+        {
             let _ = writeln!(
                 s,
-                "| {}, `stream: true` | {:.0} | {:.0} | {:.0} / {:.0} | {:.0} | {:.0} | | | | | |",
+                "| {}, `stream: true` | {:.0} | {:.0} | {p50:.0} | {p99:.0} | | | | | |",
                 target.label(),
-                stream.target.p50_us,
-                stream.target.p99_us,
-                stream.direct.p50_us,
-                stream.direct.p99_us,
-                stream.added_p50(),
-                stream.added_p99(),
+                stream.p50_us,
+                stream.p99_us,
+            );
+        }
+    }
+
+    if let Some(direct) = figures.c1_pinned.get(&Target::Direct).copied() {
+        let _ = writeln!(
+            s,
+            "\nConcurrency 1 with every process, wrk included, on one CPU ({PINNED_ROUNDS} rounds; a hop \
+             costs a context switch instead of a cross-vCPU wake-up):\n"
+        );
+        let _ = writeln!(
+            s,
+            "| target | p50 µs | p99 µs | added p50 µs | added p99 µs |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        for (target, best) in &figures.c1_pinned {
+            let (p50, p99) = match target {
+                Target::Direct => ("–".to_owned(), "–".to_owned()),
+                _ => (
+                    format!("{:.0}", best.p50_us - direct.p50_us),
+                    format!("{:.0}", best.p99_us - direct.p99_us),
+                ),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {:.0} | {p50} | {p99} |",
+                target.label(),
+                best.p50_us,
+                best.p99_us
             );
         }
     }
 
     let _ = writeln!(
         s,
-        "\n| process | RSS idle MB | after warm-up | after the load | with {IDLE_CONNECTIONS} connections | after they close | after load / after warm-up | peak (VmHWM) MB |"
+        "\nResident memory (VmRSS, MB): idle; after a light warm-up (c=8); after the warm-up pass \
+         (1 s at c=128, then c=32: the reference, as the upstream pool now holds as many connections as \
+         the load uses); 1 s after the load; with {IDLE_CONNECTIONS} idle keep-alive connections open (each after one `GET /health`); \
+         2 s after they close; and the peak (VmHWM).\n"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| process | idle | warm c=8 | after warm-up | after the load | after load vs warm-up | {IDLE_CONNECTIONS} connections | after they close | peak |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for target in [Target::Passthrough, Target::Axum, Target::Pingora] {
         let get = |m: &BTreeMap<Target, Memory>| m.get(&target).copied().unwrap_or_default();
-        let (idle, warm, load, conns, after) = (
+        let (idle, light, warm, load, conns, after) = (
             get(&figures.idle),
+            get(&figures.warm_light),
             get(&figures.warm),
             get(&figures.after_load),
             get(&figures.conns),
@@ -807,14 +910,15 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
         );
         let _ = writeln!(
             s,
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.0}% | {:.1} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.0}% | {:.1} | {:.1} | {:.1} |",
             target.label(),
             idle.rss_mb,
+            light.rss_mb,
             warm.rss_mb,
             load.rss_mb,
+            (load.rss_mb / warm.rss_mb - 1.0) * 100.0,
             conns.rss_mb,
             after.rss_mb,
-            (load.rss_mb / warm.rss_mb - 1.0) * 100.0,
             after.hwm_mb,
         );
     }
@@ -844,14 +948,30 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
         (
             "added p50 at c=1 ≤ 60 µs",
             Box::new(|t| {
-                let v = figures.c1.get(&t)?.added_p50();
+                let v = figures.c1.get(&t)?.p50_us - figures.c1.get(&Target::Direct)?.p50_us;
                 Some((v, v <= GOAL_P50_US, format!("{v:.0} µs")))
             }),
         ),
         (
             "added p99 at c=1 ≤ 100 µs",
             Box::new(|t| {
-                let v = figures.c1.get(&t)?.added_p99();
+                let v = figures.c1.get(&t)?.p99_us - figures.c1.get(&Target::Direct)?.p99_us;
+                Some((v, v <= GOAL_P99_US, format!("{v:.0} µs")))
+            }),
+        ),
+        (
+            "added p50 at c=1 ≤ 60 µs, every process on one CPU",
+            Box::new(|t| {
+                let v = figures.c1_pinned.get(&t)?.p50_us
+                    - figures.c1_pinned.get(&Target::Direct)?.p50_us;
+                Some((v, v <= GOAL_P50_US, format!("{v:.0} µs")))
+            }),
+        ),
+        (
+            "added p99 at c=1 ≤ 100 µs, every process on one CPU",
+            Box::new(|t| {
+                let v = figures.c1_pinned.get(&t)?.p99_us
+                    - figures.c1_pinned.get(&Target::Direct)?.p99_us;
                 Some((v, v <= GOAL_P99_US, format!("{v:.0} µs")))
             }),
         ),
@@ -859,14 +979,14 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
             "CPU per request ≤ 1.5× pass-through (c=32)",
             Box::new(|t| {
                 let v = figures.load.get(&(32, t))?.1 / pass(32)?;
-                Some((v, v <= GOAL_CPU_RATIO, format!("{v:.2}×")))
+                Some((v, v <= GOAL_CPU_RATIO, format!("{v:.3}×")))
             }),
         ),
         (
             "CPU per request ≤ 1.5× pass-through (c=128)",
             Box::new(|t| {
                 let v = figures.load.get(&(128, t))?.1 / pass(128)?;
-                Some((v, v <= GOAL_CPU_RATIO, format!("{v:.2}×")))
+                Some((v, v <= GOAL_CPU_RATIO, format!("{v:.3}×")))
             }),
         ),
         (
