@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::Full;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
@@ -23,6 +24,11 @@ use crate::Config;
 /// Pingora's own default grace period is 300 s, far too long for a gateway whose longest request
 /// is one model generation; both steps of a graceful shutdown default to this instead.
 const DEFAULT_GRACE_SECS: u64 = 5;
+
+/// The downstream write buffer: Pingora's default (1460 bytes) sends a response's header and its
+/// body in two writes, and the client wakes twice; the bridge's answers are complete, so one
+/// buffer that holds a typical answer sends both in one.
+const RESPONSE_WRITE_BUFFER: usize = 16 * 1024;
 
 /// How long [`spawn_gateway`] waits for the listener to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,7 +87,10 @@ where
     let gateway = BridgeGateway::new(filter, &config.pingora)?;
     let mut service =
         http_proxy_service_with_name(&server.configuration, gateway, "sf-models-bridge gateway");
-    service.add_tcp(&config.server.listen.to_string());
+    service.add_listener(
+        ListenerConfig::tcp(config.server.listen.to_string())
+            .l4_buffer(L4BufferSettings::default().write(RESPONSE_WRITE_BUFFER)),
+    );
     Ok(server.add_service(service))
 }
 
