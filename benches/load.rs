@@ -1063,8 +1063,8 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
     }
     let _ = writeln!(
         s,
-        "\nLoad run took {:.0} s. Command: `make bench` (or `cargo bench --bench core`, then \
-         `cargo bench --features pingora --bench load`).",
+        "\nLoad run took {:.0} s. Command: `make bench` (builds the examples, then runs \
+         `cargo bench --features pingora --bench core` and `cargo bench --features pingora --bench load`).",
         figures.elapsed.as_secs_f64()
     );
     s
@@ -1150,7 +1150,12 @@ fn machine(load_before: &str, load_after: &str) -> String {
         command("rustc", &["-V"]),
         command("wrk", &["-v"]),
         command("git", &["rev-parse", "--short", "HEAD"]),
-        if command("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        if command(
+            "git",
+            &["status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"],
+        )
+        .is_empty()
+        {
             ""
         } else {
             " (with local changes)"
