@@ -55,7 +55,7 @@ const C1_SECS: u64 = 1;
 /// Rounds of the concurrency-32 and -128 runs.
 const LOAD_ROUNDS: usize = 3;
 /// Rounds of the concurrency-1 runs with every process on one CPU.
-const PINNED_ROUNDS: usize = 4;
+const PINNED_ROUNDS: usize = 6;
 
 /// The issue's goals.
 const GOAL_P50_US: f64 = 60.0;
@@ -650,16 +650,22 @@ fn run() -> Result<(), Error> {
     // another vCPU costs tens of microseconds, and each proxy hop adds two such wake-ups; on one
     // CPU a hop costs a context switch instead, so these figures show what the proxies themselves
     // add. Skipped where `taskset` is missing.
+    // Rounds alternate between the CPUs, so that a build hogging one of them spoils only half.
     let pids: Vec<u32> = endpoints.values().map(|e| e.pid).collect();
-    if let Some(masks) = pin_all(&pids, 0) {
-        eprintln!("latency at concurrency 1, everything on CPU 0: {PINNED_ROUNDS} rounds...");
-        wrk.cpu = Some(0);
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(2);
+    eprintln!("latency at concurrency 1, everything on one CPU: {PINNED_ROUNDS} rounds...");
+    for round in 0..PINNED_ROUNDS {
+        let cpu = round % cpus;
+        let Some(masks) = pin_all(&pids, cpu) else {
+            break;
+        };
+        wrk.cpu = Some(cpu);
         let pinned = (|| -> Result<(), Error> {
-            for _ in 0..PINNED_ROUNDS {
-                for target in Target::ALL {
-                    let result = wrk.run(&url(target), body(target), 1, C1_SECS)?;
-                    Best::keep(&mut figures.c1_pinned, target, result);
-                }
+            for target in Target::ALL {
+                let result = wrk.run(&url(target), body(target), 1, C1_SECS)?;
+                Best::keep(&mut figures.c1_pinned, target, result);
             }
             Ok(())
         })();
@@ -863,8 +869,8 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
     if let Some(direct) = figures.c1_pinned.get(&Target::Direct).copied() {
         let _ = writeln!(
             s,
-            "\nConcurrency 1 with every process, wrk included, on one CPU ({PINNED_ROUNDS} rounds; a hop \
-             costs a context switch instead of a cross-vCPU wake-up):\n"
+            "\nConcurrency 1 with every process, wrk included, on one CPU ({PINNED_ROUNDS} rounds, \
+             alternating between CPUs; a hop costs a context switch instead of a cross-vCPU wake-up):\n"
         );
         let _ = writeln!(
             s,
