@@ -26,6 +26,7 @@ use pingora::server::configuration::Opt;
 use sf_models_bridge::pingora::{add_gateway, build_server};
 use sf_models_bridge::{Config, SalesforceLayer, Upstream};
 use tower::Layer;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -39,13 +40,17 @@ struct Args {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Pingora logs whole request headers, callers' keys included, at TRACE: cap it at DEBUG, but
+    // only when TRACE is on, as the directive would otherwise raise it (a DEBUG line per request
+    // under RUST_LOG=warn).
+    let filter = if filter.max_level_hint() == Some(LevelFilter::TRACE) {
+        filter.add_directive("pingora_proxy=debug".parse()?)
+    } else {
+        filter
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into())
-                // Pingora logs whole request headers, callers' keys included, at TRACE.
-                .add_directive("pingora_proxy=debug".parse()?),
-        )
+        .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let args = Args::parse();
