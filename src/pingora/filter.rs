@@ -1,14 +1,11 @@
 //! [`BridgeFilter`]: one call, made from any gateway's `request_filter`, that serves the bridge's
 //! paths with the Tower service and leaves every other path alone.
 
-use std::convert::Infallible;
+use super::BridgeService;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::Body;
-use http_body_util::Full;
 use pingora::proxy::Session;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use super::body::{self, Refusal};
 use crate::{Config, Endpoint};
@@ -71,16 +68,9 @@ impl<S> BridgeFilter<S> {
     }
 }
 
-impl<S, B> BridgeFilter<S>
+impl<S> BridgeFilter<S>
 where
-    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: BridgeService,
 {
     /// Serves the request if its path is the bridge's: reads the body (under the size limit and the
     /// deadline), calls the service, writes its response and returns `Ok(true)`. Returns
@@ -166,7 +156,9 @@ async fn refuse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use std::convert::Infallible;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     type Echo = tower::util::BoxCloneSyncService<

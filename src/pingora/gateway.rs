@@ -1,18 +1,14 @@
 //! [`BridgeGateway`]: a complete Pingora proxy that serves the bridge's paths and proxies the rest
 //! to one fixed upstream (or answers them 404 when there is none).
 
-use std::convert::Infallible;
+use super::BridgeService;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::StatusCode;
-use http_body::Body;
-use http_body_util::Full;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType};
-use tower::Service;
 
 use super::envelope::ErrorAnswer;
 use super::filter::BridgeFilter;
@@ -126,16 +122,9 @@ impl<S> BridgeGateway<S> {
 }
 
 #[async_trait]
-impl<S, B> ProxyHttp for BridgeGateway<S>
+impl<S> ProxyHttp for BridgeGateway<S>
 where
-    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: BridgeService,
 {
     type CTX = ();
 

@@ -91,5 +91,59 @@ mod gateway;
 mod server;
 
 pub use filter::BridgeFilter;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use tower::Service;
+
+/// What the filter drives: a Tower service that answers every bridge request itself, such as
+/// [`Salesforce`](crate::Salesforce), and is cheap to clone per request.
+pub trait BridgeService:
+    Service<
+        http::Request<Full<Bytes>>,
+        Response = http::Response<Self::Body>,
+        Error = Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The body of the service's responses.
+    type Body: ResponseBody;
+}
+
+impl<S, B> BridgeService for S
+where
+    S: Service<
+            http::Request<Full<Bytes>>,
+            Response = http::Response<B>,
+            Error = Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    B: ResponseBody,
+{
+    type Body = B;
+}
+
+/// What the filter writes back: a body of `Bytes` frames (JSON, or an event stream).
+pub trait ResponseBody:
+    http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
 pub use gateway::{BridgeGateway, GatewayError};
 pub use server::{add_gateway, build_server, spawn_gateway, RunningGateway};

@@ -1,21 +1,17 @@
 //! Running the gateway: a Pingora [`Server`] built from our conf, the gateway service added to it,
 //! and [`spawn_gateway`], which runs both in the background and hands back a stop handle.
 
-use std::convert::Infallible;
+use super::BridgeService;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http_body::Body;
-use http_body_util::Full;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::ServiceHandle;
 use tokio::sync::{oneshot, watch};
-use tower::Service;
 
 use super::filter::BridgeFilter;
 use super::gateway::{BridgeGateway, GatewayError};
@@ -68,20 +64,13 @@ pub fn build_server(config: &Config, mut opt: Option<Opt>) -> Result<Server, Gat
 /// `[pingora]`. Resolving the upstream blocks on DNS: call this at start-up.
 ///
 /// `TCP_NODELAY` is set by Pingora itself on every accepted connection.
-pub fn add_gateway<S, B>(
+pub fn add_gateway<S>(
     server: &mut Server,
     config: &Config,
     bridge: S,
 ) -> Result<ServiceHandle, GatewayError>
 where
-    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: BridgeService,
 {
     let filter = BridgeFilter::from_config(bridge, config);
     let gateway = BridgeGateway::new(filter, &config.pingora)?;
@@ -111,16 +100,9 @@ where
 /// gateway.shutdown().await; // in-flight requests finish, then it exits
 /// # Ok(()) }
 /// ```
-pub async fn spawn_gateway<S, B>(config: &Config, bridge: S) -> Result<RunningGateway, GatewayError>
+pub async fn spawn_gateway<S>(config: &Config, bridge: S) -> Result<RunningGateway, GatewayError>
 where
-    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: BridgeService,
 {
     let addr = free_loopback_addr().await?;
     let mut config = config.clone();
