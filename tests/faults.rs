@@ -483,6 +483,32 @@ async fn token_revoked_midway(mount: Mount) {
     assert_eq!(after.token_requests - before.token_requests, 1);
     assert_serves(&gateway).await;
 
+    // Still refused, within the cooldown that refusal started: no token fetch, no resend.
+    gateway.upstream().inject(Fault::Unauthorized, ALWAYS);
+    let before = gateway.counters();
+    let (status, body) = post_json(
+        &gateway,
+        "/v1/chat/completions",
+        &chat(CHAT_MODEL, "401 in the cooldown"),
+    )
+    .await;
+    gateway.upstream().clear_faults();
+    let after = gateway.counters();
+    check(
+        "401 during the refusal cooldown",
+        Expect::Error {
+            status: 502,
+            kind: "api_error",
+            code: Some("upstream_unauthorized"),
+            says: "a freshly fetched token was refused too",
+        },
+        status,
+        &body,
+    );
+    assert_eq!(after.chat_requests - before.chat_requests, 1);
+    assert_eq!(after.token_requests - before.token_requests, 0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
     // Revoked while the token endpoint fails: 503 with the reason; served after the cooldown.
     gateway.upstream().revoke_tokens();
     gateway

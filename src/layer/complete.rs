@@ -359,14 +359,16 @@ where
             .await;
         upstream_time.add(sent.elapsed());
         let exchange = result.map_err(BridgeError::Upstream)?;
-        if exchange.response.status() == StatusCode::UNAUTHORIZED && !refreshed {
-            // Expired or revoked: drop this token (unless another request already did) and
-            // resend once with a new one. The resend retries the 401'd attempt, so it is
-            // counted as a retry like the ones of the retry loop.
-            shared.tokens.invalidate(&token);
-            observer.retry(AttemptOutcome::Unauthorized);
-            refreshed = true;
-            continue;
+        if exchange.response.status() == StatusCode::UNAUTHORIZED {
+            if refreshed {
+                shared.tokens.refused(&token);
+            } else if shared.tokens.invalidate(&token) {
+                // Expired or revoked: resend once with a new token. The resend retries the
+                // 401'd attempt, so it is counted as a retry like the ones of the retry loop.
+                observer.retry(AttemptOutcome::Unauthorized);
+                refreshed = true;
+                continue;
+            }
         }
         break exchange;
     };

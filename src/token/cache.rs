@@ -20,6 +20,8 @@ use super::{AccessToken, FetchedToken, TokenError, TokenSource};
 const FIRST_COOLDOWN: Duration = Duration::from_secs(1);
 /// The longest cooldown, so recovery after a long outage is noticed within this.
 const MAX_COOLDOWN: Duration = Duration::from_secs(30);
+/// A refusal streak ends when no token has been refused for this long.
+const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
 /// The shortest time a token is cached, so an already-expired `exp` cannot cause a fetch per request.
 const MIN_FRESH: Duration = Duration::from_secs(1);
 /// Lifetimes above this are not believed: refetching once a day costs nothing, and it keeps a
@@ -104,6 +106,7 @@ struct State {
     flight: Option<Flight>,
     failure: Option<Failure>,
     succeeded_once: bool,
+    refusal: Option<Refusal>,
     observer: Option<Observer>,
 }
 
@@ -111,6 +114,13 @@ struct Cached {
     token: AccessToken,
     fresh_until: Instant,
     expires_at: Instant,
+}
+
+/// The Models API refused a token fetched after a 401: until `until`, 401s drop no token.
+struct Refusal {
+    token: AccessToken,
+    consecutive: u32,
+    until: Instant,
 }
 
 struct Failure {
@@ -179,18 +189,55 @@ impl TokenCache {
         }
     }
 
-    /// Drops `stale` if it is still the cached token; call it after the Models API answered 401
-    /// with it. Comparing first means that N requests failing with the same token cause one
-    /// refresh, and a 401 that arrives after a refresh does not discard the new token.
-    pub fn invalidate(&self, stale: &AccessToken) {
+    /// Call it after the Models API answered 401 to `stale`: drops `stale` if it is still the
+    /// cached token, so the next [`get`](Self::get) fetches a new one. Comparing first means that
+    /// N requests failing with the same token cause one refresh, and a 401 that arrives after a
+    /// refresh does not discard the new token.
+    ///
+    /// Returns whether a resend would use another token. It is `false` only during a cooldown
+    /// after [`refused`](Self::refused): then the token is kept, and the 401 is the answer.
+    pub fn invalidate(&self, stale: &AccessToken) -> bool {
         let mut state = self.inner.lock();
-        if state
+        let is_cached = state
             .cached
             .as_ref()
-            .is_some_and(|cached| cached.token == *stale)
-        {
-            state.cached = None;
+            .is_some_and(|cached| cached.token == *stale);
+        if !is_cached {
+            return true;
         }
+        let now = Instant::now();
+        if state.refusal.as_ref().is_some_and(|r| now < r.until) {
+            return false;
+        }
+        state.cached = None;
+        true
+    }
+
+    /// Call it when the Models API answered 401 to `fresh`, a token fetched for a resend after a 401:
+    /// Salesforce issues tokens it does not accept (a missing scope, a revoked app), and a new one
+    /// would fare no better. For a cooldown of 1 s, doubling with each consecutive refusal up to
+    /// 30 s, [`invalidate`](Self::invalidate) keeps the token, so a persistent 401 costs one token
+    /// fetch per cooldown instead of one per request.
+    pub fn refused(&self, fresh: &AccessToken) {
+        let now = Instant::now();
+        let mut state = self.inner.lock();
+        let consecutive = match &state.refusal {
+            // Concurrent resends refused the same token: one refusal.
+            Some(last) if last.token == *fresh => return,
+            Some(last) if now < last.until + REFUSAL_MEMORY => last.consecutive.saturating_add(1),
+            _ => 1,
+        };
+        let cooldown = cooldown(consecutive);
+        state.refusal = Some(Refusal {
+            token: fresh.clone(),
+            consecutive,
+            until: now + cooldown,
+        });
+        drop(state);
+        tracing::warn!(
+            cooldown_secs = cooldown.as_secs(),
+            "the Models API refused a freshly fetched token; 401s refresh no token during the cooldown"
+        );
     }
 
     /// [`Readiness::Ready`] while a token is cached and unexpired, and after a successful fetch
@@ -593,6 +640,45 @@ mod tests {
         cache.invalidate(&stale);
         assert_eq!(cache.get().await.unwrap(), token(2));
         assert_eq!(fake.calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_fresh_tokens_are_not_refetched_during_the_cooldown() {
+        let fake = Fake::new(Duration::ZERO, LIFETIME);
+        let (cache, _) = cache(&fake);
+        let first = cache.get().await.unwrap();
+        assert!(cache.invalidate(&first));
+        let fresh = cache.get().await.unwrap();
+        assert_eq!(fake.calls(), 2);
+
+        // The fresh token is refused too, by several resends at once: one refusal, 1 s cooldown.
+        cache.refused(&fresh);
+        cache.refused(&fresh);
+        for _ in 0..100 {
+            assert!(!cache.invalidate(&fresh));
+            assert_eq!(cache.get().await.unwrap(), fresh);
+        }
+        assert_eq!(fake.calls(), 2);
+
+        // After it, one refresh; its token refused as well: the cooldown doubles.
+        advance_secs(1.1).await;
+        assert!(cache.invalidate(&fresh));
+        let third = cache.get().await.unwrap();
+        cache.refused(&third);
+        advance_secs(1.5).await;
+        assert!(!cache.invalidate(&third));
+        advance_secs(0.6).await;
+        assert!(cache.invalidate(&third));
+        assert_eq!(cache.get().await.unwrap(), token(4));
+
+        // A token refused long after the streak ended starts again at 1 s.
+        advance_secs(120.0).await;
+        cache.refused(&token(4));
+        advance_secs(0.5).await;
+        assert!(!cache.invalidate(&token(4)));
+        advance_secs(0.6).await;
+        assert!(cache.invalidate(&token(4)));
+        assert_eq!(fake.calls(), 4);
     }
 
     #[tokio::test(start_paused = true)]
