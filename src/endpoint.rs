@@ -88,9 +88,55 @@ impl Endpoint {
     }
 }
 
+/// The endpoints a mount answers; the others' paths are left to the application behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claimed(u8);
+
+impl Claimed {
+    /// Every endpoint.
+    pub(crate) const ALL: Claimed = Claimed((1 << Endpoint::ALL.len()) - 1);
+
+    /// This set less `endpoints`.
+    pub(crate) fn except(self, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        let removed = endpoints
+            .into_iter()
+            .fold(0, |bits, endpoint| bits | bit(endpoint));
+        Claimed(self.0 & !removed)
+    }
+
+    /// The claimed endpoint served at `path`, if any.
+    pub(crate) fn at(self, path: &str) -> Option<Endpoint> {
+        Endpoint::from_path(path).filter(|&endpoint| self.0 & bit(endpoint) != 0)
+    }
+}
+
+fn bit(endpoint: Endpoint) -> u8 {
+    1 << endpoint as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claimed_sets_leave_out_what_they_except() {
+        for endpoint in Endpoint::ALL {
+            assert_eq!(Claimed::ALL.at(endpoint.path()), Some(endpoint));
+        }
+        let claimed = Claimed::ALL.except([Endpoint::Health, Endpoint::Metrics]);
+        assert_eq!(claimed.at("/health"), None);
+        assert_eq!(claimed.at("/metrics"), None);
+        assert_eq!(
+            claimed.at("/metrics/performance"),
+            Some(Endpoint::Performance)
+        );
+        assert_eq!(
+            claimed.at("/v1/chat/completions"),
+            Some(Endpoint::ChatCompletions)
+        );
+        assert_eq!(claimed.at("/elsewhere"), None);
+        assert_eq!(Claimed::ALL.except(Endpoint::ALL).at("/v1/models"), None);
+    }
 
     #[test]
     fn paths_round_trip() {

@@ -13,7 +13,7 @@ use tower::{Layer, Service};
 
 use super::body::BridgeBody;
 use super::service::{ResponseFuture, Salesforce};
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Claimed, Endpoint};
 
 /// Answers the bridge's paths with a [`Salesforce`] service and hands every other request to
 /// the wrapped application unchanged, so an app gains `/v1/chat/completions` and the rest
@@ -34,15 +34,37 @@ use crate::endpoint::Endpoint;
 /// # Ok(())
 /// # }
 /// ```
+///
+/// The bridge answers all of its paths ([`Endpoint::ALL`]), `/health`, `/ready` and `/metrics`
+/// included; an application that serves some of these itself keeps them with
+/// [`except`](Self::except).
 #[derive(Clone, Debug)]
 pub struct SalesforceRoutesLayer<S> {
     bridge: Salesforce<S>,
+    claimed: Claimed,
 }
 
 impl<S> SalesforceRoutesLayer<S> {
     /// Mounts `bridge` in front of the services this layer wraps.
     pub fn new(bridge: Salesforce<S>) -> Self {
-        Self { bridge }
+        Self {
+            bridge,
+            claimed: Claimed::ALL,
+        }
+    }
+
+    /// Leaves `endpoints` to the application: requests for their paths reach it unchanged.
+    ///
+    /// ```no_run
+    /// # use sf_models_bridge::{Endpoint, Salesforce, SalesforceRoutesLayer, Upstream};
+    /// # fn mount(bridge: Salesforce<Upstream>) {
+    /// // The app has its own health check and scrape endpoint (add the bridge's registry to it).
+    /// let layer = SalesforceRoutesLayer::new(bridge).except([Endpoint::Health, Endpoint::Metrics]);
+    /// # }
+    /// ```
+    pub fn except(mut self, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        self.claimed = self.claimed.except(endpoints);
+        self
     }
 }
 
@@ -52,6 +74,7 @@ impl<S: Clone, A> Layer<A> for SalesforceRoutesLayer<S> {
     fn layer(&self, app: A) -> Self::Service {
         SalesforceRoutes {
             bridge: self.bridge.clone(),
+            claimed: self.claimed,
             app,
         }
     }
@@ -61,6 +84,7 @@ impl<S: Clone, A> Layer<A> for SalesforceRoutesLayer<S> {
 #[derive(Clone, Debug)]
 pub struct SalesforceRoutes<S, A> {
     bridge: Salesforce<S>,
+    claimed: Claimed,
     app: A,
 }
 
@@ -102,7 +126,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if Endpoint::from_path(request.uri().path()).is_some() {
+        if self.claimed.at(request.uri().path()).is_some() {
             RoutesFuture {
                 kind: RoutesKind::Bridge {
                     future: self.bridge.call(request),

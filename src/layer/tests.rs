@@ -443,3 +443,31 @@ async fn the_final_429_passes_retry_after_on() {
     assert_eq!(status, 429);
     assert_eq!(headers["retry-after"], "7");
 }
+
+/// An application that answers `/health` itself keeps it; the bridge still answers its other paths.
+#[cfg(feature = "mock")]
+#[tokio::test]
+async fn the_app_keeps_the_endpoints_the_mount_excepts() {
+    use crate::{Endpoint, SalesforceRoutesLayer};
+
+    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(CountingTokens::default())
+        .build()
+        .unwrap();
+    let (upstream, _) = upstream(vec![]);
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "the app's own" }))
+        .layer(SalesforceRoutesLayer::new(layer.layer(upstream)).except([Endpoint::Health]));
+    let get = |path: &str| Request::get(path).body(axum::body::Body::empty()).unwrap();
+    let text = |response: Response<_>| async move {
+        let body: axum::body::Body = axum::body::Body::new(response.into_body());
+        String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    };
+
+    let health = app.clone().oneshot(get("/health")).await.unwrap();
+    assert_eq!(text(health).await, "the app's own");
+    let models = app.oneshot(get("/v1/models")).await.unwrap();
+    assert_eq!(models.status(), StatusCode::OK);
+    assert!(text(models).await.contains(r#""id":"gpt-4o-mini""#));
+}

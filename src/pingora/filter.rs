@@ -8,6 +8,7 @@ use pingora::proxy::Session;
 use tower::ServiceExt;
 
 use super::body::{self, Refusal};
+use crate::endpoint::Claimed;
 use crate::{Config, Endpoint};
 
 /// How long a refused oversized upload is still read and discarded before the connection closes.
@@ -22,6 +23,7 @@ const LINGER: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct BridgeFilter<S> {
     service: S,
+    claimed: Claimed,
     max_request_bytes: usize,
     body_read_timeout: Duration,
 }
@@ -31,6 +33,7 @@ impl<S> BridgeFilter<S> {
     pub fn new(service: S) -> Self {
         Self {
             service,
+            claimed: Claimed::ALL,
             max_request_bytes: 1024 * 1024,
             body_read_timeout: Duration::from_secs(30),
         }
@@ -56,10 +59,18 @@ impl<S> BridgeFilter<S> {
         self
     }
 
+    /// Leaves `endpoints` to the gateway: [`try_serve`](Self::try_serve) returns `Ok(false)` for
+    /// their paths, as for any path that is not the bridge's. For a gateway that answers `/health`
+    /// or `/metrics` itself, for example.
+    pub fn except(mut self, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        self.claimed = self.claimed.except(endpoints);
+        self
+    }
+
     /// Whether `path` is one of the bridge's, i.e. whether [`try_serve`](Self::try_serve) would
     /// take a request for it.
     pub fn handles(&self, path: &str) -> bool {
-        Endpoint::from_path(path).is_some()
+        self.claimed.at(path).is_some()
     }
 
     /// The service this filter drives.
@@ -108,7 +119,7 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn try_serve(&self, session: &mut Session) -> pingora::Result<bool> {
-        let Some(endpoint) = Endpoint::from_path(session.req_header().uri.path()) else {
+        let Some(endpoint) = self.claimed.at(session.req_header().uri.path()) else {
             return Ok(false);
         };
         let body = match body::read_request(session, self.max_request_bytes, self.body_read_timeout)
@@ -204,6 +215,17 @@ mod tests {
             .unwrap());
         assert!(session.response_written().is_none());
         assert_eq!(session.read_request_body().await.unwrap().unwrap(), "abc");
+        assert_eq!(written(session, client).await, "");
+    }
+
+    #[tokio::test]
+    async fn excepted_paths_are_left_alone() {
+        let filter = BridgeFilter::new(echo()).except([Endpoint::Health]);
+        assert!(!filter.handles("/health"));
+        assert!(filter.handles("/ready"));
+        let (mut session, client) = session("GET /health HTTP/1.1\r\n\r\n").await;
+        assert!(!filter.try_serve(&mut session).await.unwrap());
+        assert!(session.response_written().is_none());
         assert_eq!(written(session, client).await, "");
     }
 
