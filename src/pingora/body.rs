@@ -61,6 +61,10 @@ impl Refusal {
     }
 }
 
+/// The most body buffer reserved from a declared `Content-Length` before the bytes arrive: typical
+/// requests fit, larger ones grow the buffer as they are read.
+const UPFRONT_CAPACITY: usize = 64 * 1024;
+
 /// Reads the whole request body: at most `limit` bytes, all of it within `deadline`.
 ///
 /// A declared `Content-Length` over the limit is refused before anything is read or any
@@ -70,16 +74,24 @@ pub(super) async fn read_request(
     limit: usize,
     deadline: Duration,
 ) -> Result<Bytes, Refusal> {
-    let declared = declared_length(session.req_header());
-    let capacity = match declared {
-        Some(length) if length > limit as u64 => return Err(Refusal::TooLarge { limit }),
-        // Checked against the limit just above, so it fits in a usize.
-        Some(length) => usize::try_from(length).unwrap_or(limit),
-        None => 0,
-    };
+    let capacity = upfront_capacity(declared_length(session.req_header()), limit)?;
     match tokio::time::timeout(deadline, collect(session, limit, capacity)).await {
         Ok(result) => result,
         Err(_elapsed) => Err(Refusal::Deadline(deadline)),
+    }
+}
+
+/// The body buffer to reserve for a declared length, or the refusal of a length over `limit`.
+fn upfront_capacity(declared: Option<u64>, limit: usize) -> Result<usize, Refusal> {
+    match declared {
+        Some(length) if length > limit as u64 => Err(Refusal::TooLarge { limit }),
+        // Checked against the limit just above, so it fits in a usize. Only what has arrived
+        // is trusted beyond the first 64 KiB: a client declaring a megabyte and sending nothing
+        // must not make every connection reserve one.
+        Some(length) => Ok(usize::try_from(length)
+            .unwrap_or(limit)
+            .min(UPFRONT_CAPACITY)),
+        None => Ok(0),
     }
 }
 
@@ -211,6 +223,21 @@ mod tests {
             header.append_header(name.to_string(), *value).unwrap();
         }
         header
+    }
+
+    #[test]
+    fn a_declared_length_reserves_at_most_the_upfront_capacity() {
+        let mib = 1024 * 1024;
+        assert_eq!(upfront_capacity(None, mib).ok(), Some(0));
+        assert_eq!(upfront_capacity(Some(1000), mib).ok(), Some(1000));
+        assert_eq!(
+            upfront_capacity(Some(mib as u64), mib).ok(),
+            Some(UPFRONT_CAPACITY)
+        );
+        assert!(matches!(
+            upfront_capacity(Some(mib as u64 + 1), mib),
+            Err(Refusal::TooLarge { limit }) if limit == mib
+        ));
     }
 
     #[test]
