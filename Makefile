@@ -7,8 +7,9 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-DEMO_MOCK_ADDR ?= 127.0.0.1:9090
-DEMO_GATEWAY_ADDR ?= 127.0.0.1:8080
+# The addresses conf/demo.toml names (salesforce.api_base and token_url; server.listen).
+DEMO_MOCK_ADDR := 127.0.0.1:9090
+DEMO_GATEWAY_ADDR := 127.0.0.1:8080
 
 .PHONY: demo test bench bench-setup setup lint
 
@@ -22,7 +23,8 @@ setup:
 			$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq cmake >/dev/null; \
 		elif command -v brew >/dev/null; then brew install cmake; \
 		else echo "please install cmake"; exit 1; fi; }
-	@command -v cargo-nextest >/dev/null || echo "(cargo-nextest not found: using cargo test)"
+	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "installing rustfmt"; rustup component add rustfmt; }
+	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "installing clippy"; rustup component add clippy; }
 
 test: setup
 	$(CARGO) fmt --all -- --check

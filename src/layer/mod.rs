@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use axum::Router;
-//! use sf_models_bridge::{Config, SalesforceLayer, Upstream};
+//! use sf_models_bridge::{server, Config, SalesforceLayer, Upstream};
 //! use tower::ServiceBuilder;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,8 +20,9 @@
 //!     .route_service("/v1/chat/completions", bridge.clone())
 //!     .route_service("/v1/completions", bridge.clone())
 //!     .route_service("/v1/models", bridge);
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+//! // Not `axum::serve`: it installs no timer, so a client trickling its headers is never cut off.
+//! server::serve(listener, app, &config.server, server::shutdown_signal()).await;
 //! # Ok(())
 //! # }
 //! ```
