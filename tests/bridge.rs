@@ -210,6 +210,11 @@ async fn camel_case_usage_is_normalised(mount: Mount) {
         )
     );
     assert_eq!(
+        usage["prompt_tokens_details"],
+        json!({"cached_tokens": 0}),
+        "cacheReadInputTokenCount is OpenAI's cached_tokens: {body}"
+    );
+    assert_eq!(
         body["choices"][0]["finish_reason"], "stop",
         "end_turn maps to stop"
     );

@@ -29,5 +29,5 @@ pub use request::{
 };
 pub use response::{
     AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChunkDelta,
-    Completion, CompletionChoice, Model, ModelList, Usage,
+    Completion, CompletionChoice, Model, ModelList, PromptTokensDetails, Usage,
 };

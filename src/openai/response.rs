@@ -11,6 +11,16 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Their sum, unless the upstream said otherwise.
     pub total_tokens: u64,
+    /// Present when the upstream reported prompt tokens served from its cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens read from the provider's prompt cache.
+    pub cached_tokens: u64,
 }
 
 /// `chat.completion`: the answer to a non-streamed chat request.

@@ -2,7 +2,7 @@
 
 use super::response::{GenerationDetails, ModelsResponse, RawUsage};
 use super::Operation;
-use crate::openai::Usage;
+use crate::openai::{PromptTokensDetails, Usage};
 
 /// Which response shape served the answer. [`ExtractPath::Primary`] is the documented shape of
 /// the operation that was called; every other path is a counted fallback.
@@ -247,6 +247,11 @@ fn normalise_usage(raw: &RawUsage) -> Option<Usage> {
             .total_tokens
             .or(raw.total_token_count)
             .unwrap_or(prompt_tokens.saturating_add(completion_tokens)),
+        prompt_tokens_details: raw
+            .prompt_tokens_details
+            .and_then(|details| details.cached_tokens)
+            .or(raw.cache_read_input_token_count)
+            .map(|cached_tokens| PromptTokensDetails { cached_tokens }),
     })
 }
 
@@ -296,7 +301,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 39,
                 completion_tokens: 607,
-                total_tokens: 646
+                total_tokens: 646,
+                prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 0 }),
             })
         );
     }
@@ -314,7 +320,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 42,
                 completion_tokens: 31,
-                total_tokens: 73
+                total_tokens: 73,
+                prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 0 }),
             })
         );
     }
@@ -453,11 +460,30 @@ mod tests {
     fn usage_in_either_style_and_place() {
         let cases = [
             (
-                json!({"prompt_tokens": 2, "completion_tokens": 3}),
+                json!({"prompt_tokens": 8, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 5}}),
+                Usage {
+                    prompt_tokens: 8,
+                    completion_tokens: 3,
+                    total_tokens: 11,
+                    prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 5 }),
+                },
+            ),
+            (
+                json!({"inputTokenCount": 8, "outputTokenCount": 3, "cacheReadInputTokenCount": 5, "cacheWriteInputTokenCount": 2}),
+                Usage {
+                    prompt_tokens: 8,
+                    completion_tokens: 3,
+                    total_tokens: 11,
+                    prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 5 }),
+                },
+            ),
+            (
+                json!({"prompt_tokens": 2, "completion_tokens": 3, "prompt_tokens_details": "n/a"}),
                 Usage {
                     prompt_tokens: 2,
                     completion_tokens: 3,
                     total_tokens: 5,
+                    prompt_tokens_details: None,
                 },
             ),
             (
@@ -466,6 +492,7 @@ mod tests {
                     prompt_tokens: 2,
                     completion_tokens: 3,
                     total_tokens: 9,
+                    prompt_tokens_details: None,
                 },
             ),
             (
@@ -474,6 +501,7 @@ mod tests {
                     prompt_tokens: 2,
                     completion_tokens: 3,
                     total_tokens: 5,
+                    prompt_tokens_details: None,
                 },
             ),
         ];

@@ -173,6 +173,41 @@ pub struct RawUsage {
         deserialize_with = "lenient_count"
     )]
     pub total_token_count: Option<u64>,
+    /// OpenAI style: `cached_tokens` inside.
+    #[serde(default, deserialize_with = "lenient_details")]
+    pub prompt_tokens_details: Option<RawPromptDetails>,
+    /// Bedrock style: prompt tokens read from the cache.
+    #[serde(
+        rename = "cacheReadInputTokenCount",
+        default,
+        deserialize_with = "lenient_count"
+    )]
+    pub cache_read_input_token_count: Option<u64>,
+}
+
+/// OpenAI's `prompt_tokens_details`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct RawPromptDetails {
+    /// Prompt tokens served from the provider's cache.
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub cached_tokens: Option<u64>,
+}
+
+/// `prompt_tokens_details` when it is an object; anything else counts as absent rather than
+/// failing the whole answer, as for the counts.
+fn lenient_details<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<RawPromptDetails>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Details {
+        Object(RawPromptDetails),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Details::deserialize(deserializer)? {
+        Details::Object(details) => Some(details),
+        Details::Other(_) => None,
+    })
 }
 
 /// A token count that tolerates what providers send: an integer, an integral float, a numeric

@@ -18,6 +18,7 @@ fn answer() -> impl Strategy<Value = StreamedAnswer> {
             prompt_tokens,
             completion_tokens,
             total_tokens,
+            prompt_tokens_details: None,
         },
     ));
     (
