@@ -64,6 +64,26 @@ async fn handle(
     respond(&state, operation, &model, &headers, &body).await
 }
 
+/// `POST /einstein/platform/v1/feedback`: 202 to an authorized call with a JSON object, as the
+/// real API answers. The bridge never calls it; it is here so the mock serves every operation.
+pub(crate) async fn feedback(
+    State(state): State<MockState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let accepted = (|| {
+        if !validate::bearer(&headers).is_some_and(|token| state.token_is_valid(token)) {
+            return Err(ApiError::InvalidAuth);
+        }
+        validate::einstein_headers(&headers)?;
+        let body = body.map_err(|_| ApiError::MalformedJson)?;
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
+            .map_err(|_| ApiError::MalformedJson)?;
+        Ok(StatusCode::ACCEPTED)
+    })();
+    with_request_id(accepted.into_response())
+}
+
 /// Applies latency and any queued fault, then answers.
 async fn respond(
     state: &MockState,

@@ -29,6 +29,7 @@ pub(crate) fn router(state: MockState) -> Router {
             "/einstein/platform/v1/models/{model}/{operation}",
             any(models::call),
         )
+        .route("/einstein/platform/v1/feedback", post(models::feedback))
         .route("/__mock/counters", get(admin::counters))
         .route("/__mock/faults", post(admin::inject).delete(admin::clear))
         .route("/__mock/token_faults", post(admin::inject_token))

@@ -189,6 +189,32 @@ async fn requests_are_checked_like_the_real_api() {
 }
 
 #[tokio::test]
+async fn feedback_is_accepted_from_authorized_callers() {
+    let mock = MockSalesforce::start().await.unwrap();
+    let token = token(&mock).await;
+    let url = format!("{}/feedback", mock.api_base());
+    let send = |token: &str, body: &'static str| {
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("x-sfdc-app-context", "EinsteinGPT")
+            .header("x-client-feature-id", "ai-platform-models-connected-app")
+            .body(body)
+            .send()
+    };
+    let accepted = send(&token, r#"{"id":"gen-1","feedback":"GOOD"}"#)
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    assert!(accepted.headers().contains_key("x-request-id"));
+    let refused = send("not-a-token", "{}").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let malformed = send(&token, "[1,").await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn unknown_paths_and_methods_get_error_bodies() {
     let mock = MockSalesforce::start().await.unwrap();
     let client = reqwest::Client::new();
