@@ -234,7 +234,8 @@ fn translate_as<'de, R: FrontRequest<'de>>(
     shared: &Shared,
     body: &'de [u8],
 ) -> Result<Translated, BridgeError> {
-    let request: R = serde_json::from_slice(body).map_err(BridgeError::InvalidJson)?;
+    let request: R =
+        serde_json::from_slice(body).map_err(|error| BridgeError::invalid_json(&error))?;
     let route = shared.route(request.model())?;
     // The caller's body is a close upper bound for the translated one.
     let upstream_body = request.upstream_body(body.len())?;
