@@ -223,6 +223,24 @@ async fn unknown_model_lists_the_configured_ones() {
 }
 
 #[tokio::test]
+async fn unknown_model_names_are_bounded_and_one_line() {
+    // The name was cut but kept its line breaks, which reached the `request refused` log.
+    let (service, _, _) = bridge(vec![], CONF);
+    let mut body = chat_body();
+    body["model"] = json!(format!("gpt\nINFO forged\r\x1b[31m{}", "m".repeat(500)));
+    let (status, _, body) = send(service, post("/v1/chat/completions", body)).await;
+    assert_eq!(status, 404);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(!message.chars().any(char::is_control), "{message}");
+    assert!(
+        message.starts_with("The model `gpt INFO forged  [31mmmm"),
+        "{message}"
+    );
+    assert!(message.contains("m…` does not exist"), "{message}");
+}
+
+#[tokio::test]
 async fn refusals_never_reach_the_upstream() {
     let (service, seen, _) = bridge(vec![], CONF);
     let cases = [
