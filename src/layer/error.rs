@@ -60,10 +60,35 @@ pub(crate) enum BridgeError {
     Encode(#[source] serde_json::Error),
 }
 
+/// A [`BridgeError`] with the Models API's `x-request-id` when the failure followed one of its
+/// answers: support cases need that id, for error answers most of all.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: BridgeError,
+    pub(crate) upstream_id: Option<HeaderValue>,
+}
+
+impl From<BridgeError> for Failure {
+    fn from(error: BridgeError) -> Self {
+        Failure {
+            error,
+            upstream_id: None,
+        }
+    }
+}
+
 /// The most characters of serde_json's description of a bad request body that are kept.
 const MAX_JSON_ERROR_CHARS: usize = 200;
 
 impl BridgeError {
+    /// This error, met after the Models API answered with `upstream_id`.
+    pub(crate) fn after_upstream(self, upstream_id: Option<HeaderValue>) -> Failure {
+        Failure {
+            error: self,
+            upstream_id,
+        }
+    }
+
     /// A request body serde_json refused. Its message quotes the value at fault, which may be a
     /// whole prompt, and goes to a log as well as to the caller: the quote is bounded and made
     /// one line, and the position, which is ours and short, is kept whole after it.
