@@ -17,6 +17,7 @@ pub mod openai;
 pub mod salesforce;
 pub mod server;
 pub mod stream;
+mod text;
 pub mod token;
 pub mod translate;
 pub mod upstream;

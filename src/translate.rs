@@ -25,6 +25,10 @@ use crate::openai::{
     CompletionChoice, CompletionRequest, MessageContent, Prompt, Role,
 };
 use crate::salesforce::{ChatGenerationsRequest, Extracted, GenerationsRequest, Message};
+use crate::text::sanitize;
+
+/// The most characters of an unsupported part's `type` repeated in the error.
+const MAX_PART_KIND_CHARS: usize = 40;
 
 /// A request the Models API cannot honour. Each variant says what to change; none is ever
 /// silently dropped when dropping it would change the answer.
@@ -184,7 +188,7 @@ fn join_text_parts<'r>(
             ("text", None) => Err(TranslateError::EmptyTextPart { index }),
             (kind, _) => Err(TranslateError::UnsupportedPart {
                 index,
-                kind: kind.chars().take(40).collect(),
+                kind: sanitize(kind, MAX_PART_KIND_CHARS),
             }),
         });
     let Some(first) = texts.next() else {
@@ -321,6 +325,19 @@ mod tests {
             chat(&openai).unwrap(),
             json!({"messages": fixture["messages"]})
         );
+    }
+
+    #[test]
+    fn unsupported_part_kinds_are_bounded_and_one_line() {
+        // The caller's `type` went into the message, and so into the `request refused` log,
+        // with its line breaks and escapes intact.
+        let kind = format!("x\nINFO forged\x1b[2J{}", "k".repeat(100));
+        let body =
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": kind}]}]});
+        let message = chat(&body).unwrap_err().to_string();
+        assert!(!message.chars().any(char::is_control), "{message}");
+        assert!(message.contains("`x INFO forged [2Jkkkk"), "{message}");
+        assert!(message.contains("k…` parts are not supported"), "{message}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Observability end to end, through each mount: exact counters in `/metrics` and figures in
 //! `/metrics/performance` after a known sequence of requests, the exposition checked by a parser,
-//! bounded series under random model names, `/ready` following the token endpoint, and
-//! `x-request-id` on every answer.
+//! bounded series under random model names, `/ready` following the token endpoint,
+//! `x-request-id` on every answer, and `x-salesforce-request-id` on every answer given after the
+//! mock's.
 //!
 //! Each test starts its own gateway, so every value asserted is absolute.
 
@@ -24,6 +25,7 @@ for_each_mount!(
     random_unknown_models_add_no_series,
     ready_follows_the_token_endpoint,
     every_answer_carries_a_request_id,
+    every_answer_after_salesforce_carries_its_request_id,
 );
 
 /// The counter families whose every series the sequence test checks.
@@ -972,5 +974,53 @@ async fn every_answer_carries_a_request_id(mount: Mount) {
             .expect("request");
         assert_generated(response.headers()["x-request-id"].to_str().unwrap());
     }
+    gateway.stop().await;
+}
+
+/// A fault to inject, whether the request streams, and the status the caller gets.
+type UpstreamCase = (&'static str, Option<Fault>, bool, u16);
+
+async fn every_answer_after_salesforce_carries_its_request_id(mount: Mount) {
+    // Only successful JSON answers carried it: support cases need it for errors most of all.
+    let gateway = Gateway::start(mount).await;
+    let status = |status, retry_after_secs| Fault::Status {
+        status,
+        retry_after_secs,
+    };
+    let cases: [UpstreamCase; 7] = [
+        ("success", None, false, 200),
+        ("400", Some(status(400, None)), false, 400),
+        // Beyond `max_delay`: given up at once, passed on with its Retry-After.
+        ("429", Some(status(429, Some(60))), false, 429),
+        ("not JSON", Some(Fault::MalformedJson), false, 502),
+        ("truncated JSON", Some(Fault::TruncatedJson), false, 502),
+        // Answered within the first keep-alive period, so with its own status and headers.
+        ("streamed 400", Some(status(400, None)), true, 400),
+        ("streamed not JSON", Some(Fault::MalformedJson), true, 502),
+    ];
+    for (case, fault, stream, want) in cases {
+        if let Some(fault) = fault {
+            gateway.upstream().inject(fault, 1);
+        }
+        let mut body = chat(CHAT_MODEL, case);
+        body["stream"] = json!(stream);
+        let reply = post_bare(&gateway, "/v1/chat/completions", &body).await;
+        assert_eq!(reply.status, want, "{case}: {}", reply.text);
+        let id = reply
+            .headers
+            .get("x-salesforce-request-id")
+            .unwrap_or_else(|| panic!("{case}: no x-salesforce-request-id: {}", reply.text));
+        let id = id.to_str().expect("printable");
+        assert!(
+            id.len() == 36 && id.split('-').count() == 5,
+            "{case}: the mock's UUID, passed on: {id:?}"
+        );
+    }
+    let unrouted = post_bare(&gateway, "/v1/chat/completions", &chat("nope", "hi")).await;
+    assert_eq!(unrouted.status, 404);
+    assert!(
+        !unrouted.headers.contains_key("x-salesforce-request-id"),
+        "refused before any upstream call"
+    );
     gateway.stop().await;
 }

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::error::BridgeError;
+use super::error::Failure;
 use super::finish::Finisher;
 use crate::stream::{error_event, SseEvents, StreamedAnswer, KEEP_ALIVE};
 
@@ -20,7 +20,7 @@ const EVENTS_FRAME_BYTES: usize = 16 * 1024;
 
 /// The upstream work a waiting event stream owns: it resolves to the answer or the failure.
 pub(crate) type PendingAnswer =
-    Pin<Box<dyn Future<Output = Result<StreamedAnswer, BridgeError>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<StreamedAnswer, Failure>> + Send + 'static>>;
 
 /// A response body: complete JSON, or a stream of server-sent events produced as it is polled.
 pub struct BridgeBody {
@@ -108,7 +108,8 @@ impl Body for BridgeBody {
                         }
                         this.kind = Kind::Events(SseEvents::new(answer));
                     }
-                    Poll::Ready(Err(error)) => {
+                    // The headers have left: the upstream's id is only in the request's span.
+                    Poll::Ready(Err(Failure { error, .. })) => {
                         let (status, body) = error.response_parts();
                         if let Some(finisher) = finisher.take() {
                             finisher.fail(status, &error);

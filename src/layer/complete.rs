@@ -12,9 +12,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::body::{BridgeBody, PendingAnswer};
-use super::error::BridgeError;
+use super::error::{BridgeError, Failure};
 use super::finish::{Finisher, UpstreamTime};
-use super::service::{error_response, json_response, REQUEST_ID};
+use super::service::{error_response, json_response, set_upstream_request_id, REQUEST_ID};
 use super::{RouteTarget, Shared};
 use crate::metrics::Metrics;
 use crate::openai::depth;
@@ -26,8 +26,6 @@ use crate::upstream::{AttemptObserver, AttemptOutcome, RequestBody, UpstreamServ
 
 /// Lists the request parameters that were accepted but not forwarded.
 pub(crate) const IGNORED_PARAMS: &str = "x-sfbridge-ignored-params";
-/// Carries the Models API's own `x-request-id`, for support cases.
-pub(crate) const UPSTREAM_REQUEST_ID: &str = "x-salesforce-request-id";
 
 /// A request read, routed and translated, ready for the upstream.
 struct Prepared {
@@ -76,8 +74,10 @@ where
     let Some(options) = prepared.stream else {
         let result = exchange(&shared, &inner, &prepared, &upstream_time).await;
         let rendered = result.and_then(|success| {
-            render_json(&shared.metrics, &success.body, &prepared, &ctx)
-                .map(|json| (json, success.request_id))
+            match render_json(&shared.metrics, &success.body, &prepared, &ctx) {
+                Ok(json) => Ok((json, success.request_id)),
+                Err(error) => Err(error.after_upstream(success.request_id)),
+            }
         });
         return match rendered {
             Ok((json, upstream_id)) => {
@@ -103,6 +103,7 @@ where
                 ctx,
                 options,
             )
+            .map_err(|error| error.after_upstream(success.request_id))
         }
         .instrument(finisher.span().clone()),
     );
@@ -132,13 +133,10 @@ fn add_headers(
     ignored: Option<HeaderValue>,
     upstream_id: Option<HeaderValue>,
 ) {
-    let headers = response.headers_mut();
     if let Some(ignored) = ignored {
-        headers.insert(IGNORED_PARAMS, ignored);
+        response.headers_mut().insert(IGNORED_PARAMS, ignored);
     }
-    if let Some(upstream_id) = upstream_id {
-        headers.insert(UPSTREAM_REQUEST_ID, upstream_id);
-    }
+    set_upstream_request_id(response, upstream_id);
 }
 
 /// Reads the body under the size limit and deadline, parses it, routes the model and
@@ -234,7 +232,8 @@ fn translate_as<'de, R: FrontRequest<'de>>(
     shared: &Shared,
     body: &'de [u8],
 ) -> Result<Translated, BridgeError> {
-    let request: R = serde_json::from_slice(body).map_err(BridgeError::InvalidJson)?;
+    let request: R =
+        serde_json::from_slice(body).map_err(|error| BridgeError::invalid_json(&error))?;
     let route = shared.route(request.model())?;
     // The caller's body is a close upper bound for the translated one.
     let upstream_body = request.upstream_body(body.len())?;
@@ -313,7 +312,7 @@ async fn exchange<S>(
     inner: &S,
     prepared: &Prepared,
     upstream_time: &UpstreamTime,
-) -> Result<Success, BridgeError>
+) -> Result<Success, Failure>
 where
     S: UpstreamService,
 {
@@ -379,14 +378,15 @@ where
         tracing::Span::current().record("upstream_request_id", id);
     }
     if !parts.status.is_success() {
-        return Err(BridgeError::UpstreamStatus {
+        let error = BridgeError::UpstreamStatus {
             failure: Box::new(UpstreamFailure::from_response(
                 parts.status,
                 &body,
                 &prepared.route.salesforce_model,
             )),
             retry_after: parts.headers.get(http::header::RETRY_AFTER).cloned(),
-        });
+        };
+        return Err(error.after_upstream(request_id));
     }
     Ok(Success { body, request_id })
 }

@@ -9,6 +9,7 @@ use crate::endpoint::Endpoint;
 use crate::openai::depth::TooDeep;
 use crate::openai::{ErrorBody, ErrorType};
 use crate::salesforce::{ExtractError, UpstreamFailure};
+use crate::text::sanitize;
 use crate::token::TokenError;
 use crate::translate::TranslateError;
 use crate::upstream::UpstreamError;
@@ -29,8 +30,9 @@ pub(crate) enum BridgeError {
     BodyTimeout(Duration),
     #[error("the request body could not be read")]
     BodyUnreadable,
+    /// serde_json's message, bounded and made one line by [`BridgeError::invalid_json`].
     #[error("invalid request body: {0}")]
-    InvalidJson(#[source] serde_json::Error),
+    InvalidJson(String),
     #[error(
         "invalid request body: arrays and objects nested deeper than {} levels at line {} column {}",
         crate::openai::depth::MAX_DEPTH, .0.line, .0.column
@@ -58,7 +60,47 @@ pub(crate) enum BridgeError {
     Encode(#[source] serde_json::Error),
 }
 
+/// A [`BridgeError`] with the Models API's `x-request-id` when the failure followed one of its
+/// answers: support cases need that id, for error answers most of all.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: BridgeError,
+    pub(crate) upstream_id: Option<HeaderValue>,
+}
+
+impl From<BridgeError> for Failure {
+    fn from(error: BridgeError) -> Self {
+        Failure {
+            error,
+            upstream_id: None,
+        }
+    }
+}
+
+/// The most characters of serde_json's description of a bad request body that are kept.
+const MAX_JSON_ERROR_CHARS: usize = 200;
+
 impl BridgeError {
+    /// This error, met after the Models API answered with `upstream_id`.
+    pub(crate) fn after_upstream(self, upstream_id: Option<HeaderValue>) -> Failure {
+        Failure {
+            error: self,
+            upstream_id,
+        }
+    }
+
+    /// A request body serde_json refused. Its message quotes the value at fault, which may be a
+    /// whole prompt, and goes to a log as well as to the caller: the quote is bounded and made
+    /// one line, and the position, which is ours and short, is kept whole after it.
+    pub(crate) fn invalid_json(error: &serde_json::Error) -> Self {
+        let message = error.to_string();
+        let position = format!(" at line {} column {}", error.line(), error.column());
+        BridgeError::InvalidJson(match message.strip_suffix(&position) {
+            Some(what) => format!("{}{position}", sanitize(what, MAX_JSON_ERROR_CHARS)),
+            None => sanitize(&message, MAX_JSON_ERROR_CHARS),
+        })
+    }
+
     /// A `Retry-After` for the caller, when the upstream sent one with its final answer.
     pub(crate) fn retry_after(&self) -> Option<&HeaderValue> {
         let BridgeError::UpstreamStatus { retry_after, .. } = self else {
@@ -235,6 +277,41 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn invalid_json_messages_are_bounded_and_one_line() {
+        // serde_json quotes the value at fault: here a whole prompt, which went unbounded into
+        // the caller's message and the `request refused` log.
+        let prompt = serde_json::to_string(&"p".repeat(1 << 20)).unwrap();
+        let body = format!(r#"{{"model":"m","messages":{prompt}}}"#);
+        let error = serde_json::from_str::<crate::openai::ChatCompletionRequest<'_>>(&body)
+            .map(|_| ())
+            .unwrap_err();
+        let error = BridgeError::invalid_json(&error);
+        let message = error.to_string();
+        assert!(message.chars().count() < 300, "{message}");
+        assert!(message.contains("ppp…"), "{message}");
+        let column = body.len() - 1;
+        assert!(
+            message.ends_with(&format!(" at line 1 column {column}")),
+            "{message}"
+        );
+        let (_, envelope) = error.response_parts();
+        assert_eq!(envelope.error.message, message);
+
+        // Short messages are kept whole. serde escapes the strings it quotes as values, but not
+        // an unknown variant's name, whose line break forged a log line.
+        let body = r#"{"model":"m","messages":[{"role":"us\ner","content":"hi"}]}"#;
+        let error = serde_json::from_str::<crate::openai::ChatCompletionRequest<'_>>(body)
+            .map(|_| ())
+            .unwrap_err();
+        let message = BridgeError::invalid_json(&error).to_string();
+        assert!(
+            message.starts_with("invalid request body: unknown variant `us er`"),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "{message}");
     }
 
     #[test]

@@ -57,6 +57,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::openai::{Model, ModelList};
 use crate::salesforce::Operation;
+use crate::text::sanitize;
 use crate::token::{ClientCredentials, TokenCache, TokenSource};
 use crate::upstream::{Dispatcher, ParsedUrl, RetryPolicy, Upstream, UpstreamError};
 
@@ -108,6 +109,9 @@ impl RouteTarget {
     }
 }
 
+/// The most characters of an unknown model name repeated in the 404 and the log.
+const MAX_MODEL_CHARS: usize = 100;
+
 /// What every request shares: built once at start-up.
 pub(crate) struct Shared {
     routes: HashMap<Arc<str>, Arc<RouteTarget>>,
@@ -129,7 +133,7 @@ impl Shared {
             .get(model)
             .cloned()
             .ok_or_else(|| BridgeError::ModelNotFound {
-                model: model.chars().take(100).collect(),
+                model: sanitize(model, MAX_MODEL_CHARS),
                 configured: self.configured.clone(),
             })
     }

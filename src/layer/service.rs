@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::body::BridgeBody;
 use super::complete;
-use super::error::BridgeError;
+use super::error::{BridgeError, Failure};
 use super::finish::Finisher;
 use super::Shared;
 use crate::endpoint::Endpoint;
@@ -25,6 +25,8 @@ use crate::upstream::{RequestBody, UpstreamService};
 
 /// The header carrying the request id, taken from the caller or generated, and returned.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
+/// Carries the Models API's own `x-request-id`, for support cases.
+const UPSTREAM_REQUEST_ID: &str = "x-salesforce-request-id";
 
 /// The bridge: answers the OpenAI endpoints (and health, readiness and metrics) by calling the
 /// Models API through the upstream client `S`. Built by [`SalesforceLayer`](super::SalesforceLayer).
@@ -322,12 +324,13 @@ pub(crate) fn json_response(
     response
 }
 
-/// The OpenAI error response for `error`, recorded and logged once.
+/// The OpenAI error response for `failure`, recorded and logged once.
 pub(crate) fn error_response(
     finisher: Finisher,
-    error: BridgeError,
+    failure: impl Into<Failure>,
     request_id: &HeaderValue,
 ) -> Response<BridgeBody> {
+    let Failure { error, upstream_id } = failure.into();
     let (status, body) = error.response_parts();
     finisher.fail(status, &error);
     let mut response = json_response(status, body.to_json(), request_id);
@@ -336,5 +339,18 @@ pub(crate) fn error_response(
             .headers_mut()
             .insert(RETRY_AFTER, retry_after.clone());
     }
+    set_upstream_request_id(&mut response, upstream_id);
     response
+}
+
+/// Passes the Models API's `x-request-id` on, when it sent one.
+pub(crate) fn set_upstream_request_id(
+    response: &mut Response<BridgeBody>,
+    upstream_id: Option<HeaderValue>,
+) {
+    if let Some(upstream_id) = upstream_id {
+        response
+            .headers_mut()
+            .insert(UPSTREAM_REQUEST_ID, upstream_id);
+    }
 }

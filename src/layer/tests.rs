@@ -80,13 +80,21 @@ fn upstream(
             String::from_utf8(request.body().to_vec()).unwrap(),
         ));
         let (status, body) = answers.lock().unwrap().next().unwrap_or((200, CHAT_OK));
-        async move {
-            let mut response = Response::new(Bytes::from_static(body.as_bytes()));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap();
-            Ok::<_, UpstreamError>(response)
-        }
+        async move { Ok::<_, UpstreamError>(answer(status, body)) }
     });
     (service, seen)
+}
+
+/// The Models API's `x-request-id` on every scripted answer, as the real API sends one.
+const UPSTREAM_ID: &str = "sf-req-1";
+
+fn answer(status: u16, body: &'static str) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    response
+        .headers_mut()
+        .insert("x-request-id", UPSTREAM_ID.parse().unwrap());
+    response
 }
 
 const CHAT_OK: &str = r#"{"id":"up-1","generationDetails":{"generations":[{"content":"Hello!","parameters":{"finish_reason":"stop"}}],"parameters":{"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}}}"#;
@@ -223,6 +231,24 @@ async fn unknown_model_lists_the_configured_ones() {
 }
 
 #[tokio::test]
+async fn unknown_model_names_are_bounded_and_one_line() {
+    // The name was cut but kept its line breaks, which reached the `request refused` log.
+    let (service, _, _) = bridge(vec![], CONF);
+    let mut body = chat_body();
+    body["model"] = json!(format!("gpt\nINFO forged\r\x1b[31m{}", "m".repeat(500)));
+    let (status, _, body) = send(service, post("/v1/chat/completions", body)).await;
+    assert_eq!(status, 404);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(!message.chars().any(char::is_control), "{message}");
+    assert!(
+        message.starts_with("The model `gpt INFO forged  [31mmmm"),
+        "{message}"
+    );
+    assert!(message.contains("m…` does not exist"), "{message}");
+}
+
+#[tokio::test]
 async fn refusals_never_reach_the_upstream() {
     let (service, seen, _) = bridge(vec![], CONF);
     let cases = [
@@ -318,8 +344,43 @@ async fn a_stream_is_openai_events() {
     assert!(events[1].contains(r#""content":"Hello!""#));
 }
 
+/// Every log line written while it is the thread's subscriber.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tracing_subscriber::fmt::MakeWriter<'_> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&self) -> Logs {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slow_stream_sends_keepalives_then_its_error() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
     let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
     let layer = SalesforceLayer::builder(&config)
         .token_source(CountingTokens::default())
@@ -327,14 +388,23 @@ async fn a_slow_stream_sends_keepalives_then_its_error() {
         .unwrap();
     let slow = tower::service_fn(|_: Request<Bytes>| async {
         tokio::time::sleep(Duration::from_millis(3500)).await;
-        let mut response = Response::new(Bytes::from_static(b"{}"));
-        *response.status_mut() = StatusCode::BAD_REQUEST;
-        Ok::<_, UpstreamError>(response)
+        Ok::<_, UpstreamError>(answer(400, "{}"))
     });
     let mut body = chat_body();
     body["stream"] = json!(true);
-    let (status, _, text) = send(layer.layer(slow), post("/v1/chat/completions", body)).await;
+    let (status, headers, text) = send(layer.layer(slow), post("/v1/chat/completions", body)).await;
     assert_eq!(status, 200);
+    // The headers left before the upstream answered: its id is in the request's log instead.
+    assert!(!headers.contains_key("x-salesforce-request-id"));
+    let logs = logs.text();
+    let refused = logs
+        .lines()
+        .find(|line| line.contains("error=Salesforce answered 400"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        refused.contains(&format!("upstream_request_id=\"{UPSTREAM_ID}\"")),
+        "{refused}"
+    );
     assert!(
         text.starts_with(": keep-alive\n\n: keep-alive\n\n"),
         "{text}"
@@ -344,6 +414,43 @@ async fn a_slow_stream_sends_keepalives_then_its_error() {
         "{text}"
     );
     assert!(!text.contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn every_answer_after_the_upstream_carries_its_request_id() {
+    // Only successful JSON answers carried it: support cases need it for errors most of all.
+    let invalid = r#"{"errorCode":"BAD_ARGUMENT","message":"no"}"#;
+    let cases = [
+        ("success", vec![(200, CHAT_OK)], false, 200),
+        ("upstream error status", vec![(400, invalid)], false, 400),
+        ("malformed answer", vec![(200, "<html>")], false, 502),
+        ("answer with no text", vec![(200, "{}")], false, 502),
+        ("stream failing at once", vec![(400, invalid)], true, 400),
+        ("stream with no text", vec![(200, "{}")], true, 502),
+    ];
+    for (case, answers, stream, want) in cases {
+        let (service, _, _) = bridge(answers, CONF);
+        let mut body = chat_body();
+        body["stream"] = json!(stream);
+        let (status, headers, text) = send(service, post("/v1/chat/completions", body)).await;
+        assert_eq!(status, want, "{case}: {text}");
+        assert_eq!(
+            headers
+                .get("x-salesforce-request-id")
+                .map(|id| id.to_str().unwrap()),
+            Some(UPSTREAM_ID),
+            "{case}"
+        );
+    }
+    let (service, _, _) = bridge(vec![], CONF);
+    let mut body = chat_body();
+    body["model"] = json!("unrouted");
+    let (status, headers, _) = send(service, post("/v1/chat/completions", body)).await;
+    assert_eq!(status, 404);
+    assert!(
+        !headers.contains_key("x-salesforce-request-id"),
+        "refused before any upstream answer"
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::openai::{ErrorBody, ErrorType};
+use crate::text::sanitize;
 
 /// The most characters of upstream text (codes and message together) passed on to the caller.
 const MAX_MESSAGE_CHARS: usize = 300;
@@ -62,11 +63,7 @@ impl<'a> ErrorResponse<'a> {
             pieces.push(message);
         }
         // The codes are upstream text as much as the message is, so the bound covers all of it.
-        pieces
-            .into_iter()
-            .flat_map(str::chars)
-            .take(MAX_MESSAGE_CHARS)
-            .collect()
+        sanitize(&pieces.concat(), MAX_MESSAGE_CHARS)
     }
 }
 
@@ -209,6 +206,19 @@ mod tests {
         assert!(body["error"]["message"].as_str().unwrap().len() < 400);
         let (_, body) = map(500, b"<html>oops</html>");
         assert_eq!(body["error"]["message"], "Salesforce answered 500");
+    }
+
+    #[test]
+    fn upstream_text_is_made_one_line() {
+        // Unlike the token endpoint's, these texts went to the caller and the `request failed`
+        // log with their line breaks and escapes intact.
+        let body = serde_json::json!({"errorCode": "BAD\r\nARGUMENT",
+                                      "message": "no\n2026-01-01 INFO forged\u{1b}[31m"});
+        let (_, body) = map(500, &serde_json::to_vec(&body).unwrap());
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 500: BAD  ARGUMENT: no 2026-01-01 INFO forged [31m"
+        );
     }
 
     #[test]

@@ -53,9 +53,18 @@ impl ExtractPath {
 /// No answer could be taken from a success response.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
-    /// The body is not JSON, or a known field has an impossible type.
-    #[error("Salesforce returned a response that is not valid JSON of a known shape: {0}")]
-    Malformed(#[source] serde_json::Error),
+    /// The body is not JSON, or a known field has an impossible type. Only where and what kind
+    /// of problem is kept: serde_json's own message quotes the body, which is unbounded upstream
+    /// content, and this message reaches the caller and the logs.
+    #[error("Salesforce returned a response that is not valid JSON of a known shape: {problem} at line {line} column {column}")]
+    Malformed {
+        /// What kind of problem, in a few fixed words.
+        problem: &'static str,
+        /// Where it was found, counted from 1.
+        line: usize,
+        /// Where in the line, counted from 1.
+        column: usize,
+    },
     /// The body parsed, but no known field holds the model's text.
     #[error("Salesforce returned a response with no generated text")]
     NoText,
@@ -81,7 +90,19 @@ type Candidate<'r> = (Option<&'r str>, Option<&'r str>);
 
 /// Parses a success body in one pass.
 pub fn parse(body: &[u8]) -> Result<ModelsResponse<'_>, ExtractError> {
-    serde_json::from_slice(body).map_err(ExtractError::Malformed)
+    serde_json::from_slice(body).map_err(|error| {
+        use serde_json::error::Category;
+        ExtractError::Malformed {
+            problem: match error.classify() {
+                Category::Syntax => "invalid JSON syntax",
+                Category::Data => "a field of an unexpected type",
+                Category::Eof => "the body ends early",
+                Category::Io => "the body could not be read",
+            },
+            line: error.line(),
+            column: error.column(),
+        }
+    })
 }
 
 /// Finds the answer in `response`, trying the documented shape of `operation` first and then the
@@ -438,13 +459,47 @@ mod tests {
     }
 
     #[test]
+    fn malformed_messages_hold_no_upstream_content() {
+        // serde_json quotes a whole string found where an object was expected, so its message
+        // carried unbounded upstream text to the caller's 502 and the warning log.
+        let secret = format!("upstream-secret\n{}", "x".repeat(10_000));
+        let cases = [
+            (
+                json!({ "generationDetails": secret }),
+                "a field of an unexpected type at line 1 column",
+            ),
+            (
+                json!(secret),
+                "a field of an unexpected type at line 1 column",
+            ),
+        ];
+        for (value, says) in cases {
+            let body = serde_json::to_vec(&value).unwrap();
+            let message = parse(&body).unwrap_err().to_string();
+            assert!(message.contains(says), "{message}");
+            assert!(!message.contains("upstream-secret"), "{message}");
+            assert!(message.len() < 200, "{message}");
+        }
+        let message = parse(b"{\"generationDetails\": ").unwrap_err().to_string();
+        assert!(
+            message.ends_with("the body ends early at line 1 column 22"),
+            "{message}"
+        );
+        let message = parse(b"<html>").unwrap_err().to_string();
+        assert!(
+            message.ends_with("invalid JSON syntax at line 1 column 1"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn malformed_bodies_are_errors() {
         for body in [
             &b"not json"[..],
             b"{\"generationDetails\": ",
             b"{\"generationDetails\": {\"generations\": [{\"content\": 5}]}}",
         ] {
-            assert!(matches!(parse(body), Err(ExtractError::Malformed(_))));
+            assert!(matches!(parse(body), Err(ExtractError::Malformed { .. })));
         }
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{token_lifetime, AccessToken, FetchedToken, OAuthFailure, TokenError, TokenSource};
 use crate::config::{SalesforceConfig, Secret};
+use crate::text::sanitize;
 
 /// The longest one token request may take, whatever `timeout_secs` says: requests wait on it.
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,16 +132,6 @@ fn oauth_failure(status: http::StatusCode, body: Option<&[u8]>) -> OAuthFailure 
         error: field("error", MAX_ERROR_CODE_CHARS),
         error_description: field("error_description", MAX_DESCRIPTION_CHARS),
     }
-}
-
-/// At most `max_chars` characters of `text`, with control characters (line breaks included) made
-/// spaces so the text stays one line in a log or a JSON message.
-fn sanitize(text: &str, max_chars: usize) -> String {
-    text.trim()
-        .chars()
-        .take(max_chars)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
 }
 
 #[cfg(test)]

@@ -404,6 +404,23 @@ fn message_json(message: &Message) -> Value {
     ])
 }
 
+/// How outside text appears in an error message: one line (control characters and Unicode line
+/// separators as spaces, none at either end), at most `max` characters, `…` marking a cut.
+fn as_shown(text: &str, max: usize) -> String {
+    let breaks = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    let one_line: String = text
+        .chars()
+        .map(|c| if breaks(c) { ' ' } else { c })
+        .collect();
+    let chars: Vec<char> = one_line.trim().chars().collect();
+    if chars.len() <= max {
+        return chars.into_iter().collect();
+    }
+    let mut cut: String = chars[..max - 1].iter().collect();
+    cut.push('…');
+    cut
+}
+
 /// Every reason the request cannot be honoured; the translator must report one of them.
 fn violations(request: &Request) -> Vec<TranslateError> {
     let mut found = Vec::new();
@@ -436,7 +453,7 @@ fn violations(request: &Request) -> Vec<TranslateError> {
                     if part.kind != "text" {
                         found.push(TranslateError::UnsupportedPart {
                             index,
-                            kind: part.kind.chars().take(40).collect(),
+                            kind: as_shown(&part.kind, 40),
                         });
                     } else if !matches!(part.text, Some(Some(_))) {
                         found.push(TranslateError::EmptyTextPart { index });

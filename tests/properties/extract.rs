@@ -47,7 +47,7 @@ fn agrees_with_reference(value: &Value) {
     let expected = reference::read(&value);
     let parsed = salesforce::parse(&body);
     let (expected, parsed) = match (expected, parsed) {
-        (Err(()), Err(ExtractError::Malformed(_))) => return,
+        (Err(()), Err(ExtractError::Malformed { .. })) => return,
         (Ok(expected), Ok(parsed)) => (expected, parsed),
         (expected, parsed) => panic!("{value}: reference {expected:?}, crate {parsed:?}"),
     };
