@@ -35,13 +35,15 @@ pub enum AttemptOutcome {
     ConnectError,
     /// The connection broke before the answer was complete.
     ConnectionReset,
+    /// The answer was larger than the bridge reads.
+    TooLarge,
     /// The attempt could not be made.
     Failed,
 }
 
 impl AttemptOutcome {
     /// Every outcome.
-    pub const ALL: [AttemptOutcome; 11] = [
+    pub const ALL: [AttemptOutcome; 12] = [
         AttemptOutcome::Ok,
         AttemptOutcome::RateLimited,
         AttemptOutcome::Busy,
@@ -52,6 +54,7 @@ impl AttemptOutcome {
         AttemptOutcome::Timeout,
         AttemptOutcome::ConnectError,
         AttemptOutcome::ConnectionReset,
+        AttemptOutcome::TooLarge,
         AttemptOutcome::Failed,
     ];
 
@@ -91,13 +94,14 @@ impl AttemptOutcome {
             AttemptOutcome::Timeout => "timeout",
             AttemptOutcome::ConnectError => "connect_error",
             AttemptOutcome::ConnectionReset => "connection_reset",
+            AttemptOutcome::TooLarge => "too_large",
             AttemptOutcome::Failed => "failed",
         }
     }
 
     /// Whether the Models API documents (or the network suggests) that trying again may work.
     /// Timeouts are not retried: a generation that ran out of time would run out again, and
-    /// was probably billed.
+    /// was probably billed. Neither is an oversized answer: the same request would get one again.
     fn is_retryable(self, status: Option<StatusCode>) -> bool {
         match self {
             AttemptOutcome::RateLimited
@@ -110,6 +114,7 @@ impl AttemptOutcome {
             | AttemptOutcome::Unauthorized
             | AttemptOutcome::ClientError
             | AttemptOutcome::Timeout
+            | AttemptOutcome::TooLarge
             | AttemptOutcome::Failed => false,
         }
     }
