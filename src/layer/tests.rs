@@ -318,6 +318,22 @@ async fn a_stream_is_openai_events() {
     assert!(events[1].contains(r#""content":"Hello!""#));
 }
 
+#[tokio::test]
+async fn an_oversized_upstream_id_is_replaced_in_answers_and_every_event() {
+    let long_id = "x".repeat(64 * 1024);
+    let answer: &'static str = CHAT_OK.replace("up-1", &long_id).leak();
+    for stream in [false, true] {
+        let (service, _, _) = bridge(vec![(200, answer)], CONF);
+        let mut body = chat_body();
+        body["stream"] = json!(stream);
+        let (status, headers, text) = send(service, post("/v1/chat/completions", body)).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(!text.contains("xxxx"), "stream: {stream}");
+        let fallback = format!("chatcmpl-{}", headers["x-request-id"].to_str().unwrap());
+        assert!(text.contains(&format!(r#""id":"{fallback}""#)), "{text}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slow_stream_sends_keepalives_then_its_error() {
     let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
