@@ -35,7 +35,9 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
-    /// A source for the credentials and token endpoint in `config`, sending with `http`.
+    /// A source for the credentials and token endpoint in `config`, sending with `http`, which
+    /// should follow no redirects (as [`Upstream::new`](crate::upstream::Upstream::new)'s does):
+    /// one that follows them re-sends the client secret wherever a 307 or 308 points.
     pub fn new(http: reqwest::Client, config: &SalesforceConfig) -> Self {
         Self {
             http,
@@ -63,6 +65,9 @@ impl ClientCredentials {
             .await
             .map_err(TokenError::from_reqwest)?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(TokenError::Redirected(status));
+        }
         let body = read_capped(&mut response, MAX_RESPONSE_BYTES)
             .await
             .map_err(TokenError::from_reqwest)?;

@@ -189,9 +189,13 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// A client configured from `[salesforce]`: `connect_timeout_secs`, `timeout_secs`.
+    /// A client configured from `[salesforce]`: `connect_timeout_secs`, `timeout_secs`. It
+    /// follows no redirects: on a 307 or 308 it would send the request again, the token
+    /// request's client secret included, to whatever host the `Location` names. A redirect is
+    /// answered as an error instead.
     pub fn new(config: &SalesforceConfig) -> Result<Self, UpstreamError> {
         reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
@@ -202,7 +206,9 @@ impl Upstream {
             .map_err(UpstreamError::Build)
     }
 
-    /// Wraps an existing client, so an application can share its own pool.
+    /// Wraps an existing client, so an application can share its own pool. Build it with
+    /// `redirect(reqwest::redirect::Policy::none())`, as [`Upstream::new`] does: a client that
+    /// follows redirects sends credentials wherever a redirect points.
     pub fn from_client(client: reqwest::Client) -> Self {
         Self { client }
     }
