@@ -107,6 +107,10 @@ impl RouteTarget {
     }
 }
 
+/// The shortest keep-alive period, the conf file's own minimum: a `SalesforceConfig` built in
+/// code may hold less, even zero, on which Tokio's interval panics.
+const MIN_KEEPALIVE: Duration = Duration::from_secs(1);
+
 /// What every request shares: built once at start-up.
 pub(crate) struct Shared {
     routes: HashMap<Arc<str>, Arc<RouteTarget>>,
@@ -296,7 +300,7 @@ impl SalesforceLayerBuilder<'_> {
                 keys: ApiKeys::new(&config.auth.api_keys),
                 max_request_bytes: sf.max_request_bytes,
                 body_timeout: config.server.body_read_timeout,
-                keepalive: sf.stream_keepalive,
+                keepalive: sf.stream_keepalive.max(MIN_KEEPALIVE),
             }),
         })
     }

@@ -334,10 +334,9 @@ async fn an_oversized_upstream_id_is_replaced_in_answers_and_every_event() {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_slow_stream_sends_keepalives_then_its_error() {
-    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
-    let layer = SalesforceLayer::builder(&config)
+/// A stream request whose upstream answers a 400 after 3.5 s: its status and body.
+async fn slow_stream(config: &Config) -> (StatusCode, String) {
+    let layer = SalesforceLayer::builder(config)
         .token_source(CountingTokens::default())
         .build()
         .unwrap();
@@ -350,6 +349,13 @@ async fn a_slow_stream_sends_keepalives_then_its_error() {
     let mut body = chat_body();
     body["stream"] = json!(true);
     let (status, _, text) = send(layer.layer(slow), post("/v1/chat/completions", body)).await;
+    (status, text)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_stream_sends_keepalives_then_its_error() {
+    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    let (status, text) = slow_stream(&config).await;
     assert_eq!(status, 200);
     assert!(
         text.starts_with(": keep-alive\n\n: keep-alive\n\n"),
@@ -360,6 +366,21 @@ async fn a_slow_stream_sends_keepalives_then_its_error() {
         "{text}"
     );
     assert!(!text.contains("[DONE]"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_keepalive_set_in_code_does_not_panic() {
+    // The conf file refuses 0, but a SalesforceConfig built in code can hold it, and Tokio's
+    // interval panics on a zero period.
+    let mut config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    config.salesforce.stream_keepalive = Duration::ZERO;
+    let (status, text) = slow_stream(&config).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.starts_with(": keep-alive\n\n: keep-alive\n\n"),
+        "{text}"
+    );
+    assert!(text.contains("invalid_request_error"), "{text}");
 }
 
 #[tokio::test]
