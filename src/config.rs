@@ -434,14 +434,24 @@ impl RawConfig {
             self.server.listen.parse().map_err(|_| {
                 invalid("server.listen", "must be an address such as 127.0.0.1:8080")
             })?;
-        let header_read_timeout = Duration::from_secs(positive(
+        let header_read_timeout = seconds(
             "server.header_read_timeout_secs",
-            self.server.header_read_timeout_secs,
-        )?);
-        let body_read_timeout = Duration::from_secs(positive(
+            positive(
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            )?,
+        )?;
+        let body_read_timeout = seconds(
             "server.body_read_timeout_secs",
-            self.server.body_read_timeout_secs,
-        )?);
+            positive(
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
+            )?,
+        )?;
+        let shutdown_grace = seconds(
+            "server.shutdown_grace_secs",
+            self.server.shutdown_grace_secs,
+        )?;
 
         let sf = self.salesforce;
         let api_base = http_url("salesforce.api_base", &sf.api_base)?
@@ -454,9 +464,15 @@ impl RawConfig {
         if sf.client_secret.is_empty() {
             return Err(invalid("salesforce.client_secret", "must not be empty"));
         }
-        let timeout = Duration::from_secs(positive("salesforce.timeout_secs", sf.timeout_secs)?);
+        let timeout = seconds(
+            "salesforce.timeout_secs",
+            positive("salesforce.timeout_secs", sf.timeout_secs)?,
+        )?;
         let request_deadline = match sf.request_deadline_secs {
-            Some(secs) => Duration::from_secs(positive("salesforce.request_deadline_secs", secs)?),
+            Some(secs) => seconds(
+                "salesforce.request_deadline_secs",
+                positive("salesforce.request_deadline_secs", secs)?,
+            )?,
             None => timeout.saturating_mul(2),
         };
         if sf.max_request_bytes == 0 {
@@ -471,9 +487,14 @@ impl RawConfig {
                 "must be greater than 0",
             ));
         }
-        let token_ttl =
-            Duration::from_secs(positive("salesforce.token_ttl_secs", sf.token_ttl_secs)?);
-        let token_refresh_skew = Duration::from_secs(sf.token_refresh_skew_secs);
+        let token_ttl = seconds(
+            "salesforce.token_ttl_secs",
+            positive("salesforce.token_ttl_secs", sf.token_ttl_secs)?,
+        )?;
+        let token_refresh_skew = seconds(
+            "salesforce.token_refresh_skew_secs",
+            sf.token_refresh_skew_secs,
+        )?;
         let salesforce = SalesforceConfig {
             api_base,
             token_url,
@@ -481,19 +502,19 @@ impl RawConfig {
             client_secret: Secret(sf.client_secret),
             token_refresh_skew,
             token_ttl,
-            connect_timeout: Duration::from_secs(positive(
+            connect_timeout: seconds(
                 "salesforce.connect_timeout_secs",
-                sf.connect_timeout_secs,
-            )?),
+                positive("salesforce.connect_timeout_secs", sf.connect_timeout_secs)?,
+            )?,
             timeout,
             request_deadline,
             max_request_bytes: sf.max_request_bytes,
             max_concurrent_requests: sf.max_concurrent_requests,
-            queue_timeout: Duration::from_millis(sf.queue_timeout_ms),
-            stream_keepalive: Duration::from_secs(positive(
+            queue_timeout: millis("salesforce.queue_timeout_ms", sf.queue_timeout_ms)?,
+            stream_keepalive: seconds(
                 "salesforce.stream_keepalive_secs",
-                sf.stream_keepalive_secs,
-            )?),
+                positive("salesforce.stream_keepalive_secs", sf.stream_keepalive_secs)?,
+            )?,
         };
 
         if self.retry.max_attempts == 0 {
@@ -507,8 +528,8 @@ impl RawConfig {
         }
         let retry = RetryConfig {
             max_attempts: self.retry.max_attempts,
-            base_delay: Duration::from_millis(self.retry.base_delay_ms),
-            max_delay: Duration::from_millis(self.retry.max_delay_ms),
+            base_delay: millis("retry.base_delay_ms", self.retry.base_delay_ms)?,
+            max_delay: millis("retry.max_delay_ms", self.retry.max_delay_ms)?,
         };
 
         if self.auth.api_keys.iter().any(String::is_empty) {
@@ -563,7 +584,7 @@ impl RawConfig {
                 listen,
                 header_read_timeout,
                 body_read_timeout,
-                shutdown_grace: Duration::from_secs(self.server.shutdown_grace_secs),
+                shutdown_grace,
             },
             salesforce,
             retry,
@@ -572,6 +593,30 @@ impl RawConfig {
             routes: self.routes,
         })
     }
+}
+
+/// The longest any timeout, deadline or delay may be. Longer is surely a mistake, and a bound
+/// keeps `Instant` arithmetic on them far from overflowing.
+const MAX_DURATION_SECS: u64 = 24 * 60 * 60;
+
+/// A `_secs` key's value, at most a day.
+fn seconds(key: &str, value: u64) -> Result<Duration, ConfigError> {
+    at_most(key, value, MAX_DURATION_SECS).map(Duration::from_secs)
+}
+
+/// A `_ms` key's value, at most a day.
+fn millis(key: &str, value: u64) -> Result<Duration, ConfigError> {
+    at_most(key, value, MAX_DURATION_SECS * 1000).map(Duration::from_millis)
+}
+
+fn at_most(key: &str, value: u64, max: u64) -> Result<u64, ConfigError> {
+    if value > max {
+        return Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: format!("must be at most {max} (one day)"),
+        });
+    }
+    Ok(value)
 }
 
 fn http_url<'a>(key: &str, value: &'a str) -> Result<&'a str, ConfigError> {
@@ -687,6 +732,60 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "salesforce.timeout_secs: must be greater than 0"
+        );
+    }
+
+    #[test]
+    fn durations_longer_than_a_day_name_the_key() {
+        let cases = [
+            ("[server]", "header_read_timeout_secs", "86401"),
+            ("[server]", "body_read_timeout_secs", "86401"),
+            ("[server]", "shutdown_grace_secs", "86401"),
+            ("[salesforce]", "token_refresh_skew_secs", "86401"),
+            ("[salesforce]", "token_ttl_secs", "86401"),
+            ("[salesforce]", "connect_timeout_secs", "86401"),
+            ("[salesforce]", "timeout_secs", "18446744073709551615"),
+            (
+                "[salesforce]",
+                "request_deadline_secs",
+                "18446744073709551615",
+            ),
+            ("[salesforce]", "queue_timeout_ms", "86400001"),
+            ("[salesforce]", "stream_keepalive_secs", "86401"),
+            ("[retry]", "max_delay_ms", "86400001"),
+        ];
+        for (section, key, value) in cases {
+            // MINIMAL has a [salesforce] table already; the others go before it.
+            let text = if section == "[salesforce]" {
+                MINIMAL.replace("[salesforce]", &format!("[salesforce]\n{key} = {value}"))
+            } else {
+                format!("{section}\n{key} = {value}\n{MINIMAL}")
+            };
+            let err = Config::from_toml_with_env(&text, env)
+                .unwrap_err()
+                .to_string();
+            let table = section.trim_matches(['[', ']']);
+            let max = if key.ends_with("_ms") {
+                "86400000"
+            } else {
+                "86400"
+            };
+            assert_eq!(
+                err,
+                format!("{table}.{key}: must be at most {max} (one day)"),
+                "{key}"
+            );
+        }
+        // base_delay_ms is checked against max_delay_ms first, and a day is still accepted.
+        let text = MINIMAL.replace(
+            "[salesforce]",
+            "[retry]\nbase_delay_ms = 86400000\nmax_delay_ms = 86400000\n\n[salesforce]\ntimeout_secs = 86400",
+        );
+        let config = Config::from_toml_with_env(&text, env).unwrap();
+        assert_eq!(config.retry.base_delay, Duration::from_secs(86_400));
+        assert_eq!(
+            config.salesforce.request_deadline,
+            Duration::from_secs(2 * 86_400)
         );
     }
 

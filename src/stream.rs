@@ -269,8 +269,16 @@ impl SseEvents {
     /// About how many bytes the events not yet written take, to size a buffer.
     pub fn remaining_hint(&self) -> usize {
         let text = self.answer.text.len().saturating_sub(self.offset);
-        let events = text.div_ceil(CONTENT_CHUNK_BYTES) + 4;
-        text + text / 8 + events * (EVENT_OVERHEAD + self.answer.id.len() + self.answer.model.len())
+        let events = text.div_ceil(CONTENT_CHUNK_BYTES).saturating_add(4);
+        text.saturating_add(text / 8)
+            .saturating_add(events.saturating_mul(self.event_overhead()))
+    }
+
+    /// The bytes every event takes besides its content.
+    fn event_overhead(&self) -> usize {
+        EVENT_OVERHEAD
+            .saturating_add(self.answer.id.len())
+            .saturating_add(self.answer.model.len())
     }
 }
 
@@ -281,9 +289,8 @@ impl Iterator for SseEvents {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        let mut buf = BytesMut::with_capacity(
-            CONTENT_CHUNK_BYTES + EVENT_OVERHEAD + self.answer.id.len() + self.answer.model.len(),
-        );
+        let mut buf =
+            BytesMut::with_capacity(CONTENT_CHUNK_BYTES.saturating_add(self.event_overhead()));
         self.next_into(&mut buf).then(|| buf.freeze())
     }
 }

@@ -223,6 +223,23 @@ pub fn completion_request<'r>(
     }
 }
 
+/// The longest upstream answer id passed on.
+const MAX_ID_BYTES: usize = 128;
+
+/// The upstream's answer id, when it is at most 128 bytes of ASCII letters, digits, `-`, `_`,
+/// `.` and `:`; `None` otherwise, for the caller's fallback to stand in. Every event of a stream
+/// repeats the id, so an unbounded one would multiply the answer's size, and clients put ids in
+/// logs and URLs.
+pub fn usable_id(id: Option<&str>) -> Option<&str> {
+    id.filter(|id| {
+        !id.is_empty()
+            && id.len() <= MAX_ID_BYTES
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    })
+}
+
 /// What a response needs besides the answer: chosen by the caller, never read from a clock here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseCtx<'a> {
@@ -240,7 +257,7 @@ pub fn chat_completion_json(
     ctx: &ResponseCtx<'_>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let completion = ChatCompletion {
-        id: answer.id.unwrap_or(ctx.fallback_id),
+        id: usable_id(answer.id).unwrap_or(ctx.fallback_id),
         object: "chat.completion",
         created: ctx.created,
         model: ctx.model,
@@ -271,7 +288,7 @@ pub fn text_completion_json(
         finish_reason: Some(answer.finish_reason),
     }];
     let completion = Completion {
-        id: answer.id.unwrap_or(ctx.fallback_id),
+        id: usable_id(answer.id).unwrap_or(ctx.fallback_id),
         object: "text_completion",
         created: ctx.created,
         model: ctx.model,
@@ -486,6 +503,33 @@ mod tests {
                                 "finish_reason": "length", "logprobs": null}],
                    "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
         );
+    }
+
+    #[test]
+    fn only_short_plain_ids_are_passed_on() {
+        let longest = "a".repeat(MAX_ID_BYTES);
+        for id in ["up-1", "chatcmpl-A1b2.c3:d_4", longest.as_str()] {
+            assert_eq!(usable_id(Some(id)), Some(id));
+        }
+        let too_long = "a".repeat(MAX_ID_BYTES + 1);
+        for id in ["", "a b", "id\n", "a/b", "<script>", "é", too_long.as_str()] {
+            assert_eq!(usable_id(Some(id)), None, "{id:?}");
+        }
+        assert_eq!(usable_id(None), None);
+    }
+
+    #[test]
+    fn an_unusable_upstream_id_gives_way_to_the_fallback() {
+        let long = "x".repeat(1 << 20);
+        for id in [long.as_str(), "two words"] {
+            for json in [
+                chat_completion_json(&answer(Some(id)), &CTX).unwrap(),
+                text_completion_json(&answer(Some(id)), &CTX).unwrap(),
+            ] {
+                let body: Value = serde_json::from_slice(&json).unwrap();
+                assert_eq!(body["id"], "chatcmpl-local");
+            }
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::Value;
 use sf_models_bridge::mock::{Fault, TokenFault};
+use sf_models_bridge::upstream::MAX_ANSWER_BYTES;
 
 use common::{
     assert_serves, chat, error_kind, get_json, http, post_json, post_json_via, Gateway, Mount,
@@ -225,6 +226,18 @@ fn model_rows() -> Vec<Row> {
                 kind: "api_error",
                 code: Some("upstream_invalid_response"),
                 says: "",
+            },
+            calls: 1,
+            took: FAST,
+        },
+        Row {
+            fault: "answer larger than the bridge reads: 502, not retried",
+            inject: vec![(Fault::Oversized(MAX_ANSWER_BYTES + 1), 1)],
+            expect: Expect::Error {
+                status: 502,
+                kind: "api_error",
+                code: Some("upstream_invalid_response"),
+                says: "exceeds the limit",
             },
             calls: 1,
             took: FAST,

@@ -721,6 +721,7 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
         ("rate_limited", 1),
         ("server_error", 0),
         ("timeout", 0),
+        ("too_large", 0),
         ("unauthorized", 1),
         ("unavailable", 0),
     ];

@@ -2,7 +2,7 @@
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::config::Secret;
 
@@ -30,10 +30,24 @@ impl ApiKeys {
         };
         // Every key is compared, without stopping at a match, so timing says nothing about
         // which key (or how much of one) matched.
-        self.keys.iter().fold(false, |admitted, key| {
-            admitted | bool::from(key.expose().as_bytes().ct_eq(presented))
-        })
+        let admitted = self.keys.iter().fold(Choice::from(0), |admitted, key| {
+            admitted | key_matches(key.expose().as_bytes(), presented)
+        });
+        admitted.into()
     }
+}
+
+/// Whether `presented` is `key`, in a time that depends on `key`'s length only. subtle's slice
+/// `ct_eq` returns at once when the lengths differ, which tells a caller the key's length; here
+/// every byte of `key` is compared whatever `presented` is, and the lengths' equality is folded
+/// in like any byte.
+fn key_matches(key: &[u8], presented: &[u8]) -> Choice {
+    let same_length = (key.len() as u64).ct_eq(&(presented.len() as u64));
+    key.iter()
+        .enumerate()
+        .fold(same_length, |equal, (i, byte)| {
+            equal & byte.ct_eq(presented.get(i).unwrap_or(&0))
+        })
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
@@ -61,6 +75,24 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(name, HeaderValue::from_static(value));
         headers
+    }
+
+    fn matches(key: &str, presented: &str) -> bool {
+        key_matches(key.as_bytes(), presented.as_bytes()).into()
+    }
+
+    #[test]
+    fn keys_match_only_exactly() {
+        assert!(matches("sk-key", "sk-key"));
+        assert!(!matches("sk-key", "sk-ke"), "a prefix");
+        assert!(!matches("sk-key", "sk-keyx"), "longer");
+        assert!(!matches("sk-key", ""), "empty");
+        assert!(!matches("sk-key", "sk-kez"), "the last byte differs");
+        assert!(!matches("sk-key", "xk-key"), "the first byte differs");
+        // Padding with the bytes the comparison reads past the end must not help.
+        assert!(!matches("ab\0", "ab"));
+        assert!(matches("", ""));
+        assert!(!matches("", "x"));
     }
 
     #[test]

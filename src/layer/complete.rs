@@ -471,7 +471,7 @@ fn streamed_answer(
             Operation::Chat => StreamKind::Chat,
             Operation::Text => StreamKind::Text,
         },
-        id: answer.id.map_or(ctx.fallback_id, str::to_owned),
+        id: translate::usable_id(answer.id).map_or(ctx.fallback_id, str::to_owned),
         created: ctx.created,
         model: prepared.route.model.to_string(),
         text: answer.text.to_owned(),

@@ -198,6 +198,12 @@ impl BridgeError {
                     Some("upstream_unreachable"),
                     None,
                 ),
+                UpstreamError::TooLarge(_) => (
+                    StatusCode::BAD_GATEWAY,
+                    ApiError,
+                    Some("upstream_invalid_response"),
+                    None,
+                ),
                 UpstreamError::InvalidRequest(_) | UpstreamError::Build(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, ApiError, None, None)
                 }

@@ -112,6 +112,10 @@ impl RouteTarget {
 /// The most characters of an unknown model name repeated in the 404 and the log.
 const MAX_MODEL_CHARS: usize = 100;
 
+/// The shortest keep-alive period, the conf file's own minimum: a `SalesforceConfig` built in
+/// code may hold less, even zero, on which Tokio's interval panics.
+const MIN_KEEPALIVE: Duration = Duration::from_secs(1);
+
 /// What every request shares: built once at start-up.
 pub(crate) struct Shared {
     routes: HashMap<Arc<str>, Arc<RouteTarget>>,
@@ -301,7 +305,7 @@ impl SalesforceLayerBuilder<'_> {
                 keys: ApiKeys::new(&config.auth.api_keys),
                 max_request_bytes: sf.max_request_bytes,
                 body_timeout: config.server.body_read_timeout,
-                keepalive: sf.stream_keepalive,
+                keepalive: sf.stream_keepalive.max(MIN_KEEPALIVE),
             }),
         })
     }

@@ -373,16 +373,25 @@ impl Logs {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_slow_stream_sends_keepalives_then_its_error() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(logs.clone())
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
-    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
-    let layer = SalesforceLayer::builder(&config)
+#[tokio::test]
+async fn an_oversized_upstream_id_is_replaced_in_answers_and_every_event() {
+    let long_id = "x".repeat(64 * 1024);
+    let answer: &'static str = CHAT_OK.replace("up-1", &long_id).leak();
+    for stream in [false, true] {
+        let (service, _, _) = bridge(vec![(200, answer)], CONF);
+        let mut body = chat_body();
+        body["stream"] = json!(stream);
+        let (status, headers, text) = send(service, post("/v1/chat/completions", body)).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(!text.contains("xxxx"), "stream: {stream}");
+        let fallback = format!("chatcmpl-{}", headers["x-request-id"].to_str().unwrap());
+        assert!(text.contains(&format!(r#""id":"{fallback}""#)), "{text}");
+    }
+}
+
+/// A stream request whose upstream answers a 400 after 3.5 s: its status, headers and body.
+async fn slow_stream(config: &Config) -> (StatusCode, http::HeaderMap, String) {
+    let layer = SalesforceLayer::builder(config)
         .token_source(CountingTokens::default())
         .build()
         .unwrap();
@@ -392,7 +401,19 @@ async fn a_slow_stream_sends_keepalives_then_its_error() {
     });
     let mut body = chat_body();
     body["stream"] = json!(true);
-    let (status, headers, text) = send(layer.layer(slow), post("/v1/chat/completions", body)).await;
+    send(layer.layer(slow), post("/v1/chat/completions", body)).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_stream_sends_keepalives_then_its_error() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(logs.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    let (status, headers, text) = slow_stream(&config).await;
     assert_eq!(status, 200);
     // The headers left before the upstream answered: its id is in the request's log instead.
     assert!(!headers.contains_key("x-salesforce-request-id"));
@@ -414,6 +435,21 @@ async fn a_slow_stream_sends_keepalives_then_its_error() {
         "{text}"
     );
     assert!(!text.contains("[DONE]"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_keepalive_set_in_code_does_not_panic() {
+    // The conf file refuses 0, but a SalesforceConfig built in code can hold it, and Tokio's
+    // interval panics on a zero period.
+    let mut config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    config.salesforce.stream_keepalive = Duration::ZERO;
+    let (status, _, text) = slow_stream(&config).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.starts_with(": keep-alive\n\n: keep-alive\n\n"),
+        "{text}"
+    );
+    assert!(text.contains("invalid_request_error"), "{text}");
 }
 
 #[tokio::test]

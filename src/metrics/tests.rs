@@ -434,7 +434,7 @@ fn performance_summary_when_nothing_happened() {
                 "by_outcome": {
                     "busy": 0, "client_error": 0, "connect_error": 0, "connection_reset": 0,
                     "failed": 0, "ok": 0, "rate_limited": 0, "server_error": 0, "timeout": 0,
-                    "unauthorized": 0, "unavailable": 0
+                    "too_large": 0, "unauthorized": 0, "unavailable": 0
                 }
             },
             "latency_ms": {"total": no_latency, "upstream": no_latency, "overhead": no_latency}

@@ -44,6 +44,9 @@ enum FaultJson {
     MalformedJson,
     TruncatedJson,
     ConnectionReset,
+    Oversized {
+        bytes: usize,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +106,7 @@ pub(crate) async fn inject(State(state): State<MockState>, body: Bytes) -> Respo
             FaultJson::MalformedJson => Fault::MalformedJson,
             FaultJson::TruncatedJson => Fault::TruncatedJson,
             FaultJson::ConnectionReset => Fault::ConnectionReset,
+            FaultJson::Oversized { bytes } => Fault::Oversized(bytes),
         };
         state.inject(fault, times);
         Ok(())

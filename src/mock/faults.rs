@@ -27,6 +27,9 @@ pub enum Fault {
     TruncatedJson,
     /// Close the connection without sending any response.
     ConnectionReset,
+    /// 200 with the valid answer padded with trailing spaces (still valid JSON) to this many
+    /// bytes, sent in chunks without a `Content-Length` so its size shows only while reading.
+    Oversized(usize),
 }
 
 /// A failure the mock imitates on the next token requests

@@ -47,6 +47,7 @@
 //! {"fault": "malformed_json"}
 //! {"fault": "truncated_json"}
 //! {"fault": "connection_reset", "times": 1}
+//! {"fault": "oversized", "bytes": 9000000}
 //! ```
 //!
 //! Token faults: `{"fault": "status", "status": 500}`, `{"fault": "slow", "millis": 500}`,

@@ -124,7 +124,28 @@ async fn respond(
             Err(error) => error.into_response(),
         },
         Some(Fault::ConnectionReset) => close_connection(),
+        Some(Fault::Oversized(bytes)) => match answer(state, operation, model, headers, body) {
+            Ok(whole) => padded(&whole, bytes),
+            Err(error) => error.into_response(),
+        },
     }
+}
+
+/// A 200 of `whole` and trailing spaces up to `bytes`, streamed in chunks.
+fn padded(whole: &[u8], bytes: usize) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let mut body = Vec::with_capacity(bytes.max(whole.len()));
+    body.extend_from_slice(whole);
+    body.resize(bytes.max(whole.len()), b' ');
+    let body = Bytes::from(body);
+    let chunks = (0..body.len()).step_by(CHUNK).map(move |at| {
+        Ok::<_, std::convert::Infallible>(body.slice(at..(at + CHUNK).min(body.len())))
+    });
+    let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    response
 }
 
 /// The serialized answer to a call, or why the real API would refuse it. Fast mode skips every check.

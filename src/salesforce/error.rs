@@ -88,6 +88,14 @@ impl UpstreamFailure {
             format!("Salesforce answered {}: {detail}", status.as_u16())
         };
         let (status, body) = match status.as_u16() {
+            300..=399 => (
+                StatusCode::BAD_GATEWAY,
+                ErrorBody::new(
+                    ErrorType::ApiError,
+                    format!("{said} (a redirect, which the bridge does not follow: check salesforce.api_base)"),
+                )
+                .code("upstream_invalid_response"),
+            ),
             400 | 413 | 415 | 422 => (
                 StatusCode::BAD_REQUEST,
                 ErrorBody::new(ErrorType::InvalidRequestError, said),
@@ -197,6 +205,21 @@ mod tests {
             body["error"]["message"],
             "Salesforce answered 403: FORBIDDEN: no"
         );
+    }
+
+    #[test]
+    fn redirects_are_502s_that_say_so() {
+        for code in [301, 302, 307, 308] {
+            let (status, body) = map(code, b"<html>moved</html>");
+            assert_eq!(status, 502);
+            assert_eq!(body["error"]["type"], "api_error");
+            assert_eq!(body["error"]["code"], "upstream_invalid_response");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("a redirect, which the bridge does not follow"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{token_lifetime, AccessToken, FetchedToken, OAuthFailure, TokenError, TokenSource};
 use crate::config::{SalesforceConfig, Secret};
 use crate::text::sanitize;
+use crate::upstream::read_capped;
 
 /// The longest one token request may take, whatever `timeout_secs` says: requests wait on it.
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,7 +36,9 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
-    /// A source for the credentials and token endpoint in `config`, sending with `http`.
+    /// A source for the credentials and token endpoint in `config`, sending with `http`, which
+    /// should follow no redirects (as [`Upstream::new`](crate::upstream::Upstream::new)'s does):
+    /// one that follows them re-sends the client secret wherever a 307 or 308 points.
     pub fn new(http: reqwest::Client, config: &SalesforceConfig) -> Self {
         Self {
             http,
@@ -63,7 +66,12 @@ impl ClientCredentials {
             .await
             .map_err(TokenError::from_reqwest)?;
         let status = response.status();
-        let body = read_capped(&mut response).await?;
+        if status.is_redirection() {
+            return Err(TokenError::Redirected(status));
+        }
+        let body = read_capped(&mut response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(TokenError::from_reqwest)?;
         if !status.is_success() {
             let failure = oauth_failure(status, body.as_deref());
             return Err(if status.is_client_error() {
@@ -89,18 +97,6 @@ impl TokenSource for ClientCredentials {
     fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<FetchedToken, TokenError>> + Send + '_>> {
         Box::pin(self.fetch_token())
     }
-}
-
-/// The whole body, or `None` when it exceeds [`MAX_RESPONSE_BYTES`].
-async fn read_capped(response: &mut reqwest::Response) -> Result<Option<Vec<u8>>, TokenError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(TokenError::from_reqwest)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
 }
 
 /// The `access_token` of a success body. It must be a non-empty string that can go in an

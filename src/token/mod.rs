@@ -124,6 +124,10 @@ pub enum TokenError {
     /// The token endpoint answered with a status that is neither success nor 4xx (usually 5xx).
     #[error("Salesforce token endpoint failed ({0})")]
     EndpointFailed(OAuthFailure),
+    /// The token endpoint answered with a redirect (3xx). It is not followed, since the request
+    /// carries the client secret; `token_url` must name the final address.
+    #[error("Salesforce token endpoint answered {} with a redirect, which is not followed: set salesforce.token_url to the address it redirects to (the org's My Domain)", .0.as_u16())]
+    Redirected(http::StatusCode),
     /// A 2xx whose JSON has no non-empty `access_token` string that can go in a header.
     #[error("Salesforce token response had no access_token")]
     NoAccessToken,

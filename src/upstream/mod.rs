@@ -34,6 +34,11 @@ pub(crate) use retry::{AttemptObserver, Dispatcher};
 /// How long connections stay pooled while idle.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The largest Models API answer read into memory. The longest real answers (tens of thousands
+/// of output tokens, a few hundred KiB even with every character JSON-escaped) stay far below it,
+/// while `max_concurrent_requests` answers at this size still fit in memory.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
+
 /// One upstream attempt failed without an HTTP response.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -55,6 +60,9 @@ pub enum UpstreamError {
     /// The request's total deadline passed, retries included.
     #[error("the request did not complete within its deadline of {0:?}, retries included")]
     DeadlineExceeded(Duration),
+    /// The answer's body was larger than the limit; it was not read to the end.
+    #[error("the Salesforce answer exceeds the limit of {0} bytes")]
+    TooLarge(usize),
     /// The HTTP client could not be built (start-up only).
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
@@ -81,6 +89,7 @@ impl UpstreamError {
             UpstreamError::Connect(_) => AttemptOutcome::ConnectError,
             UpstreamError::Timeout | UpstreamError::DeadlineExceeded(_) => AttemptOutcome::Timeout,
             UpstreamError::Transport(_) => AttemptOutcome::ConnectionReset,
+            UpstreamError::TooLarge(_) => AttemptOutcome::TooLarge,
             UpstreamError::InvalidRequest(_)
             | UpstreamError::Overloaded
             | UpstreamError::Build(_) => AttemptOutcome::Failed,
@@ -180,9 +189,13 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// A client configured from `[salesforce]`: `connect_timeout_secs`, `timeout_secs`.
+    /// A client configured from `[salesforce]`: `connect_timeout_secs`, `timeout_secs`. It
+    /// follows no redirects: on a 307 or 308 it would send the request again, the token
+    /// request's client secret included, to whatever host the `Location` names. A redirect is
+    /// answered as an error instead.
     pub fn new(config: &SalesforceConfig) -> Result<Self, UpstreamError> {
         reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
@@ -193,7 +206,9 @@ impl Upstream {
             .map_err(UpstreamError::Build)
     }
 
-    /// Wraps an existing client, so an application can share its own pool.
+    /// Wraps an existing client, so an application can share its own pool. Build it with
+    /// `redirect(reqwest::redirect::Policy::none())`, as [`Upstream::new`] does: a client that
+    /// follows redirects sends credentials wherever a redirect points.
     pub fn from_client(client: reqwest::Client) -> Self {
         Self { client }
     }
@@ -230,10 +245,10 @@ impl Service<Request<Bytes>> for Upstream {
             let version = response.version();
             // Moved out, not cloned: reading the body does not need them.
             let headers = std::mem::take(response.headers_mut());
-            let body = response
-                .bytes()
+            let body = read_capped(&mut response, MAX_ANSWER_BYTES)
                 .await
-                .map_err(UpstreamError::from_reqwest)?;
+                .map_err(UpstreamError::from_reqwest)?
+                .ok_or(UpstreamError::TooLarge(MAX_ANSWER_BYTES))?;
             let mut out = Response::new(body);
             *out.status_mut() = status;
             *out.version_mut() = version;
@@ -241,6 +256,37 @@ impl Service<Request<Bytes>> for Upstream {
             Ok(out)
         })
     }
+}
+
+/// The whole body, or `None` as soon as it is known to exceed `limit` bytes: from the declared
+/// length, or else while reading, so that no more than `limit` bytes are ever held.
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Option<Bytes>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Ok(None);
+    }
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut length = 0usize;
+    while let Some(chunk) = response.chunk().await? {
+        length = length.saturating_add(chunk.len());
+        if length > limit {
+            return Ok(None);
+        }
+        chunks.push(chunk);
+    }
+    // Most answers arrive in one chunk, which is kept as it is rather than copied.
+    Ok(Some(match chunks.pop() {
+        Some(only) if chunks.is_empty() => only,
+        last => {
+            chunks.extend(last);
+            Bytes::from(chunks.concat())
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -261,6 +307,62 @@ mod tests {
             request.extensions_mut().insert(parsed);
         }
         request
+    }
+
+    /// Answers one connection with `response` as is, and gives its URL.
+    async fn serve_raw(response: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = [0; 4096];
+            let _ = socket.read(&mut head).await.unwrap();
+            socket.write_all(response.as_bytes()).await.unwrap();
+        });
+        url
+    }
+
+    async fn read_limited(response: String, limit: usize) -> Option<Bytes> {
+        let url = serve_raw(response).await;
+        let mut response = reqwest::get(url).await.unwrap();
+        read_capped(&mut response, limit).await.unwrap()
+    }
+
+    fn with_length(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn chunked(chunks: &[&str]) -> String {
+        let mut response =
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_owned();
+        for chunk in chunks {
+            response.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+        }
+        response.push_str("0\r\n\r\n");
+        response
+    }
+
+    #[tokio::test]
+    async fn bodies_up_to_the_limit_are_read_whole() {
+        let body = read_limited(with_length("0123456789"), 10).await;
+        assert_eq!(body.as_deref(), Some(&b"0123456789"[..]));
+        let body = read_limited(chunked(&["01234", "56789"]), 10).await;
+        assert_eq!(body.as_deref(), Some(&b"0123456789"[..]));
+        let body = read_limited(with_length(""), 10).await;
+        assert_eq!(body.as_deref(), Some(&b""[..]));
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused_declared_or_not() {
+        assert_eq!(read_limited(with_length("0123456789x"), 10).await, None);
+        assert_eq!(
+            read_limited(chunked(&["01234", "56789", "x"]), 10).await,
+            None
+        );
     }
 
     #[test]

@@ -35,13 +35,15 @@ pub enum AttemptOutcome {
     ConnectError,
     /// The connection broke before the answer was complete.
     ConnectionReset,
+    /// The answer was larger than the bridge reads.
+    TooLarge,
     /// The attempt could not be made.
     Failed,
 }
 
 impl AttemptOutcome {
     /// Every outcome.
-    pub const ALL: [AttemptOutcome; 11] = [
+    pub const ALL: [AttemptOutcome; 12] = [
         AttemptOutcome::Ok,
         AttemptOutcome::RateLimited,
         AttemptOutcome::Busy,
@@ -52,6 +54,7 @@ impl AttemptOutcome {
         AttemptOutcome::Timeout,
         AttemptOutcome::ConnectError,
         AttemptOutcome::ConnectionReset,
+        AttemptOutcome::TooLarge,
         AttemptOutcome::Failed,
     ];
 
@@ -91,13 +94,14 @@ impl AttemptOutcome {
             AttemptOutcome::Timeout => "timeout",
             AttemptOutcome::ConnectError => "connect_error",
             AttemptOutcome::ConnectionReset => "connection_reset",
+            AttemptOutcome::TooLarge => "too_large",
             AttemptOutcome::Failed => "failed",
         }
     }
 
     /// Whether the Models API documents (or the network suggests) that trying again may work.
     /// Timeouts are not retried: a generation that ran out of time would run out again, and
-    /// was probably billed.
+    /// was probably billed. Neither is an oversized answer: the same request would get one again.
     fn is_retryable(self, status: Option<StatusCode>) -> bool {
         match self {
             AttemptOutcome::RateLimited
@@ -110,6 +114,7 @@ impl AttemptOutcome {
             | AttemptOutcome::Unauthorized
             | AttemptOutcome::ClientError
             | AttemptOutcome::Timeout
+            | AttemptOutcome::TooLarge
             | AttemptOutcome::Failed => false,
         }
     }
@@ -246,15 +251,21 @@ impl Dispatcher {
     where
         S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError> + Clone,
     {
-        let deadline = started + self.deadline;
-        let mut attempt = 0;
+        // `Instant + Duration` panics on overflow; a deadline too far off to represent is none.
+        let deadline = started.checked_add(self.deadline);
+        let remaining = || {
+            deadline.map_or(Duration::MAX, |at| {
+                at.saturating_duration_since(Instant::now())
+            })
+        };
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
+            attempt = attempt.saturating_add(1);
+            let remaining_now = remaining();
+            if remaining_now.is_zero() {
                 return Err(UpstreamError::DeadlineExceeded(self.deadline));
             }
-            let wait = self.queue_timeout.min(remaining);
+            let wait = self.queue_timeout.min(remaining_now);
             // A free slot is taken at once: no timer to arm and disarm on every request. (A
             // permit is free only when nobody is queued, so this never jumps the queue.)
             let permit = match self.limiter.try_acquire() {
@@ -271,12 +282,12 @@ impl Dispatcher {
                     permit
                 }
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let cut_by_deadline = remaining < self.attempt_timeout;
+            let remaining_now = remaining();
+            let cut_by_deadline = remaining_now < self.attempt_timeout;
             let mut request = make_request();
             request
                 .extensions_mut()
-                .insert(AttemptTimeout(self.attempt_timeout.min(remaining)));
+                .insert(AttemptTimeout(self.attempt_timeout.min(remaining_now)));
             let sent = Instant::now();
             let result = service.clone().oneshot(request).await;
             drop(permit);
@@ -304,7 +315,7 @@ impl Dispatcher {
                 Err(err) => Err(err),
             };
             match verdict {
-                Verdict::RetryAfter(delay) if Instant::now() + delay < deadline => {
+                Verdict::RetryAfter(delay) if delay < remaining() => {
                     observer.retry(outcome);
                     tracing::debug!(
                         attempt,
@@ -554,6 +565,55 @@ mod tests {
             .unwrap();
         assert_eq!(exchange.response.status(), 429);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn durations_too_long_to_add_to_an_instant_do_not_panic() {
+        // A deadline of Duration::MAX overflowed `started + deadline`.
+        let (service, calls) = scripted(&[429, 200]);
+        let exchange = dispatcher(Duration::MAX)
+            .send(
+                &service,
+                &|| Request::new(Bytes::new()),
+                Instant::now(),
+                &Recorder::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchange.response.status(), 200);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // With no cap on delays, a huge Retry-After overflowed `now + delay`: it is beyond the
+        // deadline, so the answer is final.
+        let unbounded = RetryPolicy::new(&RetryConfig {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::MAX,
+        });
+        let dispatcher = Dispatcher::new(
+            unbounded,
+            4,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+            Duration::from_secs(60),
+        );
+        let service = tower::service_fn(|_req: Request<Bytes>| async {
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            let forever = HeaderValue::from(u64::MAX);
+            response.headers_mut().insert(RETRY_AFTER, forever);
+            Ok::<_, UpstreamError>(response)
+        });
+        let exchange = dispatcher
+            .send(
+                &service,
+                &|| Request::new(Bytes::new()),
+                Instant::now(),
+                &Recorder::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchange.response.status(), 429);
     }
 
     #[tokio::test(start_paused = true)]

@@ -51,6 +51,7 @@ async fn the_admin_api_round_trips() {
         r#"{"fault": "unauthorized"}"#,
         r#"{"fault": "malformed_json"}"#,
         r#"{"fault": "truncated_json", "times": 4294967295}"#,
+        r#"{"fault": "oversized", "bytes": 9000000}"#,
     ] {
         assert_eq!(
             post(&mock, "faults", fault).await,

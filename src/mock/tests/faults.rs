@@ -114,6 +114,18 @@ async fn broken_bodies_are_200s() {
 }
 
 #[tokio::test]
+async fn oversized_answers_are_padded_valid_json_without_a_length() {
+    let mock = MockSalesforce::start().await.unwrap();
+    let token = token(&mock).await;
+    mock.state().inject(Fault::Oversized(300_000), 1);
+    let reply = chat(&mock, &token, "hi").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(!reply.headers.contains_key("content-length"));
+    assert_eq!(reply.body.len(), 300_000);
+    assert_eq!(reply.chat_content(), "Echo: hi");
+}
+
+#[tokio::test]
 async fn connection_reset_closes_without_a_response() {
     let mock = MockSalesforce::start().await.unwrap();
     let token = token(&mock).await;
