@@ -14,11 +14,12 @@ use tokio::net::TcpStream;
 
 use common::{
     assert_serves, chat, error_kind, get_json, http, panics, post_json, Gateway, Mount, Setup,
-    CHAT_MODEL,
+    CALLER_KEY, CHAT_MODEL,
 };
 
 for_each_mount!(
     oversized_bodies_get_413,
+    oversized_bodies_without_a_key_get_401,
     malformed_requests_get_400_with_a_helpful_message,
     deep_nesting_gets_400,
     gigantic_strings_within_the_limit_are_served,
@@ -129,7 +130,47 @@ async fn oversized_bodies_get_413(mount: Mount) {
     assert_eq!(status, 200, "a body of exactly the limit: {body}");
 
     assert_eq!(gateway.counters().chat_requests, 3, "only the served ones");
+    // Counted by the bridge in both mounts, although the Pingora filter reads bodies itself.
+    let scrape = gateway.scrape().await;
+    assert_eq!(
+        errors_counted(&scrape, "chat_completions", "413"),
+        2,
+        "{scrape}"
+    );
+    assert_eq!(errors_counted(&scrape, "completions", "413"), 1, "{scrape}");
     assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// The value of `sfbridge_errors_total` for `endpoint` and `status` in a scrape, 0 when absent.
+fn errors_counted(scrape: &str, endpoint: &str, status: &str) -> u64 {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with("sfbridge_errors_total{"))
+        .filter(|line| line.contains(&format!(r#"endpoint="{endpoint}""#)))
+        .filter(|line| line.contains(&format!(r#"status="{status}""#)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The API key is checked before the body's size: a caller without one learns nothing more.
+async fn oversized_bodies_without_a_key_get_401(mount: Mount) {
+    let setup = setup().sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"));
+    let gateway = Gateway::start_with(mount, setup).await;
+    let oversized = vec![b'a'; LIMIT + 1];
+    let (status, body) = post_bytes(&gateway, "/v1/chat/completions", oversized).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        error_kind(&body),
+        ("authentication_error", Some("invalid_api_key"))
+    );
+    let scrape = gateway.scrape().await;
+    assert_eq!(
+        errors_counted(&scrape, "chat_completions", "401"),
+        1,
+        "{scrape}"
+    );
+    assert_eq!(gateway.counters().chat_requests, 0);
     gateway.stop().await;
 }
 

@@ -28,6 +28,8 @@ pub(crate) enum BridgeError {
     PayloadTooLarge(usize),
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(Duration),
+    #[error("the client stopped sending the request body")]
+    BodyStalled,
     #[error("the request body could not be read")]
     BodyUnreadable,
     /// serde_json's message, bounded and made one line by [`BridgeError::invalid_json`].
@@ -58,6 +60,37 @@ pub(crate) enum BridgeError {
     Extract(#[from] ExtractError),
     #[error("the response could not be encoded")]
     Encode(#[source] serde_json::Error),
+}
+
+/// A request body that a mount refused while reading it itself, as the Pingora filter does before
+/// it calls the service. The mount calls the service with an empty body and this as a request
+/// extension; the service answers it like its own body errors (after the method and key checks,
+/// counted and logged), and puts it on its response too, so the mount knows it was understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "pingora"),
+    expect(dead_code, reason = "only the Pingora mount reads bodies itself")
+)]
+pub(crate) enum RefusedBody {
+    /// Larger than this limit, declared or read.
+    TooLarge(usize),
+    /// Not all there within this total deadline.
+    Deadline(Duration),
+    /// The client went quiet mid-body.
+    Stalled,
+    /// Broken framing or a broken connection.
+    Unreadable,
+}
+
+impl From<RefusedBody> for BridgeError {
+    fn from(refused: RefusedBody) -> Self {
+        match refused {
+            RefusedBody::TooLarge(limit) => BridgeError::PayloadTooLarge(limit),
+            RefusedBody::Deadline(deadline) => BridgeError::BodyTimeout(deadline),
+            RefusedBody::Stalled => BridgeError::BodyStalled,
+            RefusedBody::Unreadable => BridgeError::BodyUnreadable,
+        }
+    }
 }
 
 /// A [`BridgeError`] with the Models API's `x-request-id` when the failure followed one of its
@@ -146,15 +179,18 @@ impl BridgeError {
                 Some("request_too_large"),
                 None,
             ),
-            BridgeError::BodyTimeout(_) => (
+            BridgeError::BodyTimeout(_) | BridgeError::BodyStalled => (
                 StatusCode::REQUEST_TIMEOUT,
                 InvalidRequestError,
                 Some("request_timeout"),
                 None,
             ),
-            BridgeError::BodyUnreadable => {
-                (StatusCode::BAD_REQUEST, InvalidRequestError, None, None)
-            }
+            BridgeError::BodyUnreadable => (
+                StatusCode::BAD_REQUEST,
+                InvalidRequestError,
+                Some("invalid_request_body"),
+                None,
+            ),
             BridgeError::InvalidJson(_) | BridgeError::TooDeep(_) => (
                 StatusCode::BAD_REQUEST,
                 InvalidRequestError,

@@ -46,13 +46,15 @@ use http::Uri;
 use tower::Layer;
 
 pub use body::BridgeBody;
+#[cfg(feature = "pingora")]
+pub(crate) use error::RefusedBody;
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
 #[cfg(feature = "pingora")]
 pub(crate) use service::{request_id, REQUEST_ID};
 pub use service::{ResponseFuture, Salesforce};
 
 use self::auth::ApiKeys;
-use self::error::BridgeError;
+pub(crate) use self::error::BridgeError;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::openai::{Model, ModelList};

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::body::BridgeBody;
 use super::complete;
-use super::error::{BridgeError, Failure};
+use super::error::{BridgeError, Failure, RefusedBody};
 use super::finish::Finisher;
 use super::Shared;
 use crate::endpoint::Endpoint;
@@ -165,6 +165,15 @@ where
         );
         let finisher = Finisher::new(&self.shared.metrics, endpoint, started, span);
         let shared = &self.shared;
+        // A body the mount refused: each answer given before the body would be read says that it
+        // saw the refusal, so the mount sends it instead of its own.
+        let refused = request.extensions().get::<RefusedBody>().copied();
+        let seen = |mut response: Response<BridgeBody>| {
+            if let Some(refused) = refused {
+                response.extensions_mut().insert(refused);
+            }
+            response
+        };
 
         if request.method() != endpoint.method() {
             let allowed = if endpoint.method() == http::Method::POST {
@@ -180,18 +189,22 @@ where
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allowed));
-            return ResponseFuture::ready(response);
+            return ResponseFuture::ready(seen(response));
         }
         let needs_key = matches!(
             endpoint,
             Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Models
         );
         if needs_key && !shared.keys.admits(request.headers()) {
-            return ResponseFuture::ready(error_response(
+            return ResponseFuture::ready(seen(error_response(
                 finisher,
                 BridgeError::Unauthorized,
                 &request_id,
-            ));
+            )));
+        }
+        if let Some(refused) = refused {
+            let response = error_response(finisher, BridgeError::from(refused), &request_id);
+            return ResponseFuture::ready(seen(response));
         }
 
         let operation = match endpoint {

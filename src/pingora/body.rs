@@ -13,7 +13,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
-use super::envelope::ErrorAnswer;
+use crate::layer::RefusedBody;
 
 /// Why a request body was refused before the service saw it.
 #[derive(Debug)]
@@ -29,33 +29,17 @@ pub(super) enum Refusal {
 }
 
 impl Refusal {
-    /// The answer for the client, or the error to hand back to Pingora when it cannot be answered.
-    pub(super) fn answer(self) -> Result<ErrorAnswer, Box<Error>> {
+    /// What the service is told, or the error to hand back to Pingora when nobody is left to
+    /// answer.
+    pub(super) fn into_refused(self) -> Result<RefusedBody, Box<Error>> {
         Ok(match self {
-            Refusal::TooLarge { limit } => ErrorAnswer {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "request_too_large",
-                message: format!("The request body exceeds the limit of {limit} bytes."),
-            },
-            Refusal::Deadline(deadline) => ErrorAnswer {
-                status: StatusCode::REQUEST_TIMEOUT,
-                code: "request_timeout",
-                message: format!(
-                    "The request body was not received within {} ms.",
-                    deadline.as_millis()
-                ),
-            },
+            Refusal::TooLarge { limit } => RefusedBody::TooLarge(limit),
+            Refusal::Deadline(deadline) => RefusedBody::Deadline(deadline),
             // Pingora's own per-read timeout: the client went quiet mid-body.
-            Refusal::Unreadable(e) if matches!(e.etype(), ErrorType::ReadTimedout) => ErrorAnswer {
-                status: StatusCode::REQUEST_TIMEOUT,
-                code: "request_timeout",
-                message: "The client stopped sending the request body.".to_owned(),
-            },
-            Refusal::Unreadable(_) => ErrorAnswer {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid_request_body",
-                message: "The request body could not be read.".to_owned(),
-            },
+            Refusal::Unreadable(e) if matches!(e.etype(), ErrorType::ReadTimedout) => {
+                RefusedBody::Stalled
+            }
+            Refusal::Unreadable(_) => RefusedBody::Unreadable,
             Refusal::Gone(e) => return Err(e),
         })
     }

@@ -1,5 +1,6 @@
-//! The few answers the mount gives itself (413, 408, 400, the gateway's 404), in the OpenAI error
-//! format (the core's one envelope type) so that OpenAI SDKs raise their usual exceptions.
+//! The few answers the mount gives itself (the gateway's 404, and refusals a service that is not
+//! the bridge's did not answer), in the OpenAI error format (the core's one envelope type) so that
+//! OpenAI SDKs raise their usual exceptions.
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -7,31 +8,33 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use crate::layer::{request_id, REQUEST_ID};
+use crate::layer::{request_id, BridgeError, REQUEST_ID};
 use crate::openai::{ErrorBody, ErrorType};
 
-/// One error answer: status, OpenAI `code`, and a message that holds nothing the client did not
-/// send itself.
+/// One error answer: a status and its OpenAI envelope.
 #[derive(Debug)]
 pub(super) struct ErrorAnswer {
     pub(super) status: StatusCode,
-    pub(super) code: &'static str,
-    pub(super) message: String,
+    pub(super) body: ErrorBody,
 }
 
 impl ErrorAnswer {
-    /// `{"error":{"message","type","param","code"}}`; every answer of ours is the caller's doing.
-    fn body(&self) -> Bytes {
-        ErrorBody::new(ErrorType::InvalidRequestError, self.message.as_str())
-            .code(self.code)
-            .to_json()
-            .into()
+    /// A 404 for a path neither the bridge nor an upstream serves, worded as OpenAI's own.
+    pub(super) fn not_found(method: &http::Method, path: &str) -> Self {
+        ErrorAnswer {
+            status: StatusCode::NOT_FOUND,
+            body: ErrorBody::new(
+                ErrorType::InvalidRequestError,
+                format!("Invalid URL ({method} {path})"),
+            )
+            .code("not_found"),
+        }
     }
 
     /// Writes the answer as a complete response, with the request's `x-request-id` (the caller's,
     /// or a new one) like every answer of the bridge.
     pub(super) async fn write(&self, session: &mut Session) -> pingora::Result<()> {
-        let body = self.body();
+        let body = Bytes::from(self.body.to_json());
         let request_id = request_id(&session.req_header().headers);
         let mut header = ResponseHeader::build(self.status, Some(3))?;
         header.insert_header(CONTENT_TYPE, "application/json")?;
@@ -44,25 +47,30 @@ impl ErrorAnswer {
     }
 }
 
+impl From<BridgeError> for ErrorAnswer {
+    /// The answer the bridge's service gives for `error`.
+    fn from(error: BridgeError) -> Self {
+        let (status, body) = error.response_parts();
+        ErrorAnswer { status, body }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn body_is_an_openai_error_envelope() {
-        let answer = ErrorAnswer {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            code: "request_too_large",
-            message: "say \"why\"".to_owned(),
-        };
-        let value: serde_json::Value = serde_json::from_slice(&answer.body()).unwrap();
+    fn not_found_is_an_openai_error_envelope() {
+        let answer = ErrorAnswer::not_found(&http::Method::GET, "/v2/\"x\"");
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        let value: serde_json::Value = serde_json::from_slice(&answer.body.to_json()).unwrap();
         assert_eq!(
             value,
             serde_json::json!({"error": {
-                "message": "say \"why\"",
+                "message": "Invalid URL (GET /v2/\"x\")",
                 "type": "invalid_request_error",
                 "param": null,
-                "code": "request_too_large",
+                "code": "not_found",
             }})
         );
     }

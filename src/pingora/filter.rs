@@ -4,11 +4,14 @@
 use super::BridgeService;
 use std::time::Duration;
 
+use bytes::Bytes;
 use pingora::proxy::Session;
 use tower::ServiceExt;
 
 use super::body::{self, Refusal};
+use super::envelope::ErrorAnswer;
 use crate::endpoint::Claimed;
+use crate::layer::{BridgeError, RefusedBody};
 use crate::{Config, Endpoint};
 
 /// How long a refused oversized upload is still read and discarded before the connection closes.
@@ -127,7 +130,7 @@ where
         {
             Ok(body) => body,
             Err(refusal) => {
-                refuse(session, refusal, endpoint).await?;
+                self.refuse(session, refusal, endpoint).await?;
                 return Ok(true);
             }
         };
@@ -136,32 +139,41 @@ where
         body::write_response(session, response).await?;
         Ok(true)
     }
-}
 
-/// Answers a refused body. The connection is closed afterwards: part of the body may be unread.
-async fn refuse(
-    session: &mut Session,
-    refusal: Refusal,
-    endpoint: Endpoint,
-) -> pingora::Result<()> {
-    let linger = matches!(refusal, Refusal::TooLarge { .. })
-        && !body::expects_continue(session.req_header());
-    let answer = refusal.answer()?;
-    tracing::debug!(
-        route = endpoint.as_str(),
-        status = answer.status.as_u16(),
-        code = answer.code,
-        "request body refused"
-    );
-    session.set_keepalive(None);
-    answer.write(session).await?;
-    if linger {
-        session.set_total_drain_timeout(Some(LINGER));
-        if let Err(e) = session.drain_request_body().await {
-            tracing::debug!(error = %e, "oversized body not drained; closing anyway");
+    /// Answers a refused body through the service, so the refusal is answered, counted and logged
+    /// as the axum mount's are: the service gets the request without its body and with the
+    /// refusal attached (see `RefusedBody`). A service that is not the bridge's does not answer it,
+    /// and the filter answers it with the bridge's words. The connection is closed afterwards:
+    /// part of the body may be unread.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        refusal: Refusal,
+        endpoint: Endpoint,
+    ) -> pingora::Result<()> {
+        let linger = matches!(refusal, Refusal::TooLarge { .. })
+            && !body::expects_continue(session.req_header());
+        let refused = refusal.into_refused()?;
+        tracing::debug!(route = endpoint.as_str(), refused = ?refused, "request body refused");
+        let mut request = body::to_http_request(session.req_header(), Bytes::new());
+        request.extensions_mut().insert(refused);
+        let Ok(response) = self.service.clone().oneshot(request).await;
+        session.set_keepalive(None);
+        if response.extensions().get::<RefusedBody>().is_some() {
+            body::write_response(session, response).await?;
+        } else {
+            ErrorAnswer::from(BridgeError::from(refused))
+                .write(session)
+                .await?;
         }
+        if linger {
+            session.set_total_drain_timeout(Some(LINGER));
+            if let Err(e) = session.drain_request_body().await {
+                tracing::debug!(error = %e, "oversized body not drained; closing anyway");
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use super::BridgeService;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use async_trait::async_trait;
-use http::StatusCode;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType};
@@ -138,11 +137,7 @@ where
             return Ok(false);
         }
         let header = session.req_header();
-        let answer = ErrorAnswer {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: format!("Invalid URL ({} {})", header.method, header.uri.path()),
-        };
+        let answer = ErrorAnswer::not_found(&header.method, header.uri.path());
         answer.write(session).await?;
         Ok(true)
     }

@@ -66,9 +66,12 @@
 //! off by it. Pingora has no hook before the request header is parsed, so a client trickling its
 //! *header* is the embedding gateway's limit, not this filter's.
 //!
-//! These refusals (413, 408, and 400 for a body that cannot be read) are written by the filter
-//! itself, in the OpenAI error format and with an `x-request-id` like every answer of the bridge.
-//! The service never sees them, so they are not in the bridge's metrics.
+//! These refusals (413, 408, and 400 for a body that cannot be read) are answered by the service,
+//! as the axum mount's are: the filter calls it with the request header, no body, and the refusal
+//! attached, and the bridge answers after its method and API-key checks, in the OpenAI error
+//! format, counted in its metrics and logged in the request's span. A service that is not the
+//! bridge's gets that bodiless request too; the filter then answers the refusal itself, in the
+//! bridge's words.
 //!
 //! # Pingora facts this module relies on (0.9)
 //!
