@@ -471,55 +471,26 @@ async fn token_revoked_midway(mount: Mount) {
     assert_serves(&gateway).await;
 
     // Refused again with the fresh token: 502 naming the likely cause, no loop.
-    gateway.upstream().inject(Fault::Unauthorized, ALWAYS);
-    let before = gateway.counters();
-    let (status, body) = post_json(
-        &gateway,
-        "/v1/chat/completions",
-        &chat(CHAT_MODEL, "401 twice"),
-    )
-    .await;
-    gateway.upstream().clear_faults();
-    let after = gateway.counters();
-    check(
-        "401 with the fresh token too",
-        Expect::Error {
-            status: 502,
-            kind: "api_error",
-            code: Some("upstream_unauthorized"),
-            says: "a freshly fetched token was refused too",
-        },
-        status,
-        &body,
-    );
-    assert_eq!(after.chat_requests - before.chat_requests, 2);
-    assert_eq!(after.token_requests - before.token_requests, 1);
+    let refused_too = Expect::Error {
+        status: 502,
+        kind: "api_error",
+        code: Some("upstream_unauthorized"),
+        says: "a freshly fetched token was refused too",
+    };
+    let (status, body, calls) = under_persistent_401(&gateway, "401 twice").await;
+    check("401 with the fresh token too", refused_too, status, &body);
+    assert_eq!(calls, (2, 1), "(chat calls, token fetches)");
     assert_serves(&gateway).await;
 
     // Still refused, within the cooldown that refusal started: no token fetch, no resend.
-    gateway.upstream().inject(Fault::Unauthorized, ALWAYS);
-    let before = gateway.counters();
-    let (status, body) = post_json(
-        &gateway,
-        "/v1/chat/completions",
-        &chat(CHAT_MODEL, "401 in the cooldown"),
-    )
-    .await;
-    gateway.upstream().clear_faults();
-    let after = gateway.counters();
+    let (status, body, calls) = under_persistent_401(&gateway, "401 in the cooldown").await;
     check(
         "401 during the refusal cooldown",
-        Expect::Error {
-            status: 502,
-            kind: "api_error",
-            code: Some("upstream_unauthorized"),
-            says: "a freshly fetched token was refused too",
-        },
+        refused_too,
         status,
         &body,
     );
-    assert_eq!(after.chat_requests - before.chat_requests, 1);
-    assert_eq!(after.token_requests - before.token_requests, 0);
+    assert_eq!(calls, (1, 0), "(chat calls, token fetches)");
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     // Revoked while the token endpoint fails: 503 with the reason; served after the cooldown.
@@ -551,6 +522,22 @@ async fn token_revoked_midway(mount: Mount) {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_serves(&gateway).await;
     gateway.stop().await;
+}
+
+/// A chat request while the mock answers every model call 401: the status, the body, and the
+/// (chat calls, token fetches) the mock counted for it.
+async fn under_persistent_401(gateway: &Gateway, content: &str) -> (u16, Value, (u64, u64)) {
+    gateway.upstream().inject(Fault::Unauthorized, ALWAYS);
+    let before = gateway.counters();
+    let (status, body) =
+        post_json(gateway, "/v1/chat/completions", &chat(CHAT_MODEL, content)).await;
+    gateway.upstream().clear_faults();
+    let after = gateway.counters();
+    let calls = (
+        after.chat_requests - before.chat_requests,
+        after.token_requests - before.token_requests,
+    );
+    (status, body, calls)
 }
 
 async fn token_outage_recovers_without_a_refresh_storm(mount: Mount) {

@@ -497,6 +497,26 @@ mod tests {
         (service, calls)
     }
 
+    impl Dispatcher {
+        /// Sends empty requests to `service`, the deadline counted from now.
+        async fn send_empty<S>(
+            &self,
+            service: &S,
+            recorder: &Recorder,
+        ) -> Result<Exchange, UpstreamError>
+        where
+            S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError> + Clone,
+        {
+            self.send(
+                service,
+                &|| Request::new(Bytes::new()),
+                Instant::now(),
+                recorder,
+            )
+            .await
+        }
+    }
+
     fn dispatcher(deadline: Duration) -> Dispatcher {
         Dispatcher::new(
             policy(),
@@ -512,12 +532,7 @@ mod tests {
         let (service, calls) = scripted(&[429, 503, 200]);
         let recorder = Recorder::default();
         let exchange = dispatcher(Duration::from_secs(60))
-            .send(
-                &service,
-                &|| Request::new(Bytes::new()),
-                Instant::now(),
-                &recorder,
-            )
+            .send_empty(&service, &recorder)
             .await
             .unwrap();
         assert_eq!(exchange.response.status(), 200);
@@ -538,12 +553,7 @@ mod tests {
     async fn last_answer_is_returned_when_attempts_run_out() {
         let (service, calls) = scripted(&[500, 500, 500, 500]);
         let exchange = dispatcher(Duration::from_secs(60))
-            .send(
-                &service,
-                &|| Request::new(Bytes::new()),
-                Instant::now(),
-                &Recorder::default(),
-            )
+            .send_empty(&service, &Recorder::default())
             .await
             .unwrap();
         assert_eq!(exchange.response.status(), 500);
@@ -555,12 +565,7 @@ mod tests {
         let (service, calls) = scripted(&[429, 429, 429]);
         // The first backoff is at least 100 ms: a 50 ms deadline leaves no room for it.
         let exchange = dispatcher(Duration::from_millis(50))
-            .send(
-                &service,
-                &|| Request::new(Bytes::new()),
-                Instant::now(),
-                &Recorder::default(),
-            )
+            .send_empty(&service, &Recorder::default())
             .await
             .unwrap();
         assert_eq!(exchange.response.status(), 429);
@@ -572,12 +577,7 @@ mod tests {
         // A deadline of Duration::MAX overflowed `started + deadline`.
         let (service, calls) = scripted(&[429, 200]);
         let exchange = dispatcher(Duration::MAX)
-            .send(
-                &service,
-                &|| Request::new(Bytes::new()),
-                Instant::now(),
-                &Recorder::default(),
-            )
+            .send_empty(&service, &Recorder::default())
             .await
             .unwrap();
         assert_eq!(exchange.response.status(), 200);
@@ -605,12 +605,7 @@ mod tests {
             Ok::<_, UpstreamError>(response)
         });
         let exchange = dispatcher
-            .send(
-                &service,
-                &|| Request::new(Bytes::new()),
-                Instant::now(),
-                &Recorder::default(),
-            )
+            .send_empty(&service, &Recorder::default())
             .await
             .unwrap();
         assert_eq!(exchange.response.status(), 429);
@@ -628,12 +623,7 @@ mod tests {
         let _held = dispatcher.limiter.clone().acquire_owned().await.unwrap();
         let (service, calls) = scripted(&[]);
         let err = dispatcher
-            .send(
-                &service,
-                &|| Request::new(Bytes::new()),
-                Instant::now(),
-                &Recorder::default(),
-            )
+            .send_empty(&service, &Recorder::default())
             .await
             .unwrap_err();
         assert!(matches!(err, UpstreamError::Overloaded), "{err:?}");
