@@ -83,8 +83,8 @@ fn assert_413(case: &str, status: u16, body: &Value) {
 async fn oversized_bodies_get_413(mount: Mount) {
     let panicked = panics();
     let gateway = Gateway::start_with(mount, setup()).await;
-    let mut oversized = serde_json::to_vec(&chat(CHAT_MODEL, &"a".repeat(LIMIT))).unwrap();
-    oversized.truncate(LIMIT + 1000);
+    // Far more than the socket buffers hold, so the refusal leaves while the client still sends.
+    let oversized = serde_json::to_vec(&chat(CHAT_MODEL, &"a".repeat(8 * LIMIT))).unwrap();
 
     // With Content-Length: refused from the header.
     let (status, body) = post_bytes(&gateway, "/v1/chat/completions", oversized.clone()).await;
@@ -157,17 +157,22 @@ fn errors_counted(scrape: &str, endpoint: &str, status: &str) -> u64 {
 async fn oversized_bodies_without_a_key_get_401(mount: Mount) {
     let setup = setup().sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"));
     let gateway = Gateway::start_with(mount, setup).await;
-    let oversized = vec![b'a'; LIMIT + 1];
-    let (status, body) = post_bytes(&gateway, "/v1/chat/completions", oversized).await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(
-        error_kind(&body),
-        ("authentication_error", Some("invalid_api_key"))
-    );
+    // Far more than the socket buffers hold: the answer leaves while the client is still sending,
+    // and the rest of the body must be drained, or the close resets the connection before the
+    // client reads the 401.
+    let oversized = vec![b'a'; 8 * LIMIT];
+    for _ in 0..3 {
+        let (status, body) = post_bytes(&gateway, "/v1/chat/completions", oversized.clone()).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(
+            error_kind(&body),
+            ("authentication_error", Some("invalid_api_key"))
+        );
+    }
     let scrape = gateway.scrape().await;
     assert_eq!(
         errors_counted(&scrape, "chat_completions", "401"),
-        1,
+        3,
         "{scrape}"
     );
     assert_eq!(gateway.counters().chat_requests, 0);

@@ -7,13 +7,14 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::body::{BridgeBody, PendingAnswer};
 use super::error::{BridgeError, Failure};
 use super::finish::{Finisher, UpstreamTime};
+use super::request_body;
 use super::service::{error_response, json_response, set_upstream_request_id, REQUEST_ID};
 use super::{RouteTarget, Shared};
 use crate::metrics::Metrics;
@@ -155,9 +156,10 @@ where
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > shared.max_request_bytes as u64) {
+        request_body::linger(request.into_body());
         return Err(BridgeError::PayloadTooLarge(shared.max_request_bytes));
     }
-    let body = read_body(
+    let body = request_body::read(
         request.into_body(),
         shared.max_request_bytes,
         shared.body_timeout,
@@ -251,32 +253,6 @@ fn encode(request: &impl serde::Serialize, size_hint: usize) -> Result<Vec<u8>, 
     let mut upstream_body = Vec::with_capacity(size_hint);
     serde_json::to_writer(&mut upstream_body, request).map_err(BridgeError::Encode)?;
     Ok(upstream_body)
-}
-
-async fn read_body<B>(body: B, limit: usize, deadline: Duration) -> Result<Bytes, BridgeError>
-where
-    B: RequestBody,
-{
-    let collect = Limited::new(body, limit).collect();
-    match tokio::time::timeout(deadline, collect).await {
-        Err(_) => Err(BridgeError::BodyTimeout(deadline)),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if is_length_limit(&*error) => Err(BridgeError::PayloadTooLarge(limit)),
-        Ok(Err(_)) => Err(BridgeError::BodyUnreadable),
-    }
-}
-
-/// A limit error can arrive nested inside other body errors (axum's, or tower-http's
-/// `RequestBodyLimit` in front of us), so the whole `source()` chain is searched.
-fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if error.is::<LengthLimitError>() {
-            return true;
-        }
-        current = error.source();
-    }
-    false
 }
 
 fn ignored_header(ignored: &[std::borrow::Cow<'_, str>]) -> Option<HeaderValue> {

@@ -32,6 +32,7 @@ mod body;
 mod complete;
 mod error;
 mod finish;
+mod request_body;
 mod routes;
 mod service;
 #[cfg(test)]
@@ -48,6 +49,8 @@ use tower::Layer;
 pub use body::BridgeBody;
 #[cfg(feature = "pingora")]
 pub(crate) use error::RefusedBody;
+#[cfg(feature = "pingora")]
+pub(crate) use request_body::LINGER;
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
 #[cfg(feature = "pingora")]
 pub(crate) use service::{request_id, REQUEST_ID};

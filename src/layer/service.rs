@@ -17,6 +17,7 @@ use super::body::BridgeBody;
 use super::complete;
 use super::error::{BridgeError, Failure, RefusedBody};
 use super::finish::Finisher;
+use super::request_body;
 use super::Shared;
 use crate::endpoint::Endpoint;
 use crate::salesforce::Operation;
@@ -189,6 +190,7 @@ where
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allowed));
+            request_body::linger(request.into_body());
             return ResponseFuture::ready(seen(response));
         }
         let needs_key = matches!(
@@ -196,6 +198,7 @@ where
             Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Models
         );
         if needs_key && !shared.keys.admits(request.headers()) {
+            request_body::linger(request.into_body());
             return ResponseFuture::ready(seen(error_response(
                 finisher,
                 BridgeError::Unauthorized,

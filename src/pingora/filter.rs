@@ -11,13 +11,8 @@ use tower::ServiceExt;
 use super::body::{self, Refusal};
 use super::envelope::ErrorAnswer;
 use crate::endpoint::Claimed;
-use crate::layer::{BridgeError, RefusedBody};
+use crate::layer::{BridgeError, RefusedBody, LINGER};
 use crate::{Config, Endpoint};
-
-/// How long a refused oversized upload is still read and discarded before the connection closes.
-/// Closing a socket with unread data makes the kernel send a reset, which can destroy the 413
-/// before the client reads it (nginx's "lingering close" exists for the same reason).
-const LINGER: Duration = Duration::from_secs(2);
 
 /// Serves the bridge's routes inside a Pingora `request_filter` by driving the bridge's Tower
 /// service; see the [module docs](super) for the `Ok(true)` / `Ok(false)` contract.

@@ -1,0 +1,164 @@
+//! The caller's request body: read under the size limit and a total deadline, and what is left of
+//! one answered before it was read.
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, LengthLimitError};
+
+use super::error::BridgeError;
+use crate::upstream::RequestBody;
+
+/// How long a request body left unread by an answer is still read and discarded. Closing a
+/// connection with unread data makes the kernel send a reset, which can destroy the answer before
+/// the client reads it (nginx's "lingering close" exists for the same reason).
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads the whole body: at most `limit` bytes, all of it within `deadline`. A body cut off at
+/// the limit is drained for [`LINGER`] in the background, so the caller gets its 413.
+pub(super) async fn read<B: RequestBody>(
+    body: B,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, BridgeError> {
+    let mut body = Box::pin(body);
+    match tokio::time::timeout(deadline, collect(&mut body, limit)).await {
+        Err(_) => Err(BridgeError::BodyTimeout(deadline)),
+        Ok(Err(BridgeError::PayloadTooLarge(limit))) => {
+            linger(body);
+            Err(BridgeError::PayloadTooLarge(limit))
+        }
+        Ok(result) => result,
+    }
+}
+
+/// Reads and discards what is left of `body` for [`LINGER`], in the background, and then drops it.
+/// Call it when answering before the body was read, so the answer is not lost to a reset.
+pub(super) fn linger<B: RequestBody>(body: B) {
+    if body.is_end_stream() {
+        return;
+    }
+    // Outside a runtime there is nothing to drain with: dropping the body is all that is left.
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut body = Box::pin(body);
+        let drain = async { while let Some(Ok(_)) = body.frame().await {} };
+        // Timing out is the point: the client had its chance to finish sending.
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    });
+}
+
+/// Collects the data frames; a single-frame body (the Pingora mount's, a small upload) is kept
+/// without a copy.
+async fn collect<B: RequestBody>(
+    body: &mut Pin<Box<B>>,
+    limit: usize,
+) -> Result<Bytes, BridgeError> {
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| body_error(&*error.into(), limit))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if data.len() > limit.saturating_sub(total) {
+            return Err(BridgeError::PayloadTooLarge(limit));
+        }
+        total += data.len();
+        match first.take() {
+            None if rest.is_empty() => first = Some(data),
+            held => {
+                if let Some(held) = held {
+                    rest.reserve(total);
+                    rest.extend_from_slice(&held);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| rest.freeze()))
+}
+
+/// A limit error can arrive nested inside other body errors (axum's, or tower-http's
+/// `RequestBodyLimit` in front of us), so the whole `source()` chain is searched.
+fn body_error(error: &(dyn StdError + Send + Sync + 'static), limit: usize) -> BridgeError {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(error) = current {
+        if error.is::<LengthLimitError>() {
+            return BridgeError::PayloadTooLarge(limit);
+        }
+        current = error.source();
+    }
+    BridgeError::BodyUnreadable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+    use http_body::Frame;
+    use http_body_util::{Full, StreamBody};
+
+    type Chunks =
+        StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>;
+
+    fn chunked(chunks: &[&'static str]) -> Chunks {
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = chunks
+            .iter()
+            .map(|chunk| Ok(Frame::data(Bytes::from_static(chunk.as_bytes()))))
+            .collect();
+        StreamBody::new(stream::iter(frames))
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn frames_are_joined_up_to_the_limit() {
+        let body = read(chunked(&["ab", "cd", "e"]), 5, DEADLINE)
+            .await
+            .unwrap();
+        assert_eq!(body, "abcde");
+        let body = read(chunked(&[]), 5, DEADLINE).await.unwrap();
+        assert_eq!(body, "");
+        assert!(matches!(
+            read(chunked(&["abc", "def"]), 5, DEADLINE).await,
+            Err(BridgeError::PayloadTooLarge(5))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_single_frame_is_kept_without_a_copy() {
+        let data = Bytes::from(vec![7u8; 1000]);
+        let body = read(Full::new(data.clone()), 1000, DEADLINE).await.unwrap();
+        assert_eq!(body.as_ptr(), data.as_ptr());
+    }
+
+    #[tokio::test]
+    async fn limit_errors_nested_in_other_errors_are_413s() {
+        let limited = http_body_util::Limited::new(Full::new(Bytes::from_static(b"abcdef")), 3);
+        assert!(matches!(
+            read(limited, 100, DEADLINE).await,
+            Err(BridgeError::PayloadTooLarge(100))
+        ));
+        let broken: Chunks =
+            StreamBody::new(stream::iter(vec![Err(std::io::Error::other("reset"))]));
+        assert!(matches!(
+            read(broken, 100, DEADLINE).await,
+            Err(BridgeError::BodyUnreadable)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_ends_times_out() {
+        let pending = StreamBody::new(stream::pending::<Result<Frame<Bytes>, std::io::Error>>());
+        assert!(matches!(
+            read(pending, 100, DEADLINE).await,
+            Err(BridgeError::BodyTimeout(DEADLINE))
+        ));
+    }
+}
