@@ -13,8 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use common::{
-    assert_serves, chat, error_kind, get_json, http, panics, post_json, Gateway, Mount, Setup,
-    CALLER_KEY, CHAT_MODEL,
+    assert_serves, chat, error_kind, get_json, http, panics, post_json, status_and_json, Gateway,
+    Mount, Setup, CALLER_KEY, CHAT_MODEL,
 };
 
 for_each_mount!(
@@ -36,18 +36,11 @@ fn setup() -> Setup {
 
 /// POSTs raw bytes as JSON: the status and the parsed envelope.
 async fn post_bytes(gateway: &Gateway, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-    let response = http()
+    let request = http()
         .post(gateway.url(path))
         .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
-    (status, value)
+        .body(body);
+    status_and_json(request).await
 }
 
 /// Writes `request` on a fresh connection, then reads until the server closes it (5 s at most).

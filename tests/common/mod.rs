@@ -305,12 +305,12 @@ pub async fn post_json(
     path: &str,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let response = http()
-        .post(gateway.url(path))
-        .json(body)
-        .send()
-        .await
-        .expect("request");
+    post_json_via(&http(), gateway, path, body).await
+}
+
+/// The status and the parsed JSON body of `request` once sent.
+pub async fn status_and_json(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.expect("request");
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
     let value =
@@ -392,17 +392,7 @@ pub async fn post_json_via(
     path: &str,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    let response = client
-        .post(gateway.url(path))
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
-    (status, value)
+    status_and_json(client.post(gateway.url(path)).json(body)).await
 }
 
 /// `callers` concurrent requests arrive just after the cached token expired: all succeed, and the
