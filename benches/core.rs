@@ -19,12 +19,13 @@ use criterion::{
 };
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
+use sf_models_bridge::core::{Finish, Generation, Task};
+use sf_models_bridge::front::sse::{SseEvents, StreamKind};
+use sf_models_bridge::front::{self, AnswerCtx};
 use sf_models_bridge::openai::ChatCompletionRequest;
-use sf_models_bridge::salesforce::{self, Operation};
-use sf_models_bridge::stream::{SseEvents, StreamKind, StreamedAnswer};
+use sf_models_bridge::surface::einstein::{self, Operation};
 use sf_models_bridge::token::{AccessToken, FetchedToken, TokenError, TokenSource};
-use sf_models_bridge::translate::{self, ResponseCtx};
-use sf_models_bridge::upstream::UpstreamError;
+use sf_models_bridge::upstream::{UpstreamBody, UpstreamError};
 use sf_models_bridge::{Config, SalesforceLayer};
 use tower::{Layer, ServiceExt};
 
@@ -104,7 +105,11 @@ fn request_translation(c: &mut Criterion) {
             b.iter(|| {
                 let request: ChatCompletionRequest<'_> =
                     serde_json::from_slice(black_box(&body)).unwrap();
-                let upstream = translate::chat_request(&request).unwrap();
+                let request = front::chat::to_core(request).unwrap();
+                let Task::Chat(chat) = &request.task else {
+                    unreachable!()
+                };
+                let upstream = einstein::chat_body(chat).unwrap();
                 serde_json::to_vec(&upstream).unwrap()
             })
         });
@@ -115,7 +120,7 @@ fn request_translation(c: &mut Criterion) {
 /// Models API answer → OpenAI `chat.completion`: one borrowed parse, the extractor, the JSON.
 fn response_normalisation(c: &mut Criterion) {
     let mut group = quick(c, "response");
-    let ctx = ResponseCtx {
+    let ctx = AnswerCtx {
         fallback_id: "chatcmpl-bench",
         created: 1_700_000_000,
         model: "gpt-4o-mini",
@@ -125,9 +130,9 @@ fn response_normalisation(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(format!("chat_{label}"), |b| {
             b.iter(|| {
-                let response = salesforce::parse(black_box(&body)).unwrap();
-                let answer = salesforce::extract(&response, Operation::Chat).unwrap();
-                translate::chat_completion_json(&answer, &ctx).unwrap()
+                let response = einstein::parse(black_box(&body)).unwrap();
+                let answer = einstein::extract(&response, Operation::Chat).unwrap();
+                front::chat::completion_json(&einstein::generation(answer), &ctx).unwrap()
             })
         });
     }
@@ -138,25 +143,24 @@ fn response_normalisation(c: &mut Criterion) {
 fn stream_encoding(c: &mut Criterion) {
     let mut group = quick(c, "stream");
     for (label, size) in SIZES_OUT {
-        let answer = StreamedAnswer {
-            kind: StreamKind::Chat,
-            id: "chatcmpl-9AMuFltdq7M5ntZVvQcAkgyWhfoas".into(),
-            created: 1_700_000_000,
-            model: "gpt-4o-mini".into(),
-            text: text(size),
-            finish_reason: "stop",
+        let text = text(size);
+        let answer = Generation {
+            id: None,
+            text: &text,
+            tool_calls: vec![],
+            finish: Finish::Stop,
             usage: None,
-            include_usage: true,
+        };
+        let ctx = AnswerCtx {
+            fallback_id: "chatcmpl-9AMuFltdq7M5ntZVvQcAkgyWhfoas",
+            created: 1_700_000_000,
+            model: "gpt-4o-mini",
         };
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(format!("chat_{label}"), |b| {
             b.iter_batched(
-                || answer.clone(),
-                |answer| {
-                    SseEvents::new(answer)
-                        .map(|event| event.len())
-                        .sum::<usize>()
-                },
+                || SseEvents::new(StreamKind::Chat, &ctx, &answer, true),
+                |events| events.map(|event| event.len()).sum::<usize>(),
                 BatchSize::SmallInput,
             )
         });
@@ -213,7 +217,7 @@ fn service_round_trip(c: &mut Criterion) {
         let canned = Bytes::from(models_answer(answer));
         let upstream = tower::service_fn(move |_: http::Request<Bytes>| {
             let canned = canned.clone();
-            async move { Ok::<_, UpstreamError>(http::Response::new(canned)) }
+            async move { Ok::<_, UpstreamError>(http::Response::new(UpstreamBody::whole(canned))) }
         });
         let bridge = layer.layer(upstream);
         for stream in [false, true] {

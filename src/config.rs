@@ -36,6 +36,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::core::RouteKind;
+use crate::surface::SurfaceKind;
+
 /// A conf file that could not be loaded. Every variant names the key, variable or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -138,6 +141,8 @@ pub struct ServerConfig {
 pub struct SalesforceConfig {
     /// `api_base`: the Models API base URL, without a trailing slash.
     pub api_base: String,
+    /// `gpt_api_base`: the base of the native surfaces (`/ai/gpt/v1`), without a trailing slash.
+    pub gpt_api_base: String,
     /// `token_url`: the org's OAuth token endpoint.
     pub token_url: String,
     /// `client_id`: the connected app's consumer key.
@@ -204,6 +209,12 @@ pub struct Route {
     pub model: String,
     /// The Models API name, as it goes in the URL path.
     pub salesforce_model: String,
+    /// `surface`: how Salesforce serves the model (`einstein`, the default).
+    #[serde(default)]
+    pub surface: SurfaceKind,
+    /// `kind`: `chat` (the default) or `embeddings`, for an embeddings model.
+    #[serde(default)]
+    pub kind: RouteKind,
 }
 
 impl Config {
@@ -305,6 +316,8 @@ impl Default for RawServer {
 #[serde(deny_unknown_fields)]
 struct RawSalesforce {
     api_base: String,
+    #[serde(default = "defaults::gpt_api_base")]
+    gpt_api_base: String,
     token_url: String,
     client_id: String,
     client_secret: String,
@@ -362,6 +375,9 @@ struct RawPingora {
 }
 
 mod defaults {
+    pub(super) fn gpt_api_base() -> String {
+        "https://api.salesforce.com/ai/gpt/v1".to_owned()
+    }
     pub(super) fn token_refresh_skew_secs() -> u64 {
         300
     }
@@ -393,6 +409,7 @@ impl RawConfig {
         interpolate("server.listen", &mut self.server.listen, env)?;
         let sf = &mut self.salesforce;
         interpolate("salesforce.api_base", &mut sf.api_base, env)?;
+        interpolate("salesforce.gpt_api_base", &mut sf.gpt_api_base, env)?;
         interpolate("salesforce.token_url", &mut sf.token_url, env)?;
         interpolate("salesforce.client_id", &mut sf.client_id, env)?;
         interpolate("salesforce.client_secret", &mut sf.client_secret, env)?;
@@ -457,6 +474,9 @@ impl RawConfig {
         let api_base = http_url("salesforce.api_base", &sf.api_base)?
             .trim_end_matches('/')
             .to_owned();
+        let gpt_api_base = http_url("salesforce.gpt_api_base", &sf.gpt_api_base)?
+            .trim_end_matches('/')
+            .to_owned();
         let token_url = http_url("salesforce.token_url", &sf.token_url)?.to_owned();
         if sf.client_id.is_empty() {
             return Err(invalid("salesforce.client_id", "must not be empty"));
@@ -497,6 +517,7 @@ impl RawConfig {
         )?;
         let salesforce = SalesforceConfig {
             api_base,
+            gpt_api_base,
             token_url,
             client_id: sf.client_id,
             client_secret: Secret(sf.client_secret),

@@ -1,6 +1,23 @@
-//! The bridge's own endpoints: which paths it answers, and their fixed metric label names.
+//! The bridge's endpoints: one table that names, for each, its path, method, whether a key is
+//! needed, its metric label and its handler.
+//!
+//! A row needs a caller key unless it says [`Access::Open`]: a new endpoint fails closed.
+//!
+//! ```
+//! use sf_models_bridge::Endpoint;
+//!
+//! let endpoint = Endpoint::from_path("/v1/chat/completions").unwrap();
+//! assert_eq!(endpoint, Endpoint::ChatCompletions);
+//! assert_eq!(endpoint.method(), http::Method::POST);
+//! assert_eq!(endpoint.as_str(), "chat_completions");
+//! assert!(endpoint.needs_key());
+//! assert!(!Endpoint::Health.needs_key());
+//! assert_eq!(Endpoint::from_path("/elsewhere"), None);
+//! ```
 
 use http::Method;
+
+use crate::front::{self, Front};
 
 /// One of the paths the bridge answers. Every other path belongs to the embedding application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,8 +38,85 @@ pub enum Endpoint {
     Performance,
 }
 
+/// Whether callers must present a key (`[auth]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// A key is needed: the default of every row.
+    Key,
+    /// Anyone may call: probes and scrapes.
+    Open,
+}
+
+/// What answers an endpoint.
+#[derive(Clone, Copy)]
+pub(crate) enum Handler {
+    /// A client API: parse, route, call the surface, answer in the front's format.
+    Front(&'static dyn Front),
+    /// The configured models.
+    Models,
+    /// Liveness.
+    Health,
+    /// Readiness: whether a token can be had.
+    Ready,
+    /// Prometheus text.
+    Metrics,
+    /// The JSON performance summary.
+    Performance,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Handler::Front(_) => "Front",
+            Handler::Models => "Models",
+            Handler::Health => "Health",
+            Handler::Ready => "Ready",
+            Handler::Metrics => "Metrics",
+            Handler::Performance => "Performance",
+        })
+    }
+}
+
+/// One row of the endpoint table.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) path: &'static str,
+    pub(crate) method: Method,
+    pub(crate) access: Access,
+    pub(crate) label: &'static str,
+    pub(crate) handler: Handler,
+}
+
+impl Row {
+    /// A `POST` row that needs a key.
+    pub(crate) fn post(path: &'static str, label: &'static str, handler: Handler) -> Self {
+        Self::new(path, Method::POST, label, handler)
+    }
+
+    /// A `GET` row that needs a key.
+    pub(crate) fn get(path: &'static str, label: &'static str, handler: Handler) -> Self {
+        Self::new(path, Method::GET, label, handler)
+    }
+
+    fn new(path: &'static str, method: Method, label: &'static str, handler: Handler) -> Self {
+        Self {
+            path,
+            method,
+            access: Access::Key,
+            label,
+            handler,
+        }
+    }
+
+    /// The same row, open to callers without a key.
+    pub(crate) fn open(mut self) -> Self {
+        self.access = Access::Open;
+        self
+    }
+}
+
 impl Endpoint {
-    /// Every endpoint, in a fixed order.
+    /// Every endpoint, in the table's order.
     pub const ALL: [Endpoint; 7] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
@@ -33,90 +127,134 @@ impl Endpoint {
         Endpoint::Performance,
     ];
 
+    /// The endpoint table.
+    pub(crate) fn row(self) -> Row {
+        match self {
+            Endpoint::ChatCompletions => Row::post(
+                "/v1/chat/completions",
+                "chat_completions",
+                Handler::Front(&front::chat::ChatCompletions),
+            ),
+            Endpoint::Completions => Row::post(
+                "/v1/completions",
+                "completions",
+                Handler::Front(&front::completions::Completions),
+            ),
+            Endpoint::Models => Row::get("/v1/models", "models", Handler::Models),
+            Endpoint::Health => Row::get("/health", "health", Handler::Health).open(),
+            Endpoint::Ready => Row::get("/ready", "ready", Handler::Ready).open(),
+            Endpoint::Metrics => Row::get("/metrics", "metrics", Handler::Metrics).open(),
+            Endpoint::Performance => {
+                Row::get("/metrics/performance", "performance", Handler::Performance).open()
+            }
+        }
+    }
+
     /// The endpoint served at `path`, whatever the method, or `None` for a path that is not the
     /// bridge's. A trailing slash is not the same path, as in axum.
     pub fn from_path(path: &str) -> Option<Self> {
-        Some(match path {
-            "/v1/chat/completions" => Endpoint::ChatCompletions,
-            "/v1/completions" => Endpoint::Completions,
-            "/v1/models" => Endpoint::Models,
-            "/health" => Endpoint::Health,
-            "/ready" => Endpoint::Ready,
-            "/metrics" => Endpoint::Metrics,
-            "/metrics/performance" => Endpoint::Performance,
-            _ => return None,
-        })
+        Self::ALL
+            .into_iter()
+            .find(|endpoint| endpoint.row().path == path)
     }
 
     /// The path this endpoint is served at.
     pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "/v1/chat/completions",
-            Endpoint::Completions => "/v1/completions",
-            Endpoint::Models => "/v1/models",
-            Endpoint::Health => "/health",
-            Endpoint::Ready => "/ready",
-            Endpoint::Metrics => "/metrics",
-            Endpoint::Performance => "/metrics/performance",
-        }
+        self.row().path
     }
 
     /// The one method this endpoint answers; others get 405.
     pub fn method(self) -> Method {
-        match self {
-            Endpoint::ChatCompletions | Endpoint::Completions => Method::POST,
-            _ => Method::GET,
-        }
+        self.row().method
     }
 
     /// A short fixed name, used as a metric label value and in logs.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "chat_completions",
-            Endpoint::Completions => "completions",
-            Endpoint::Models => "models",
-            Endpoint::Health => "health",
-            Endpoint::Ready => "ready",
-            Endpoint::Metrics => "metrics",
-            Endpoint::Performance => "performance",
-        }
+        self.row().label
+    }
+
+    /// Whether callers must present a key when `[auth]` configures keys.
+    pub fn needs_key(self) -> bool {
+        self.row().access == Access::Key
     }
 
     /// Whether this endpoint calls the Models API (and so needs a token and an upstream slot).
     pub fn calls_upstream(self) -> bool {
-        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
+        matches!(self.row().handler, Handler::Front(_))
+    }
+
+    /// This endpoint's position in [`Endpoint::ALL`].
+    pub(crate) const fn index(self) -> usize {
+        self as usize
     }
 }
 
 /// The endpoints a mount answers; the others' paths are left to the application behind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Claimed(u8);
+pub(crate) struct Claimed([bool; Endpoint::ALL.len()]);
 
 impl Claimed {
     /// Every endpoint.
-    pub(crate) const ALL: Claimed = Claimed((1 << Endpoint::ALL.len()) - 1);
+    pub(crate) const ALL: Claimed = Claimed([true; Endpoint::ALL.len()]);
 
     /// This set less `endpoints`.
-    pub(crate) fn except(self, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
-        let removed = endpoints
-            .into_iter()
-            .fold(0, |bits, endpoint| bits | bit(endpoint));
-        Claimed(self.0 & !removed)
+    pub(crate) fn except(mut self, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        for endpoint in endpoints {
+            if let Some(claimed) = self.0.get_mut(endpoint.index()) {
+                *claimed = false;
+            }
+        }
+        self
     }
 
     /// The claimed endpoint served at `path`, if any.
     pub(crate) fn at(self, path: &str) -> Option<Endpoint> {
-        Endpoint::from_path(path).filter(|&endpoint| self.0 & bit(endpoint) != 0)
+        Endpoint::from_path(path).filter(|endpoint| self.0.get(endpoint.index()) == Some(&true))
     }
-}
-
-fn bit(endpoint: Endpoint) -> u8 {
-    1 << endpoint as u8
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_endpoint_at_its_index() {
+        for (position, endpoint) in Endpoint::ALL.into_iter().enumerate() {
+            assert_eq!(endpoint.index(), position, "{endpoint:?}");
+        }
+    }
+
+    #[test]
+    fn rows_need_a_key_unless_they_say_open() {
+        let row = Row::post("/v1/new", "new", Handler::Health);
+        assert_eq!(row.access, Access::Key);
+        assert_eq!(Row::get("/x", "x", Handler::Health).access, Access::Key);
+        assert_eq!(row.open().access, Access::Open);
+        // Only probes and scrapes are open.
+        let open: Vec<Endpoint> = Endpoint::ALL
+            .into_iter()
+            .filter(|endpoint| !endpoint.needs_key())
+            .collect();
+        assert_eq!(
+            open,
+            [
+                Endpoint::Health,
+                Endpoint::Ready,
+                Endpoint::Metrics,
+                Endpoint::Performance
+            ]
+        );
+    }
+
+    #[test]
+    fn paths_and_labels_are_unique() {
+        for (i, a) in Endpoint::ALL.into_iter().enumerate() {
+            for b in Endpoint::ALL.into_iter().skip(i + 1) {
+                assert_ne!(a.path(), b.path());
+                assert_ne!(a.as_str(), b.as_str());
+            }
+        }
+    }
 
     #[test]
     fn claimed_sets_leave_out_what_they_except() {

@@ -10,16 +10,16 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod core;
 pub mod endpoint;
+pub mod front;
 pub mod layer;
 pub mod metrics;
 pub mod openai;
-pub mod salesforce;
 pub mod server;
-pub mod stream;
+pub mod surface;
 mod text;
 pub mod token;
-pub mod translate;
 pub mod upstream;
 
 #[cfg(feature = "mock")]

@@ -3,27 +3,28 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sf_models_bridge::salesforce::{self, Operation};
-use sf_models_bridge::translate::{self, ResponseCtx};
+use sf_models_bridge::front::{self, AnswerCtx};
+use sf_models_bridge::surface::einstein::{self, Operation};
 
-const CTX: ResponseCtx<'static> = ResponseCtx {
+const CTX: AnswerCtx<'static> = AnswerCtx {
     fallback_id: "chatcmpl-fuzz",
     created: 0,
     model: "gpt-4o-mini",
 };
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(response) = salesforce::parse(data) else {
+    let Ok(response) = einstein::parse(data) else {
         return;
     };
     for operation in [Operation::Chat, Operation::Text] {
-        let Ok(answer) = salesforce::extract(&response, operation) else {
+        let Ok(answer) = einstein::extract(&response, operation) else {
             continue;
         };
-        let chat = translate::chat_completion_json(&answer, &CTX).expect("renders");
+        let generation = einstein::generation(answer.clone());
+        let chat = front::chat::completion_json(&generation, &CTX).expect("renders");
         let chat: serde_json::Value = serde_json::from_slice(&chat).expect("valid JSON");
         assert_eq!(chat["choices"][0]["message"]["content"], answer.text);
-        let text = translate::text_completion_json(&answer, &CTX).expect("renders");
+        let text = front::completions::completion_json(&generation, &CTX).expect("renders");
         let text: serde_json::Value = serde_json::from_slice(&text).expect("valid JSON");
         assert_eq!(text["choices"][0]["text"], answer.text);
     }

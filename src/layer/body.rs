@@ -10,17 +10,19 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::error::Failure;
+use super::error::Failed;
 use super::finish::Finisher;
-use crate::stream::{error_event, SseEvents, StreamedAnswer, KEEP_ALIVE};
+use crate::front::sse::KEEP_ALIVE;
+use crate::front::{ErrorFormat, EventSource};
 
 /// How many bytes of events one body frame carries at most (give or take one event): a short
 /// answer leaves in one write, a long one in a few, never all of it encoded at once.
 const EVENTS_FRAME_BYTES: usize = 16 * 1024;
 
-/// The upstream work a waiting event stream owns: it resolves to the answer or the failure.
+/// The upstream work a waiting event stream owns: it resolves to the answer's events or the
+/// failure.
 pub(crate) type PendingAnswer =
-    Pin<Box<dyn Future<Output = Result<StreamedAnswer, Failure>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<Box<dyn EventSource>, Failed>> + Send + 'static>>;
 
 /// A response body: complete JSON, or a stream of server-sent events produced as it is polled.
 pub struct BridgeBody {
@@ -34,8 +36,9 @@ enum Kind {
         answer: PendingAnswer,
         keepalive: Interval,
         finisher: Option<Finisher>,
+        errors: &'static dyn ErrorFormat,
     },
-    Events(SseEvents),
+    Events(Box<dyn EventSource>),
     Done,
 }
 
@@ -48,15 +51,21 @@ impl BridgeBody {
     }
 
     /// The events of a complete answer.
-    pub(crate) fn events(events: SseEvents) -> Self {
+    pub(crate) fn events(events: Box<dyn EventSource>) -> Self {
         Self {
             kind: Kind::Events(events),
         }
     }
 
     /// An event stream that sends a keep-alive comment every `period` until `answer` resolves,
-    /// then its events, or an error event if it fails. `finisher` is told the outcome.
-    pub(crate) fn waiting(answer: PendingAnswer, period: Duration, finisher: Finisher) -> Self {
+    /// then its events, or an error event in the words of `errors` if it fails. `finisher` is
+    /// told the outcome.
+    pub(crate) fn waiting(
+        answer: PendingAnswer,
+        period: Duration,
+        finisher: Finisher,
+        errors: &'static dyn ErrorFormat,
+    ) -> Self {
         let mut keepalive = tokio::time::interval_at(Instant::now() + period, period);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
@@ -64,6 +73,7 @@ impl BridgeBody {
                 answer,
                 keepalive,
                 finisher: Some(finisher),
+                errors,
             },
         }
     }
@@ -101,21 +111,23 @@ impl Body for BridgeBody {
                     answer,
                     keepalive,
                     finisher,
+                    errors,
                 } => match answer.as_mut().poll(cx) {
-                    Poll::Ready(Ok(answer)) => {
+                    Poll::Ready(Ok(events)) => {
                         if let Some(finisher) = finisher.take() {
                             finisher.finish(http::StatusCode::OK);
                         }
-                        this.kind = Kind::Events(SseEvents::new(answer));
+                        this.kind = Kind::Events(events);
                     }
                     // The headers have left: the upstream's id is only in the request's span.
-                    Poll::Ready(Err(Failure { error, .. })) => {
-                        let (status, body) = error.response_parts();
+                    Poll::Ready(Err(Failed { error, .. })) => {
+                        let failure = error.failure();
                         if let Some(finisher) = finisher.take() {
-                            finisher.fail(status, &error);
+                            finisher.fail(failure.status, &error);
                         }
+                        let event = errors.error_event(&failure);
                         this.kind = Kind::Done;
-                        return Poll::Ready(Some(Ok(Frame::data(error_event(&body)))));
+                        return Poll::Ready(Some(Ok(Frame::data(event))));
                     }
                     Poll::Pending => {
                         ready!(keepalive.poll_tick(cx));

@@ -1,21 +1,22 @@
-//! Every failure of a bridge request, and the one place it becomes an OpenAI error response.
+//! Every failure of a bridge request, and the one place it becomes a neutral [`Failure`] that the
+//! caller's front words in its own envelope.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, StatusCode};
 
+use crate::core::{Failure, FailureClass, RouteKind, TranslateError};
 use crate::endpoint::Endpoint;
 use crate::openai::depth::TooDeep;
-use crate::openai::{ErrorBody, ErrorType};
-use crate::salesforce::{ExtractError, UpstreamFailure};
+use crate::surface::einstein::ExtractError;
 use crate::text::sanitize;
 use crate::token::TokenError;
-use crate::translate::TranslateError;
-use crate::upstream::UpstreamError;
+use crate::upstream::{ExchangeError, UpstreamError};
 
-/// Why a request to the bridge failed. Only [`BridgeError::response_parts`] turns it into what
-/// the caller sees; messages never hold a token, a key or an unbounded upstream body.
+/// Why a request to the bridge failed. Only [`BridgeError::failure`] turns it into what the
+/// caller sees; messages never hold a token, a key or an unbounded upstream body.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BridgeError {
     #[error("a valid API key is required: send it as `Authorization: Bearer <key>`, `api-key` or `x-api-key`")]
@@ -42,6 +43,20 @@ pub(crate) enum BridgeError {
     TooDeep(TooDeep),
     #[error("{0}")]
     Translate(#[from] TranslateError),
+    /// What the route's surface cannot do, named with the route and the surface.
+    #[error("route `{route}` (surface `{surface}`): {error}")]
+    Unsupported {
+        route: Arc<str>,
+        surface: &'static str,
+        error: TranslateError,
+    },
+    /// A route of one kind asked for the other's work.
+    #[error("route `{route}` is a model of kind `{kind}`: {hint}", kind = .kind.as_str())]
+    WrongKind {
+        route: Arc<str>,
+        kind: RouteKind,
+        hint: &'static str,
+    },
     #[error("The model `{model}` does not exist or is not routed by this gateway. Configured models: {configured}")]
     ModelNotFound { model: String, configured: String },
     #[error("no Salesforce access token: {0}")]
@@ -50,45 +65,23 @@ pub(crate) enum BridgeError {
     UnusableToken,
     #[error("{0}")]
     Upstream(#[source] UpstreamError),
-    #[error("{}", .failure.body.error.message)]
-    UpstreamStatus {
-        failure: Box<UpstreamFailure>,
-        /// Salesforce's `Retry-After`, passed on so SDKs wait as long as it asked.
-        retry_after: Option<HeaderValue>,
-    },
+    /// An error answer of the Models API, read by the route's surface.
+    #[error("{}", .0.message)]
+    UpstreamStatus(Box<Failure>),
     #[error("{0}")]
     Extract(#[from] ExtractError),
+    #[error("the surface answered a kind of answer this endpoint cannot render")]
+    AnswerMismatch,
     #[error("the response could not be encoded")]
     Encode(#[source] serde_json::Error),
 }
 
-/// A request body that a mount refused while reading it itself, as the Pingora filter does before
-/// it calls the service. The mount calls the service with an empty body and this as a request
-/// extension; the service answers it like its own body errors (after the method and key checks,
-/// counted and logged), and puts it on its response too, so the mount knows it was understood.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    not(feature = "pingora"),
-    expect(dead_code, reason = "only the Pingora mount reads bodies itself")
-)]
-pub(crate) enum RefusedBody {
-    /// Larger than this limit, declared or read.
-    TooLarge(usize),
-    /// Not all there within this total deadline.
-    Deadline(Duration),
-    /// The client went quiet mid-body.
-    Stalled,
-    /// Broken framing or a broken connection.
-    Unreadable,
-}
-
-impl From<RefusedBody> for BridgeError {
-    fn from(refused: RefusedBody) -> Self {
-        match refused {
-            RefusedBody::TooLarge(limit) => BridgeError::PayloadTooLarge(limit),
-            RefusedBody::Deadline(deadline) => BridgeError::BodyTimeout(deadline),
-            RefusedBody::Stalled => BridgeError::BodyStalled,
-            RefusedBody::Unreadable => BridgeError::BodyUnreadable,
+impl From<ExchangeError> for BridgeError {
+    fn from(error: ExchangeError) -> Self {
+        match error {
+            ExchangeError::Token(error) => BridgeError::Token(error),
+            ExchangeError::UnusableToken => BridgeError::UnusableToken,
+            ExchangeError::Upstream(error) => BridgeError::Upstream(error),
         }
     }
 }
@@ -96,14 +89,14 @@ impl From<RefusedBody> for BridgeError {
 /// A [`BridgeError`] with the Models API's `x-request-id` when the failure followed one of its
 /// answers: support cases need that id, for error answers most of all.
 #[derive(Debug)]
-pub(crate) struct Failure {
+pub(crate) struct Failed {
     pub(crate) error: BridgeError,
     pub(crate) upstream_id: Option<HeaderValue>,
 }
 
-impl From<BridgeError> for Failure {
+impl From<BridgeError> for Failed {
     fn from(error: BridgeError) -> Self {
-        Failure {
+        Failed {
             error,
             upstream_id: None,
         }
@@ -115,8 +108,8 @@ const MAX_JSON_ERROR_CHARS: usize = 200;
 
 impl BridgeError {
     /// This error, met after the Models API answered with `upstream_id`.
-    pub(crate) fn after_upstream(self, upstream_id: Option<HeaderValue>) -> Failure {
-        Failure {
+    pub(crate) fn after_upstream(self, upstream_id: Option<HeaderValue>) -> Failed {
+        Failed {
             error: self,
             upstream_id,
         }
@@ -134,134 +127,132 @@ impl BridgeError {
         })
     }
 
-    /// A `Retry-After` for the caller, when the upstream sent one with its final answer.
-    pub(crate) fn retry_after(&self) -> Option<&HeaderValue> {
-        let BridgeError::UpstreamStatus { retry_after, .. } = self else {
-            return None;
-        };
-        retry_after.as_ref()
-    }
-
-    /// The status and envelope the caller gets.
-    pub(crate) fn response_parts(&self) -> (StatusCode, ErrorBody) {
-        use ErrorType::*;
-        let message = self.to_string();
-        let (status, kind, code, param): (
+    /// The status, class, message, code and parameter the caller gets, in whichever format.
+    pub(crate) fn failure(&self) -> Failure {
+        use FailureClass::*;
+        let (status, class, code, param): (
             StatusCode,
-            ErrorType,
+            FailureClass,
             Option<&'static str>,
             Option<Cow<'static, str>>,
         ) = match self {
-            BridgeError::UpstreamStatus { failure, .. } => {
-                return (failure.status, failure.body.clone())
-            }
+            BridgeError::UpstreamStatus(failure) => return (**failure).clone(),
             BridgeError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                AuthenticationError,
+                Authentication,
                 Some("invalid_api_key"),
                 None,
             ),
             BridgeError::NotFound(_) => (
                 StatusCode::NOT_FOUND,
-                InvalidRequestError,
+                InvalidRequest,
                 Some("not_found"),
                 None,
             ),
             BridgeError::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                InvalidRequestError,
+                InvalidRequest,
                 Some("method_not_allowed"),
                 None,
             ),
             BridgeError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                InvalidRequestError,
+                InvalidRequest,
                 Some("request_too_large"),
                 None,
             ),
             BridgeError::BodyTimeout(_) | BridgeError::BodyStalled => (
                 StatusCode::REQUEST_TIMEOUT,
-                InvalidRequestError,
+                InvalidRequest,
                 Some("request_timeout"),
                 None,
             ),
             BridgeError::BodyUnreadable => (
                 StatusCode::BAD_REQUEST,
-                InvalidRequestError,
+                InvalidRequest,
                 Some("invalid_request_body"),
                 None,
             ),
             BridgeError::InvalidJson(_) | BridgeError::TooDeep(_) => (
                 StatusCode::BAD_REQUEST,
-                InvalidRequestError,
+                InvalidRequest,
                 Some("invalid_json"),
                 None,
             ),
-            BridgeError::Translate(err) => (
+            BridgeError::Translate(err) | BridgeError::Unsupported { error: err, .. } => (
                 StatusCode::BAD_REQUEST,
-                InvalidRequestError,
+                InvalidRequest,
                 Some("unsupported_parameter"),
                 Some(err.param()),
             ),
+            BridgeError::WrongKind { .. } => (
+                StatusCode::BAD_REQUEST,
+                InvalidRequest,
+                Some("model_not_supported"),
+                Some("model".into()),
+            ),
             BridgeError::ModelNotFound { .. } => (
                 StatusCode::NOT_FOUND,
-                InvalidRequestError,
+                InvalidRequest,
                 Some("model_not_found"),
                 Some("model".into()),
             ),
             BridgeError::Token(_) | BridgeError::UnusableToken => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                ServiceUnavailable,
+                Unavailable,
                 Some("upstream_auth_unavailable"),
                 None,
             ),
             BridgeError::Upstream(err) => match err {
                 UpstreamError::Overloaded => (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    ServiceUnavailable,
+                    Unavailable,
                     Some("overloaded"),
                     None,
                 ),
                 UpstreamError::Timeout | UpstreamError::DeadlineExceeded(_) => (
                     StatusCode::GATEWAY_TIMEOUT,
-                    ApiError,
+                    Upstream,
                     Some("upstream_timeout"),
                     None,
                 ),
                 UpstreamError::Connect(_) | UpstreamError::Transport(_) => (
                     StatusCode::BAD_GATEWAY,
-                    ApiError,
+                    Upstream,
                     Some("upstream_unreachable"),
                     None,
                 ),
                 UpstreamError::TooLarge(_) => (
                     StatusCode::BAD_GATEWAY,
-                    ApiError,
+                    Upstream,
                     Some("upstream_invalid_response"),
                     None,
                 ),
                 UpstreamError::InvalidRequest(_) | UpstreamError::Build(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, ApiError, None, None)
+                    (StatusCode::INTERNAL_SERVER_ERROR, Upstream, None, None)
                 }
             },
             BridgeError::Extract(_) => (
                 StatusCode::BAD_GATEWAY,
-                ApiError,
+                Upstream,
                 Some("upstream_invalid_response"),
                 None,
             ),
-            BridgeError::Encode(_) => (StatusCode::INTERNAL_SERVER_ERROR, ApiError, None, None),
+            BridgeError::AnswerMismatch | BridgeError::Encode(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Upstream, None, None)
+            }
         };
-        let mut body = ErrorBody::new(kind, message);
-        body.error.code = code.map(Cow::Borrowed);
-        body.error.param = param;
-        (status, body)
+        let mut failure = Failure::new(status, class, self.to_string());
+        failure.code = code.map(Cow::Borrowed);
+        failure.param = param;
+        failure
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openai::ErrorBody;
 
     #[test]
     fn statuses_and_types() {
@@ -311,8 +302,9 @@ mod tests {
             (BridgeError::Extract(ExtractError::NoText), 502, "api_error"),
         ];
         for (error, status, kind) in cases {
-            let (got, body) = error.response_parts();
-            assert_eq!(got.as_u16(), status, "{error}");
+            let failure = error.failure();
+            let body = ErrorBody::from_failure(&failure);
+            assert_eq!(failure.status.as_u16(), status, "{error}");
             assert_eq!(
                 serde_json::to_value(&body).unwrap()["error"]["type"],
                 kind,
@@ -339,8 +331,7 @@ mod tests {
             message.ends_with(&format!(" at line 1 column {column}")),
             "{message}"
         );
-        let (_, envelope) = error.response_parts();
-        assert_eq!(envelope.error.message, message);
+        assert_eq!(error.failure().message, message);
 
         // Short messages are kept whole. serde escapes the strings it quotes as values, but not
         // an unknown variant's name, whose line break forged a log line.
@@ -358,16 +349,16 @@ mod tests {
 
     #[test]
     fn model_not_found_names_the_configured_models() {
-        let (_, body) = BridgeError::ModelNotFound {
+        let failure = BridgeError::ModelNotFound {
             model: "gpt-9".into(),
             configured: "gpt-4o, claude".into(),
         }
-        .response_parts();
+        .failure();
         assert_eq!(
-            body.error.message,
+            failure.message,
             "The model `gpt-9` does not exist or is not routed by this gateway. Configured models: gpt-4o, claude"
         );
-        assert_eq!(body.error.param.as_deref(), Some("model"));
-        assert_eq!(body.error.code.as_deref(), Some("model_not_found"));
+        assert_eq!(failure.param.as_deref(), Some("model"));
+        assert_eq!(failure.code.as_deref(), Some("model_not_found"));
     }
 }

@@ -1,8 +1,9 @@
 //! [`SalesforceLayer`] → [`Salesforce<S>`]: the bridge as a Tower layer over an upstream client.
 //!
 //! The layer holds what is built once at start-up (routes, token cache, metrics, retry policy);
-//! the service it makes answers `POST /v1/chat/completions`, `POST /v1/completions`,
-//! `GET /v1/models`, `GET /health`, `GET /ready`, `GET /metrics` and `GET /metrics/performance`.
+//! the service it makes answers every row of the [endpoint table](crate::endpoint): the client
+//! APIs (`POST /v1/chat/completions`, `POST /v1/completions`), `GET /v1/models`, `GET /health`,
+//! `GET /ready`, `GET /metrics` and `GET /metrics/performance`.
 //! [`SalesforceRoutesLayer`] mounts it in front of an existing application: the bridge's paths
 //! are answered, every other request reaches the application unchanged.
 //!
@@ -29,9 +30,9 @@
 
 mod auth;
 mod body;
-mod complete;
 mod error;
 mod finish;
+mod generate;
 mod request_body;
 mod routes;
 mod service;
@@ -43,28 +44,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Uri;
 use tower::Layer;
 
 pub use body::BridgeBody;
-#[cfg(feature = "pingora")]
-pub(crate) use error::RefusedBody;
-#[cfg(feature = "pingora")]
 pub(crate) use request_body::LINGER;
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
-#[cfg(feature = "pingora")]
 pub(crate) use service::{request_id, REQUEST_ID};
 pub use service::{ResponseFuture, Salesforce};
 
 use self::auth::ApiKeys;
 pub(crate) use self::error::BridgeError;
 use crate::config::Config;
+use crate::core::RouteKind;
 use crate::metrics::Metrics;
 use crate::openai::{Model, ModelList};
-use crate::salesforce::Operation;
+use crate::surface::RouteSurface;
 use crate::text::sanitize;
 use crate::token::{ClientCredentials, TokenCache, TokenSource};
-use crate::upstream::{Dispatcher, ParsedUrl, RetryPolicy, Upstream, UpstreamError};
+use crate::upstream::{Dispatcher, RetryPolicy, Upstream, UpstreamError};
 
 /// The bridge could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -91,27 +88,10 @@ pub(crate) struct RouteTarget {
     pub(crate) model: Arc<str>,
     /// The Models API name.
     pub(crate) salesforce_model: Arc<str>,
-    chat_url: Uri,
-    text_url: Uri,
-    chat_parsed: Option<ParsedUrl>,
-    text_parsed: Option<ParsedUrl>,
-}
-
-impl RouteTarget {
-    pub(crate) fn url(&self, operation: Operation) -> &Uri {
-        match operation {
-            Operation::Chat => &self.chat_url,
-            Operation::Text => &self.text_url,
-        }
-    }
-
-    /// [`url`](Self::url), parsed once for the HTTP client.
-    pub(crate) fn parsed_url(&self, operation: Operation) -> Option<&ParsedUrl> {
-        match operation {
-            Operation::Chat => self.chat_parsed.as_ref(),
-            Operation::Text => self.text_parsed.as_ref(),
-        }
-    }
+    /// Which tasks it serves.
+    pub(crate) kind: RouteKind,
+    /// How Salesforce serves it.
+    pub(crate) surface: RouteSurface,
 }
 
 /// The most characters of an unknown model name repeated in the 404 and the log.
@@ -249,26 +229,15 @@ impl SalesforceLayerBuilder<'_> {
 
         let mut routes = HashMap::with_capacity(config.routes.len());
         for route in &config.routes {
-            let url = |operation: Operation| {
-                format!(
-                    "{}/models/{}/{}",
-                    sf.api_base,
-                    route.salesforce_model,
-                    operation.path_suffix()
-                )
-                .parse::<Uri>()
-                .map_err(|_| BuildError::Url {
+            let surface = RouteSurface::new(route.surface, sf, &route.salesforce_model)
+                .ok_or_else(|| BuildError::Url {
                     model: route.model.clone(),
-                })
-            };
-            let (chat_url, text_url) = (url(Operation::Chat)?, url(Operation::Text)?);
+                })?;
             let target = RouteTarget {
                 model: route.model.as_str().into(),
                 salesforce_model: route.salesforce_model.as_str().into(),
-                chat_parsed: ParsedUrl::new(&chat_url),
-                text_parsed: ParsedUrl::new(&text_url),
-                chat_url,
-                text_url,
+                kind: route.kind,
+                surface,
             };
             routes.insert(target.model.clone(), Arc::new(target));
         }

@@ -14,13 +14,13 @@ use tower::Service;
 use tracing::Instrument;
 
 use super::body::BridgeBody;
-use super::complete;
-use super::error::{BridgeError, Failure, RefusedBody};
+use super::error::{BridgeError, Failed};
 use super::finish::Finisher;
+use super::generate;
 use super::request_body;
 use super::Shared;
-use crate::endpoint::Endpoint;
-use crate::salesforce::Operation;
+use crate::endpoint::{Access, Endpoint, Handler, Row};
+use crate::front::{ErrorFormat, OpenAiErrors};
 use crate::token::Readiness;
 use crate::upstream::{RequestBody, UpstreamService};
 
@@ -151,13 +151,32 @@ where
         let request_id = request_id(request.headers());
         let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
             let path: String = request.uri().path().chars().take(200).collect();
-            let (status, body) = BridgeError::NotFound(path).response_parts();
-            return ResponseFuture::ready(json_response(status, body.to_json(), &request_id));
+            let failure = BridgeError::NotFound(path).failure();
+            let body = OpenAiErrors.error_json(&failure);
+            return ResponseFuture::ready(json_response(failure.status, body, &request_id));
         };
+        self.serve(endpoint, endpoint.row(), request, started, request_id)
+    }
+}
+
+impl<S> Salesforce<S>
+where
+    S: UpstreamService,
+{
+    /// Answers `request` as `row` of the endpoint table says, recorded as `endpoint`: the
+    /// method, then the key unless the row is open, then the row's handler.
+    pub(crate) fn serve<B: RequestBody>(
+        &self,
+        endpoint: Endpoint,
+        row: Row,
+        request: Request<B>,
+        started: Instant,
+        request_id: HeaderValue,
+    ) -> ResponseFuture {
         let span = tracing::info_span!(
             "sfbridge.request",
             request_id = ?request_id,
-            endpoint = endpoint.as_str(),
+            endpoint = row.label,
             model = tracing::field::Empty,
             upstream_request_id = tracing::field::Empty,
             status = tracing::field::Empty,
@@ -166,98 +185,86 @@ where
         );
         let finisher = Finisher::new(&self.shared.metrics, endpoint, started, span);
         let shared = &self.shared;
-        // A body the mount refused: each answer given before the body would be read says that it
-        // saw the refusal, so the mount sends it instead of its own.
-        let refused = request.extensions().get::<RefusedBody>().copied();
-        let seen = |mut response: Response<BridgeBody>| {
-            if let Some(refused) = refused {
-                response.extensions_mut().insert(refused);
-            }
-            response
+        let errors: &'static dyn ErrorFormat = match row.handler {
+            Handler::Front(front) => front.errors(),
+            Handler::Models
+            | Handler::Health
+            | Handler::Ready
+            | Handler::Metrics
+            | Handler::Performance => &OpenAiErrors,
         };
 
-        if request.method() != endpoint.method() {
-            let allowed = if endpoint.method() == http::Method::POST {
-                "POST"
-            } else {
-                "GET"
-            };
+        if request.method() != row.method {
+            let allowed = HeaderValue::from_str(row.method.as_str())
+                .unwrap_or(HeaderValue::from_static("GET"));
             let mut response = error_response(
                 finisher,
                 BridgeError::MethodNotAllowed(endpoint),
                 &request_id,
+                errors,
             );
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allowed));
+            response.headers_mut().insert(ALLOW, allowed);
             request_body::linger(request.into_body());
-            return ResponseFuture::ready(seen(response));
+            return ResponseFuture::ready(response);
         }
-        let needs_key = matches!(
-            endpoint,
-            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Models
-        );
-        if needs_key && !shared.keys.admits(request.headers()) {
+        if row.access == Access::Key && !shared.keys.admits(request.headers()) {
             request_body::linger(request.into_body());
-            return ResponseFuture::ready(seen(error_response(
+            return ResponseFuture::ready(error_response(
                 finisher,
                 BridgeError::Unauthorized,
                 &request_id,
-            )));
-        }
-        if let Some(refused) = refused {
-            let response = error_response(finisher, BridgeError::from(refused), &request_id);
-            return ResponseFuture::ready(seen(response));
+                errors,
+            ));
         }
 
-        let operation = match endpoint {
-            Endpoint::ChatCompletions => Operation::Chat,
-            Endpoint::Completions => Operation::Text,
-            Endpoint::Ready => {
+        match row.handler {
+            Handler::Front(front) => {
+                let span = finisher.span().clone();
+                let future = generate::generate(
+                    shared.clone(),
+                    self.inner.clone(),
+                    request,
+                    front,
+                    finisher,
+                    request_id,
+                );
+                ResponseFuture::waiting(future.instrument(span))
+            }
+            Handler::Ready => {
                 let shared = shared.clone();
                 let span = finisher.span().clone();
-                return ResponseFuture::waiting(
-                    readiness(shared, finisher, request_id).instrument(span),
-                );
+                ResponseFuture::waiting(readiness(shared, finisher, request_id).instrument(span))
             }
-            Endpoint::Health => {
+            Handler::Health => {
                 let response = json_response(StatusCode::OK, HEALTHY, &request_id);
-                return ResponseFuture::ready(finished(finisher, response));
+                ResponseFuture::ready(finished(finisher, response))
             }
-            Endpoint::Models => {
+            Handler::Models => {
                 let response =
                     json_response(StatusCode::OK, shared.models_body.clone(), &request_id);
-                return ResponseFuture::ready(finished(finisher, response));
+                ResponseFuture::ready(finished(finisher, response))
             }
-            Endpoint::Metrics => {
+            Handler::Metrics => {
                 let mut response = plain_response(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
                     shared.metrics.render(),
                 );
                 set_request_id(&mut response, &request_id);
-                return ResponseFuture::ready(finished(finisher, response));
+                ResponseFuture::ready(finished(finisher, response))
             }
-            Endpoint::Performance => {
+            Handler::Performance => {
                 let response = match serde_json::to_vec(&shared.metrics.performance()) {
                     Ok(body) => {
                         finished(finisher, json_response(StatusCode::OK, body, &request_id))
                     }
-                    Err(err) => error_response(finisher, BridgeError::Encode(err), &request_id),
+                    Err(err) => {
+                        error_response(finisher, BridgeError::Encode(err), &request_id, errors)
+                    }
                 };
-                return ResponseFuture::ready(response);
+                ResponseFuture::ready(response)
             }
-        };
-        let span = finisher.span().clone();
-        let future = complete::complete(
-            shared.clone(),
-            self.inner.clone(),
-            request,
-            operation,
-            finisher,
-            request_id,
-        );
-        ResponseFuture::waiting(future.instrument(span))
+        }
     }
 }
 
@@ -340,20 +347,19 @@ pub(crate) fn json_response(
     response
 }
 
-/// The OpenAI error response for `failure`, recorded and logged once.
+/// The error response for `failed` in the words of `errors`, recorded and logged once.
 pub(crate) fn error_response(
     finisher: Finisher,
-    failure: impl Into<Failure>,
+    failed: impl Into<Failed>,
     request_id: &HeaderValue,
+    errors: &dyn ErrorFormat,
 ) -> Response<BridgeBody> {
-    let Failure { error, upstream_id } = failure.into();
-    let (status, body) = error.response_parts();
-    finisher.fail(status, &error);
-    let mut response = json_response(status, body.to_json(), request_id);
-    if let Some(retry_after) = error.retry_after() {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, retry_after.clone());
+    let Failed { error, upstream_id } = failed.into();
+    let failure = error.failure();
+    finisher.fail(failure.status, &error);
+    let mut response = json_response(failure.status, errors.error_json(&failure), request_id);
+    if let Some(retry_after) = failure.retry_after {
+        response.headers_mut().insert(RETRY_AFTER, retry_after);
     }
     set_upstream_request_id(&mut response, upstream_id);
     response

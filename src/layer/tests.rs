@@ -16,7 +16,7 @@ use tower::{Layer, Service, ServiceExt};
 use super::SalesforceLayer;
 use crate::config::Config;
 use crate::token::{AccessToken, FetchedToken, TokenError, TokenSource};
-use crate::upstream::UpstreamError;
+use crate::upstream::{UpstreamBody, UpstreamError, UpstreamService};
 
 const CONF: &str = r#"
     [salesforce]
@@ -55,16 +55,7 @@ impl TokenSource for CountingTokens {
 /// What the scripted upstream saw: (authorization, uri, body).
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
-fn upstream(
-    answers: Vec<(u16, &'static str)>,
-) -> (
-    impl Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError, Future: Send>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    Seen,
-) {
+fn upstream(answers: Vec<(u16, &'static str)>) -> (impl UpstreamService, Seen) {
     let seen: Seen = Arc::default();
     let log = seen.clone();
     let answers = Arc::new(Mutex::new(answers.into_iter()));
@@ -88,8 +79,8 @@ fn upstream(
 /// The Models API's `x-request-id` on every scripted answer, as the real API sends one.
 const UPSTREAM_ID: &str = "sf-req-1";
 
-fn answer(status: u16, body: &'static str) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from_static(body.as_bytes()));
+fn answer(status: u16, body: &'static str) -> Response<UpstreamBody> {
+    let mut response = Response::new(UpstreamBody::whole(body.as_bytes()));
     *response.status_mut() = StatusCode::from_u16(status).unwrap();
     response
         .headers_mut()
@@ -571,7 +562,7 @@ async fn the_final_429_passes_retry_after_on() {
         .unwrap();
     // 7 s is beyond `max_delay_ms`, so the bridge gives up at once and the caller should wait.
     let limited = tower::service_fn(|_: Request<Bytes>| async {
-        let mut response = Response::new(Bytes::from_static(b"{}"));
+        let mut response = Response::new(UpstreamBody::whole(&b"{}"[..]));
         *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         response
             .headers_mut()
@@ -613,4 +604,67 @@ async fn the_app_keeps_the_endpoints_the_mount_excepts() {
     let models = app.oneshot(get("/v1/models")).await.unwrap();
     assert_eq!(models.status(), StatusCode::OK);
     assert!(text(models).await.contains(r#""id":"gpt-4o-mini""#));
+}
+
+/// A row added to the endpoint table without saying `open` is served only with a key: the key
+/// check is the table's default, not a list kept somewhere else.
+#[tokio::test]
+async fn a_new_row_needs_a_key_unless_it_says_open() {
+    use crate::endpoint::{Endpoint, Handler, Row};
+    let config = Config::from_toml_with_env(
+        &format!("{CONF}\n[auth]\napi_keys = [\"sk-test\"]\n"),
+        |_| None,
+    )
+    .unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(CountingTokens::default())
+        .build()
+        .unwrap();
+    let (upstream, _) = upstream(vec![]);
+    let bridge = layer.layer(upstream);
+    let serve = |row: Row, key: Option<&str>| {
+        let mut request = Request::get("/v1/new")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        if let Some(key) = key {
+            let value = format!("Bearer {key}").parse().unwrap();
+            request.headers_mut().insert("authorization", value);
+        }
+        let id = http::HeaderValue::from_static("id-1");
+        bridge.serve(
+            Endpoint::Health,
+            row,
+            request,
+            tokio::time::Instant::now(),
+            id,
+        )
+    };
+    let new_row = || Row::get("/v1/new", "new", Handler::Health);
+
+    let Ok(response) = serve(new_row(), None).await;
+    assert_eq!(response.status(), 401);
+    let Ok(response) = serve(new_row(), Some("sk-wrong")).await;
+    assert_eq!(response.status(), 401);
+    let Ok(response) = serve(new_row(), Some("sk-test")).await;
+    assert_eq!(response.status(), 200);
+    let Ok(response) = serve(new_row().open(), None).await;
+    assert_eq!(response.status(), 200);
+}
+
+/// What the route's surface cannot do is a 400 that names the route and its surface.
+#[tokio::test]
+async fn surface_refusals_name_the_route_and_the_surface() {
+    let (service, seen, _) = bridge(vec![], CONF);
+    let mut body = chat_body();
+    body["tools"] = json!([{"type": "function", "function": {"name": "f"}}]);
+    let (status, _, body) = send(service, post("/v1/chat/completions", body)).await;
+    assert_eq!(status, 400, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("route `gpt-4o-mini` (surface `einstein`): `tools`"),
+        "{message}"
+    );
+    assert_eq!(body["error"]["param"], "tools");
+    assert!(seen.lock().unwrap().is_empty());
 }

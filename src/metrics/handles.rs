@@ -17,18 +17,9 @@ use crate::endpoint::Endpoint;
 /// The number of endpoints, the length of every per-endpoint table.
 pub(super) const ENDPOINTS: usize = Endpoint::ALL.len();
 
-/// The position of `endpoint` in every per-endpoint table. An exhaustive match, so a new endpoint
-/// cannot be added without giving it a slot here.
+/// The position of `endpoint` in every per-endpoint table: its place in the endpoint table.
 pub(super) const fn endpoint_index(endpoint: Endpoint) -> usize {
-    match endpoint {
-        Endpoint::ChatCompletions => 0,
-        Endpoint::Completions => 1,
-        Endpoint::Models => 2,
-        Endpoint::Health => 3,
-        Endpoint::Ready => 4,
-        Endpoint::Metrics => 5,
-        Endpoint::Performance => 6,
-    }
+    endpoint.index()
 }
 
 /// One value per endpoint, indexed by [`endpoint_index`].

@@ -14,7 +14,7 @@ use super::handles::{
 };
 use super::latency::LatencyHistogram;
 use crate::endpoint::Endpoint;
-use crate::salesforce::ExtractPath;
+use crate::surface::einstein::ExtractPath;
 use crate::token::TokenEvent;
 use crate::upstream::AttemptOutcome;
 

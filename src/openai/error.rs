@@ -4,6 +4,8 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
+use crate::core::{Failure, FailureClass};
+
 /// The `type` of an OpenAI error. The official SDKs pick their exception class from the HTTP
 /// status, and show this next to the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,6 +69,27 @@ impl ErrorBody {
     pub fn param(mut self, param: impl Into<Cow<'static, str>>) -> Self {
         self.error.param = Some(param.into());
         self
+    }
+
+    /// The envelope of a failure: its class becomes OpenAI's error `type`, so the SDKs raise
+    /// their usual exception for the status and show the type beside the message.
+    pub fn from_failure(failure: &Failure) -> Self {
+        let kind = match failure.class {
+            FailureClass::InvalidRequest => ErrorType::InvalidRequestError,
+            FailureClass::Authentication => ErrorType::AuthenticationError,
+            FailureClass::Permission => ErrorType::PermissionError,
+            FailureClass::RateLimited => ErrorType::RateLimitError,
+            FailureClass::Upstream => ErrorType::ApiError,
+            FailureClass::Unavailable => ErrorType::ServiceUnavailable,
+        };
+        Self {
+            error: ErrorDetail {
+                message: failure.message.clone(),
+                kind,
+                param: failure.param.clone(),
+                code: failure.code.clone(),
+            },
+        }
     }
 
     /// The JSON text of this envelope.

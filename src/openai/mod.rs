@@ -3,7 +3,8 @@
 //! Requests are parsed in one pass into borrowed structs: strings without escapes point into the
 //! request body, and every top-level parameter the bridge does not act on is recorded by name (see
 //! [`ChatCompletionRequest::ignored`]) so it can be reported to the caller instead of being dropped
-//! silently. Nothing here knows about Salesforce.
+//! silently. Nothing here knows about Salesforce: the fronts in [`front`](crate::front) convert
+//! these to and from the neutral [`core`](crate::core) types.
 //!
 //! ```
 //! use sf_models_bridge::openai::{ChatCompletionRequest, Role};
@@ -24,10 +25,13 @@ mod response;
 
 pub use error::{ErrorBody, ErrorDetail, ErrorType};
 pub use request::{
-    ChatCompletionRequest, ChatMessage, CompletionRequest, ContentPart, MessageContent, Prompt,
-    Role, StreamOptions,
+    ChatCompletionRequest, ChatMessage, CompletionRequest, ContentPart, FunctionCallDef,
+    FunctionDef, ImageUrl, MessageContent, Prompt, RawJson, Role, StreamOptions, ToolCallDef,
+    ToolDef,
 };
 pub use response::{
-    AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChunkDelta,
-    Completion, CompletionChoice, Model, ModelList, PromptTokensDetails, Usage,
+    finish_reason, AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion,
+    ChatCompletionChunk, ChunkDelta, ChunkFunction, ChunkToolCall, Completion, CompletionChoice,
+    CompletionTokensDetails, FunctionCallOut, Model, ModelList, PromptTokensDetails, ToolCallOut,
+    Usage,
 };

@@ -20,8 +20,8 @@ pub struct ChatCompletionRequest<'a> {
     pub stream_options: StreamOptions,
     /// `n`: how many choices the caller wants.
     pub n: Option<u64>,
-    /// How many tools or functions the caller offered (`tools` and `functions`).
-    pub tools: usize,
+    /// The tools offered in `tools`, then the legacy `functions`, as sent.
+    pub tools: Vec<ToolDef<'a>>,
     /// The names of top-level parameters that were accepted but are not forwarded.
     pub ignored: Vec<Cow<'a, str>>,
 }
@@ -79,12 +79,85 @@ pub struct ChatMessage<'a> {
     /// What it says; absent or null on an assistant message that only calls tools.
     #[serde(borrow, default)]
     pub content: Option<MessageContent<'a>>,
-    /// Tool calls made by an assistant message; the Models API cannot carry them.
-    #[serde(default)]
-    pub tool_calls: Option<Vec<IgnoredAny>>,
+    /// Tool calls made by an assistant message.
+    #[serde(borrow, default)]
+    pub tool_calls: Option<Vec<ToolCallDef<'a>>>,
     /// A legacy function call made by an assistant message.
     #[serde(default)]
     pub function_call: Option<IgnoredAny>,
+    /// On a `tool` message: the id of the call it answers.
+    #[serde(borrow, default)]
+    pub tool_call_id: Option<Cow<'a, str>>,
+}
+
+/// One offered tool: an entry of `tools` (`{"type": "function", "function": {...}}`), or of the
+/// legacy `functions` (the function alone). Parsed leniently: the front says what is missing.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct ToolDef<'a> {
+    /// `function` (the only type Chat Completions defines for `tools`).
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
+    /// The function.
+    #[serde(borrow, default)]
+    pub function: Option<FunctionDef<'a>>,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct FunctionDef<'a> {
+    /// Its name.
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    /// What it does.
+    #[serde(borrow, default)]
+    pub description: Option<Cow<'a, str>>,
+    /// The JSON schema of its arguments, kept as the caller wrote it.
+    #[serde(borrow, default)]
+    pub parameters: Option<RawJson<'a>>,
+    /// Whether arguments must follow the schema exactly.
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// A tool call made by an assistant message: `{"id", "type": "function", "function": {"name",
+/// "arguments"}}`, parsed leniently.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct ToolCallDef<'a> {
+    /// The call's id.
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    /// The function called.
+    #[serde(borrow, default)]
+    pub function: Option<FunctionCallDef<'a>>,
+}
+
+/// The function of a tool call.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct FunctionCallDef<'a> {
+    /// The tool's name.
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    /// The arguments, as JSON text.
+    #[serde(borrow, default)]
+    pub arguments: Option<Cow<'a, str>>,
+}
+
+/// A JSON value kept as the caller wrote it, borrowed from the request body.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson<'a>(#[serde(borrow)] pub &'a serde_json::value::RawValue);
+
+impl<'a> RawJson<'a> {
+    /// The JSON text.
+    pub fn get(self) -> &'a str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawJson<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
 }
 
 /// A message's content: a string, or a list of typed parts.
@@ -105,6 +178,17 @@ pub struct ContentPart<'a> {
     /// The text of a `text` part.
     #[serde(borrow, default)]
     pub text: Option<Cow<'a, str>>,
+    /// The image of an `image_url` part.
+    #[serde(borrow, default)]
+    pub image_url: Option<ImageUrl<'a>>,
+}
+
+/// `image_url` of a content part.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ImageUrl<'a> {
+    /// An `https:` or `data:` URL.
+    #[serde(borrow)]
+    pub url: Cow<'a, str>,
 }
 
 /// A legacy completion prompt.
@@ -141,17 +225,6 @@ fn set_once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str)
     Ok(())
 }
 
-/// `tools` or `functions`: how many entries a non-null array holds.
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct ToolList(Option<Vec<IgnoredAny>>);
-
-impl ToolList {
-    fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, Vec::len)
-    }
-}
-
 impl<'de: 'a, 'a> Deserialize<'de> for ChatCompletionRequest<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ChatVisitor;
@@ -169,7 +242,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatCompletionRequest<'a> {
                 let mut stream = None;
                 let mut stream_options = None;
                 let mut n = None;
-                let mut tools = 0;
+                let mut tools = Vec::new();
                 let mut ignored = Vec::new();
                 while let Some(CowStr(key)) = map.next_key()? {
                     match key.as_ref() {
@@ -180,7 +253,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatCompletionRequest<'a> {
                             stream_options = map.next_value::<Option<StreamOptions>>()?
                         }
                         "n" => n = map.next_value::<Option<u64>>()?,
-                        "tools" | "functions" => tools += map.next_value::<ToolList>()?.len(),
+                        "tools" => {
+                            let listed: Option<Vec<ToolDef<'de>>> = map.next_value()?;
+                            tools.extend(listed.into_iter().flatten());
+                        }
+                        "functions" => {
+                            let listed: Option<Vec<FunctionDef<'de>>> = map.next_value()?;
+                            tools.extend(listed.into_iter().flatten().map(|function| ToolDef {
+                                kind: Some(Cow::Borrowed("function")),
+                                function: Some(function),
+                            }));
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                             report_ignored(&mut ignored, key);
@@ -465,9 +548,9 @@ mod tests {
             r#"{"model":"m","messages":[],"tools":[{"type":"function"},{}],"functions":null}"#,
         )
         .unwrap();
-        assert_eq!(request.tools, 2);
+        assert_eq!(request.tools.len(), 2);
         let request = chat(r#"{"model":"m","messages":[],"tools":[]}"#).unwrap();
-        assert_eq!(request.tools, 0);
+        assert_eq!(request.tools.len(), 0);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::core::{self, Finish};
+
 /// Token counts, as OpenAI reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
@@ -14,6 +16,42 @@ pub struct Usage {
     /// Present when the upstream reported prompt tokens served from its cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
+    /// Present when the upstream reported reasoning tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+impl From<core::Usage> for Usage {
+    fn from(usage: core::Usage) -> Self {
+        Usage {
+            prompt_tokens: usage.input_tokens,
+            completion_tokens: usage.output_tokens,
+            total_tokens: usage.total_tokens,
+            prompt_tokens_details: usage
+                .cached_tokens
+                .map(|cached_tokens| PromptTokensDetails { cached_tokens }),
+            completion_tokens_details: usage
+                .reasoning_tokens
+                .map(|reasoning_tokens| CompletionTokensDetails { reasoning_tokens }),
+        }
+    }
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CompletionTokensDetails {
+    /// Completion tokens the model spent reasoning.
+    pub reasoning_tokens: u64,
+}
+
+/// OpenAI's `finish_reason` for why a generation ended.
+pub fn finish_reason(finish: Finish) -> &'static str {
+    match finish {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+        Finish::ToolCalls => "tool_calls",
+        Finish::ContentFilter => "content_filter",
+    }
 }
 
 /// `usage.prompt_tokens_details`.
@@ -59,10 +97,47 @@ pub struct ChatChoice<'a> {
 pub struct AssistantMessage<'a> {
     /// Always `assistant`.
     pub role: &'static str,
-    /// The model's text, unaltered.
-    pub content: &'a str,
+    /// The model's text, unaltered; null when the model only called tools.
+    pub content: Option<&'a str>,
     /// Always null.
     pub refusal: Option<()>,
+    /// The tools the model called, when it called any.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub tool_calls: &'a [ToolCallOut<'a>],
+}
+
+/// A tool call in an answer: `{"id", "type": "function", "function": {"name", "arguments"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallOut<'a> {
+    /// The call's id, which the tool message answering it names.
+    pub id: &'a str,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// What is called.
+    pub function: FunctionCallOut<'a>,
+}
+
+/// The function of a [`ToolCallOut`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionCallOut<'a> {
+    /// The tool's name.
+    pub name: &'a str,
+    /// The arguments, as JSON text.
+    pub arguments: &'a str,
+}
+
+impl<'a> From<&'a core::ToolCall<'_>> for ToolCallOut<'a> {
+    fn from(call: &'a core::ToolCall<'_>) -> Self {
+        ToolCallOut {
+            id: &call.id,
+            kind: "function",
+            function: FunctionCallOut {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        }
+    }
 }
 
 /// `text_completion`: the answer to a non-streamed legacy completion request, and each of its
@@ -137,6 +212,34 @@ pub struct ChunkDelta<'a> {
     /// A piece of the answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<&'a str>,
+    /// The start of a tool call, or a piece of its arguments.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub tool_calls: &'a [ChunkToolCall<'a>],
+}
+
+/// A tool call's start (`id`, `type` and `name` set) or a piece of its arguments, in a chunk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChunkToolCall<'a> {
+    /// The call's position among the answer's calls.
+    pub index: usize,
+    /// The call's id, on its first chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    /// `function`, on its first chunk.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// The name (first chunk) and a piece of the arguments.
+    pub function: ChunkFunction<'a>,
+}
+
+/// The function of a [`ChunkToolCall`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChunkFunction<'a> {
+    /// The tool's name, on the call's first chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// A piece of the arguments.
+    pub arguments: &'a str,
 }
 
 /// `GET /v1/models`.

@@ -13,7 +13,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
 
-use crate::layer::RefusedBody;
+use crate::layer::BridgeError;
 
 /// Why a request body was refused before the service saw it.
 #[derive(Debug)]
@@ -31,15 +31,15 @@ pub(super) enum Refusal {
 impl Refusal {
     /// What the service is told, or the error to hand back to Pingora when nobody is left to
     /// answer.
-    pub(super) fn into_refused(self) -> Result<RefusedBody, Box<Error>> {
+    pub(super) fn into_refused(self) -> Result<BridgeError, Box<Error>> {
         Ok(match self {
-            Refusal::TooLarge { limit } => RefusedBody::TooLarge(limit),
-            Refusal::Deadline(deadline) => RefusedBody::Deadline(deadline),
+            Refusal::TooLarge { limit } => BridgeError::PayloadTooLarge(limit),
+            Refusal::Deadline(deadline) => BridgeError::BodyTimeout(deadline),
             // Pingora's own per-read timeout: the client went quiet mid-body.
             Refusal::Unreadable(e) if matches!(e.etype(), ErrorType::ReadTimedout) => {
-                RefusedBody::Stalled
+                BridgeError::BodyStalled
             }
-            Refusal::Unreadable(_) => RefusedBody::Unreadable,
+            Refusal::Unreadable(_) => BridgeError::BodyUnreadable,
             Refusal::Gone(e) => return Err(e),
         })
     }

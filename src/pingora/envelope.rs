@@ -50,8 +50,11 @@ impl ErrorAnswer {
 impl From<BridgeError> for ErrorAnswer {
     /// The answer the bridge's service gives for `error`.
     fn from(error: BridgeError) -> Self {
-        let (status, body) = error.response_parts();
-        ErrorAnswer { status, body }
+        let failure = error.failure();
+        ErrorAnswer {
+            status: failure.status,
+            body: ErrorBody::from_failure(&failure),
+        }
     }
 }
 

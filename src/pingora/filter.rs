@@ -4,14 +4,13 @@
 use super::BridgeService;
 use std::time::Duration;
 
-use bytes::Bytes;
 use pingora::proxy::Session;
 use tower::ServiceExt;
 
 use super::body::{self, Refusal};
 use super::envelope::ErrorAnswer;
 use crate::endpoint::Claimed;
-use crate::layer::{BridgeError, RefusedBody, LINGER};
+use crate::layer::LINGER;
 use crate::{Config, Endpoint};
 
 /// Serves the bridge's routes inside a Pingora `request_filter` by driving the bridge's Tower
@@ -150,17 +149,8 @@ where
             && !body::expects_continue(session.req_header());
         let refused = refusal.into_refused()?;
         tracing::debug!(route = endpoint.as_str(), refused = ?refused, "request body refused");
-        let mut request = body::to_http_request(session.req_header(), Bytes::new());
-        request.extensions_mut().insert(refused);
-        let Ok(response) = self.service.clone().oneshot(request).await;
         session.set_keepalive(None);
-        if response.extensions().get::<RefusedBody>().is_some() {
-            body::write_response(session, response).await?;
-        } else {
-            ErrorAnswer::from(BridgeError::from(refused))
-                .write(session)
-                .await?;
-        }
+        ErrorAnswer::from(refused).write(session).await?;
         if linger {
             session.set_total_drain_timeout(Some(LINGER));
             if let Err(e) = session.drain_request_body().await {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{token_lifetime, AccessToken, FetchedToken, OAuthFailure, TokenError, TokenSource};
 use crate::config::{SalesforceConfig, Secret};
 use crate::text::sanitize;
-use crate::upstream::read_capped;
+use crate::upstream::collect_capped;
 
 /// The longest one token request may take, whatever `timeout_secs` says: requests wait on it.
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,7 +56,7 @@ impl ClientCredentials {
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.client_secret.expose()),
         ];
-        let mut response = self
+        let response = self
             .http
             .post(&self.token_url)
             .timeout(self.timeout)
@@ -69,9 +69,12 @@ impl ClientCredentials {
         if status.is_redirection() {
             return Err(TokenError::Redirected(status));
         }
-        let body = read_capped(&mut response, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(TokenError::from_reqwest)?;
+        let body = collect_capped(
+            http::Response::from(response).into_body(),
+            MAX_RESPONSE_BYTES,
+        )
+        .await
+        .map_err(TokenError::from_reqwest)?;
         if !status.is_success() {
             let failure = oauth_failure(status, body.as_deref());
             return Err(if status.is_client_error() {

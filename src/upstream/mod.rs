@@ -1,10 +1,11 @@
 //! The HTTP client side: one pooled `reqwest` client as a [`tower::Service`], and the one retry
 //! loop of the crate.
 //!
-//! [`Upstream`] sends one attempt and reads the whole answer into [`Bytes`]; it knows nothing of
-//! request semantics. Retrying (429, 423, 500, 503 and connection failures, with exponential
-//! backoff, jitter and `Retry-After`, within a deadline) is decided by the pure [`RetryPolicy`]
-//! and carried out in one place only, so an embedding gateway that retries too knows exactly
+//! [`Upstream`] sends one attempt and hands back the answer's head with an [`UpstreamBody`] that
+//! is read as it arrives; it knows nothing of request semantics. Retrying (429, 423, 500, 503 and
+//! connection failures, with exponential backoff, jitter and `Retry-After`, within a deadline) is
+//! decided by the pure [`RetryPolicy`] and carried out in one place only, the exchange, beside
+//! the token and the resend after a 401, so an embedding gateway that retries too knows exactly
 //! what it multiplies.
 //!
 //! ```no_run
@@ -15,6 +16,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod body;
+mod exchange;
 mod retry;
 
 use std::future::Future;
@@ -28,8 +31,12 @@ use tower::Service;
 
 use crate::config::SalesforceConfig;
 
+pub(crate) use body::collect_capped;
+pub use body::UpstreamBody;
+pub(crate) use exchange::{
+    AttemptObserver, Delivery, Dispatcher, ExchangeError, Exchanged, Outgoing,
+};
 pub use retry::{parse_retry_after, AttemptOutcome, RetryPolicy, Verdict};
-pub(crate) use retry::{AttemptObserver, Dispatcher};
 
 /// How long connections stay pooled while idle.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -50,7 +57,7 @@ pub enum UpstreamError {
     Timeout,
     /// The connection broke before the whole answer arrived.
     #[error("the connection to Salesforce broke before the answer was complete")]
-    Transport(#[source] reqwest::Error),
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The request could not be built, such as an invalid URL.
     #[error("invalid upstream request")]
     InvalidRequest(#[source] reqwest::Error),
@@ -69,7 +76,7 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    fn from_reqwest(err: reqwest::Error) -> Self {
+    pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
         // URLs can carry credentials in other deployments; never keep one in an error.
         let err = err.without_url();
         if err.is_timeout() {
@@ -79,7 +86,7 @@ impl UpstreamError {
         } else if err.is_builder() {
             UpstreamError::InvalidRequest(err)
         } else {
-            UpstreamError::Transport(err)
+            UpstreamError::Transport(Box::new(err))
         }
     }
 
@@ -100,7 +107,7 @@ impl UpstreamError {
 /// What the bridge needs of its upstream client: [`Upstream`], or any service of the same shape
 /// (a test double, or the client wrapped in layers of your own).
 pub trait UpstreamService:
-    Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError, Future: Send>
+    Service<Request<Bytes>, Response = Response<UpstreamBody>, Error = UpstreamError, Future: Send>
     + Clone
     + Send
     + Sync
@@ -109,8 +116,12 @@ pub trait UpstreamService:
 }
 
 impl<S> UpstreamService for S where
-    S: Service<Request<Bytes>, Response = Response<Bytes>, Error = UpstreamError, Future: Send>
-        + Clone
+    S: Service<
+            Request<Bytes>,
+            Response = Response<UpstreamBody>,
+            Error = UpstreamError,
+            Future: Send,
+        > + Clone
         + Send
         + Sync
         + 'static
@@ -158,6 +169,34 @@ impl ParsedUrl {
     }
 }
 
+/// Where an upstream call goes: a URI, built once at start-up with the client's own parse of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    uri: Uri,
+    parsed: Option<ParsedUrl>,
+}
+
+impl Target {
+    /// The target at `url`; `None` when it is not a valid URI.
+    pub(crate) fn parse(url: &str) -> Option<Self> {
+        let uri: Uri = url.parse().ok()?;
+        Some(Self {
+            parsed: ParsedUrl::new(&uri),
+            uri,
+        })
+    }
+
+    /// The URI.
+    pub(crate) fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The URI as the client parsed it, when it could.
+    pub(crate) fn parsed(&self) -> Option<&ParsedUrl> {
+        self.parsed.as_ref()
+    }
+}
+
 /// The reqwest request for `request`, with its attempt timeout.
 fn to_reqwest(request: Request<Bytes>) -> Result<reqwest::Request, UpstreamError> {
     let (mut parts, body) = request.into_parts();
@@ -182,7 +221,8 @@ fn to_reqwest(request: Request<Bytes>) -> Result<reqwest::Request, UpstreamError
 }
 
 /// The Models API client: a pooled `reqwest` client (rustls, `TCP_NODELAY`, connect and
-/// per-attempt timeouts) that sends one request and reads the whole answer.
+/// per-attempt timeouts) that sends one request and hands back the answer's head as soon as it
+/// arrives, with a body read as it comes.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: reqwest::Client,
@@ -221,10 +261,10 @@ impl Upstream {
 
 /// The future of one [`Upstream`] attempt.
 pub type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<Response<Bytes>, UpstreamError>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<Response<UpstreamBody>, UpstreamError>> + Send + 'static>>;
 
 impl Service<Request<Bytes>> for Upstream {
-    type Response = Response<Bytes>;
+    type Response = Response<UpstreamBody>;
     type Error = UpstreamError;
     type Future = ResponseFuture;
 
@@ -237,56 +277,13 @@ impl Service<Request<Bytes>> for Upstream {
         let client = self.client.clone();
         Box::pin(async move {
             let request = to_reqwest(request)?;
-            let mut response = client
+            let response = client
                 .execute(request)
                 .await
                 .map_err(UpstreamError::from_reqwest)?;
-            let status = response.status();
-            let version = response.version();
-            // Moved out, not cloned: reading the body does not need them.
-            let headers = std::mem::take(response.headers_mut());
-            let body = read_capped(&mut response, MAX_ANSWER_BYTES)
-                .await
-                .map_err(UpstreamError::from_reqwest)?
-                .ok_or(UpstreamError::TooLarge(MAX_ANSWER_BYTES))?;
-            let mut out = Response::new(body);
-            *out.status_mut() = status;
-            *out.version_mut() = version;
-            *out.headers_mut() = headers;
-            Ok(out)
+            Ok(http::Response::from(response).map(UpstreamBody::from_reqwest))
         })
     }
-}
-
-/// The whole body, or `None` as soon as it is known to exceed `limit` bytes: from the declared
-/// length, or else while reading, so that no more than `limit` bytes are ever held.
-pub(crate) async fn read_capped(
-    response: &mut reqwest::Response,
-    limit: usize,
-) -> Result<Option<Bytes>, reqwest::Error> {
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit as u64)
-    {
-        return Ok(None);
-    }
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut length = 0usize;
-    while let Some(chunk) = response.chunk().await? {
-        length = length.saturating_add(chunk.len());
-        if length > limit {
-            return Ok(None);
-        }
-        chunks.push(chunk);
-    }
-    // Most answers arrive in one chunk, which is kept as it is rather than copied.
-    Ok(Some(match chunks.pop() {
-        Some(only) if chunks.is_empty() => only,
-        last => {
-            chunks.extend(last);
-            Bytes::from(chunks.concat())
-        }
-    }))
 }
 
 #[cfg(test)]
@@ -325,8 +322,13 @@ mod tests {
 
     async fn read_limited(response: String, limit: usize) -> Option<Bytes> {
         let url = serve_raw(response).await;
-        let mut response = reqwest::get(url).await.unwrap();
-        read_capped(&mut response, limit).await.unwrap()
+        let response = reqwest::get(url).await.unwrap();
+        let body = UpstreamBody::from_reqwest(http::Response::from(response).into_body());
+        match body.read_capped(limit).await {
+            Ok(body) => Some(body),
+            Err(UpstreamError::TooLarge(_)) => None,
+            Err(error) => panic!("{error}"),
+        }
     }
 
     fn with_length(body: &str) -> String {

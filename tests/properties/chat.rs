@@ -4,8 +4,10 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{json, Value};
+use sf_models_bridge::core::{Task, TranslateError};
+use sf_models_bridge::front;
 use sf_models_bridge::openai::ChatCompletionRequest;
-use sf_models_bridge::translate::{self, TranslateError};
+use sf_models_bridge::surface::einstein;
 
 use crate::json::{self, Member};
 
@@ -20,13 +22,22 @@ const KNOWN: &[&str] = &[
     "functions",
 ];
 
+/// Through the Chat Completions front and the einstein surface: the `chat-generations` body.
+fn einstein_body(request: &ChatCompletionRequest<'_>) -> Result<Value, TranslateError> {
+    let request = front::chat::to_core(request.clone())?;
+    let Task::Chat(chat) = &request.task else {
+        unreachable!("a chat request")
+    };
+    einstein::chat_body(chat).map(|body| serde_json::to_value(body).unwrap())
+}
+
 /// Parses and translates; whatever comes out must be an error or a valid Models API body.
 fn check_any(body: &[u8]) {
     let Ok(request) = serde_json::from_slice::<ChatCompletionRequest<'_>>(body) else {
         return;
     };
-    match translate::chat_request(&request) {
-        Ok(upstream) => assert_valid_chat_body(&serde_json::to_value(&upstream).unwrap()),
+    match einstein_body(&request) {
+        Ok(upstream) => assert_valid_chat_body(&upstream),
         Err(error) => {
             assert!(!error.to_string().is_empty());
             assert!(!error.param().is_empty());
@@ -497,14 +508,16 @@ fn check_generated(request: &Request) {
         request.include_usage.unwrap_or(false)
     );
     assert_eq!(parsed.n, request.n.flatten());
-    assert_eq!(parsed.tools, request.tools.len() + request.functions.len());
+    assert_eq!(
+        parsed.tools.len(),
+        request.tools.len() + request.functions.len()
+    );
     assert_eq!(parsed.ignored, expected_ignored(&request.members));
 
     let violations = violations(request);
-    match translate::chat_request(&parsed) {
-        Ok(upstream) => {
+    match einstein_body(&parsed) {
+        Ok(got) => {
             assert!(violations.is_empty(), "accepted despite {violations:?}");
-            let got = serde_json::to_value(&upstream).unwrap();
             assert_valid_chat_body(&got);
             let expected: Vec<Value> = request.messages.iter().map(expected_message).collect();
             assert_eq!(got, json!({ "messages": expected }));

@@ -3,18 +3,28 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use sf_models_bridge::core::{Task, TranslateError};
+use sf_models_bridge::front;
 use sf_models_bridge::openai::{CompletionRequest, Prompt};
-use sf_models_bridge::translate::{self, TranslateError};
+use sf_models_bridge::surface::einstein;
 
 use crate::json;
+
+/// Through the Completions front and the einstein surface: the `generations` body.
+fn einstein_body(request: &CompletionRequest<'_>) -> Result<Value, TranslateError> {
+    let request = front::completions::to_core(request.clone())?;
+    let Task::Text(text) = &request.task else {
+        unreachable!("a prompt")
+    };
+    einstein::text_body(text).map(|body| serde_json::to_value(body).unwrap())
+}
 
 fn check_any(body: &[u8]) {
     let Ok(request) = serde_json::from_slice::<CompletionRequest<'_>>(body) else {
         return;
     };
-    match translate::completion_request(&request) {
-        Ok(upstream) => {
-            let body = serde_json::to_value(&upstream).unwrap();
+    match einstein_body(&request) {
+        Ok(body) => {
             let object = body.as_object().expect("an object");
             assert_eq!(object.len(), 1, "{body}");
             assert!(object["prompt"].is_string());
@@ -144,16 +154,13 @@ fn check_generated(request: &Request) {
     };
     assert_eq!(parsed.ignored, expected_ignored);
     let violations = request.violations();
-    match translate::completion_request(&parsed) {
+    match einstein_body(&parsed) {
         Ok(upstream) => {
             assert!(violations.is_empty(), "accepted despite {violations:?}");
             let Prompt::Text(text) = request.expected_prompt() else {
                 unreachable!("refused");
             };
-            assert_eq!(
-                serde_json::to_value(&upstream).unwrap(),
-                json!({"prompt": text})
-            );
+            assert_eq!(upstream, json!({"prompt": text}));
         }
         Err(error) => assert!(
             violations.contains(&error),

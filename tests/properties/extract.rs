@@ -5,13 +5,13 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{json, Value};
-use sf_models_bridge::salesforce::{self, ExtractError, Extracted, Operation};
-use sf_models_bridge::translate::{self, ResponseCtx};
+use sf_models_bridge::front::{self, AnswerCtx};
+use sf_models_bridge::surface::einstein::{self, ExtractError, Extracted, Operation};
 
 use crate::json;
 use crate::reference;
 
-const CTX: ResponseCtx<'static> = ResponseCtx {
+const CTX: AnswerCtx<'static> = AnswerCtx {
     fallback_id: "chatcmpl-local",
     created: 1,
     model: "gpt-4o-mini",
@@ -19,11 +19,11 @@ const CTX: ResponseCtx<'static> = ResponseCtx {
 
 /// Extracts for both operations and renders each answer; nothing may panic.
 fn extract_any(body: &[u8]) {
-    let Ok(response) = salesforce::parse(body) else {
+    let Ok(response) = einstein::parse(body) else {
         return;
     };
     for operation in [Operation::Chat, Operation::Text] {
-        if let Ok(answer) = salesforce::extract(&response, operation) {
+        if let Ok(answer) = einstein::extract(&response, operation) {
             check_rendered(&answer);
         }
     }
@@ -31,11 +31,13 @@ fn extract_any(body: &[u8]) {
 
 /// Both OpenAI bodies carry the text unaltered.
 fn check_rendered(answer: &Extracted<'_>) {
+    let generation = einstein::generation(answer.clone());
     let chat: Value =
-        serde_json::from_slice(&translate::chat_completion_json(answer, &CTX).unwrap()).unwrap();
+        serde_json::from_slice(&front::chat::completion_json(&generation, &CTX).unwrap()).unwrap();
     assert_eq!(chat["choices"][0]["message"]["content"], answer.text);
     let text: Value =
-        serde_json::from_slice(&translate::text_completion_json(answer, &CTX).unwrap()).unwrap();
+        serde_json::from_slice(&front::completions::completion_json(&generation, &CTX).unwrap())
+            .unwrap();
     assert_eq!(text["choices"][0]["text"], answer.text);
 }
 
@@ -45,7 +47,7 @@ fn agrees_with_reference(value: &Value) {
     // Read back, so the reference sees numbers exactly as the parser does.
     let value: Value = serde_json::from_slice(&body).unwrap();
     let expected = reference::read(&value);
-    let parsed = salesforce::parse(&body);
+    let parsed = einstein::parse(&body);
     let (expected, parsed) = match (expected, parsed) {
         (Err(()), Err(ExtractError::Malformed { .. })) => return,
         (Ok(expected), Ok(parsed)) => (expected, parsed),
@@ -53,15 +55,15 @@ fn agrees_with_reference(value: &Value) {
     };
     for (operation, chat) in [(Operation::Chat, true), (Operation::Text, false)] {
         let want = reference::answer(&expected, chat);
-        match (salesforce::extract(&parsed, operation), want) {
+        match (einstein::extract(&parsed, operation), want) {
             (Err(ExtractError::NoText), None) => {}
             (Ok(got), Some(want)) => {
                 let usage = got
                     .usage
-                    .map(|u| [u.prompt_tokens, u.completion_tokens, u.total_tokens]);
+                    .map(|u| [u.input_tokens, u.output_tokens, u.total_tokens]);
                 let got_answer = reference::Answer {
                     text: got.text,
-                    finish_reason: got.finish_reason,
+                    finish_reason: got.finish.as_str(),
                     path: got.path.as_str(),
                     usage,
                 };
@@ -476,7 +478,7 @@ impl UsageGen {
 fn check_generated(generated: &ResponseGen) {
     let value = generated.json();
     let body = serde_json::to_vec(&value).unwrap();
-    let response = salesforce::parse(&body).unwrap_or_else(|e| panic!("{e}: {value}"));
+    let response = einstein::parse(&body).unwrap_or_else(|e| panic!("{e}: {value}"));
     let operation = if generated.chat {
         Operation::Chat
     } else {
@@ -486,14 +488,14 @@ fn check_generated(generated: &ResponseGen) {
         reference::finish_reason(generated.reason.as_ref().map(|(_, r)| r.as_str()));
     let answered =
         !generated.text.is_empty() || matches!(finish_reason, "content_filter" | "length");
-    let answer = match salesforce::extract(&response, operation) {
+    let answer = match einstein::extract(&response, operation) {
         Ok(answer) => answer,
         Err(ExtractError::NoText) if !answered => return,
         Err(error) => panic!("{error}: {value}"),
     };
     assert!(answered, "an empty text was taken as the answer: {value}");
     assert_eq!(answer.text, generated.text);
-    assert_eq!(answer.finish_reason, finish_reason);
+    assert_eq!(answer.finish.as_str(), finish_reason);
     assert_eq!(answer.path.as_str(), generated.expected_path());
     assert_eq!(
         answer.id,
@@ -501,7 +503,7 @@ fn check_generated(generated: &ResponseGen) {
     );
     let usage = answer
         .usage
-        .map(|u| [u.prompt_tokens, u.completion_tokens, u.total_tokens]);
+        .map(|u| [u.input_tokens, u.output_tokens, u.total_tokens]);
     assert_eq!(usage, generated.usage.as_ref().and_then(UsageGen::expected));
     check_rendered(&answer);
 }

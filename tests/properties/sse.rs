@@ -2,10 +2,44 @@
 
 use proptest::prelude::*;
 use serde_json::Value;
-use sf_models_bridge::openai::Usage;
-use sf_models_bridge::stream::{SseEvents, StreamKind, StreamedAnswer, CONTENT_CHUNK_BYTES};
+use sf_models_bridge::core::{Finish, Generation, Usage};
+use sf_models_bridge::front::sse::{SseEvents, StreamKind, CONTENT_CHUNK_BYTES};
+use sf_models_bridge::front::AnswerCtx;
+use sf_models_bridge::openai;
 
 use crate::json;
+
+/// A complete answer and how to stream it.
+#[derive(Debug, Clone)]
+struct StreamedAnswer {
+    kind: StreamKind,
+    id: String,
+    created: u64,
+    model: String,
+    text: String,
+    finish: Finish,
+    usage: Option<Usage>,
+    include_usage: bool,
+}
+
+impl StreamedAnswer {
+    /// Its events; the id stands in as the fallback so that any string is kept as it is.
+    fn events(&self) -> SseEvents {
+        let ctx = AnswerCtx {
+            fallback_id: &self.id,
+            created: self.created,
+            model: &self.model,
+        };
+        let generation = Generation {
+            id: None,
+            text: &self.text,
+            tool_calls: vec![],
+            finish: self.finish,
+            usage: self.usage,
+        };
+        SseEvents::new(self.kind, &ctx, &generation, self.include_usage)
+    }
+}
 
 fn answer() -> impl Strategy<Value = StreamedAnswer> {
     let text = prop_oneof![
@@ -14,11 +48,12 @@ fn answer() -> impl Strategy<Value = StreamedAnswer> {
         1 => prop::collection::vec(any::<char>(), 0..700).prop_map(String::from_iter),
     ];
     let usage = proptest::option::of((any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-        |(prompt_tokens, completion_tokens, total_tokens)| Usage {
-            prompt_tokens,
-            completion_tokens,
+        |(input_tokens, output_tokens, total_tokens)| Usage {
+            input_tokens,
+            output_tokens,
             total_tokens,
-            prompt_tokens_details: None,
+            cached_tokens: None,
+            reasoning_tokens: None,
         },
     ));
     (
@@ -26,27 +61,30 @@ fn answer() -> impl Strategy<Value = StreamedAnswer> {
         json::string(),
         json::string(),
         text,
-        prop::sample::select(vec!["stop", "length", "tool_calls", "content_filter"]),
+        prop::sample::select(vec![
+            Finish::Stop,
+            Finish::Length,
+            Finish::ToolCalls,
+            Finish::ContentFilter,
+        ]),
         usage,
         any::<bool>(),
         any::<u64>(),
     )
         .prop_map(
-            |(chat, id, model, text, finish_reason, usage, include_usage, created)| {
-                StreamedAnswer {
-                    kind: if chat {
-                        StreamKind::Chat
-                    } else {
-                        StreamKind::Text
-                    },
-                    id,
-                    created,
-                    model,
-                    text,
-                    finish_reason,
-                    usage,
-                    include_usage,
-                }
+            |(chat, id, model, text, finish, usage, include_usage, created)| StreamedAnswer {
+                kind: if chat {
+                    StreamKind::Chat
+                } else {
+                    StreamKind::Text
+                },
+                id,
+                created,
+                model,
+                text,
+                finish,
+                usage,
+                include_usage,
             },
         )
 }
@@ -63,7 +101,7 @@ fn data(event: &[u8]) -> Value {
 }
 
 fn check(answer: StreamedAnswer) {
-    let events: Vec<_> = SseEvents::new(answer.clone()).collect();
+    let events: Vec<_> = answer.events().collect();
     let (done, events) = events.split_last().expect("at least [DONE]");
     assert_eq!(&done[..], b"data: [DONE]\n\n");
     let mut values: Vec<Value> = events.iter().map(|event| data(event)).collect();
@@ -73,11 +111,14 @@ fn check(answer: StreamedAnswer) {
         .then(|| values.pop().expect("a usage event"));
     if let Some(usage_event) = usage_event {
         assert_eq!(usage_event["choices"], Value::Array(vec![]));
-        let usage = answer.usage.unwrap_or_default();
+        let usage = openai::Usage::from(answer.usage.unwrap_or_default());
         assert_eq!(usage_event["usage"], serde_json::to_value(usage).unwrap());
     }
     let finish = values.pop().expect("a finish event");
-    assert_eq!(finish["choices"][0]["finish_reason"], answer.finish_reason);
+    assert_eq!(
+        finish["choices"][0]["finish_reason"],
+        openai::finish_reason(answer.finish)
+    );
 
     let (object, field) = match answer.kind {
         StreamKind::Chat => {

@@ -4,7 +4,8 @@
 use http::StatusCode;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use sf_models_bridge::salesforce::UpstreamFailure;
+use sf_models_bridge::openai::ErrorBody;
+use sf_models_bridge::surface::einstein;
 
 use crate::json;
 
@@ -63,16 +64,17 @@ proptest! {
     #[test]
     fn any_failure_maps_to_a_bounded_error(status in 400u16..600, body in body()) {
         let upstream = StatusCode::from_u16(status).unwrap();
-        let failure = UpstreamFailure::from_response(upstream, &body, MODEL);
+        let failure = einstein::read_failure(upstream, &body, MODEL);
         assert_eq!(failure.status.as_u16(), expected_status(status));
         assert!(failure.status.is_client_error() || failure.status.is_server_error());
-        let message = &failure.body.error.message;
+        let message = &failure.message;
         assert!(message.starts_with(&format!("Salesforce answered {status}")), "{message}");
         assert!(message.chars().count() < 500, "{} chars", message.chars().count());
-        if let Some(code) = &failure.body.error.code {
+        if let Some(code) = &failure.code {
             assert!(code.chars().count() <= 64, "code of {} chars", code.chars().count());
         }
-        let envelope: Value = serde_json::from_slice(&failure.body.to_json()).unwrap();
+        let envelope: Value =
+            serde_json::from_slice(&ErrorBody::from_failure(&failure).to_json()).unwrap();
         assert_eq!(envelope["error"]["message"], json!(message));
     }
 }

@@ -1,15 +1,13 @@
-//! Salesforce error bodies, and their mapping to the OpenAI error envelope.
+//! Salesforce error bodies, and their mapping to neutral failures, per the spec's error table.
 
 use std::borrow::Cow;
 
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::openai::{ErrorBody, ErrorType};
+use crate::core::{Failure, FailureClass, MAX_MESSAGE_CHARS};
 use crate::text::sanitize;
 
-/// The most characters of upstream text (codes and message together) passed on to the caller.
-const MAX_MESSAGE_CHARS: usize = 300;
 /// The longest `errorCode` passed on as the envelope's `code`: anything longer is prose rather
 /// than a code, and reaches the caller only inside the bounded message.
 const MAX_CODE_CHARS: usize = 64;
@@ -67,76 +65,48 @@ impl<'a> ErrorResponse<'a> {
     }
 }
 
-/// An error status from the Models API, mapped for the caller.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UpstreamFailure {
-    /// The status the caller gets.
-    pub status: StatusCode,
-    /// The envelope the caller gets.
-    pub body: ErrorBody,
-}
-
-impl UpstreamFailure {
-    /// Maps a final (not retried, or retried in vain) error response of the Models API, per the
-    /// spec's error table. `model` is the Salesforce model that was called.
-    pub fn from_response(status: StatusCode, body: &[u8], model: &str) -> Self {
-        let error = ErrorResponse::parse(body);
-        let detail = error.summary();
-        let said = if detail.is_empty() {
-            format!("Salesforce answered {}", status.as_u16())
-        } else {
-            format!("Salesforce answered {}: {detail}", status.as_u16())
-        };
-        let (status, body) = match status.as_u16() {
-            300..=399 => (
-                StatusCode::BAD_GATEWAY,
-                ErrorBody::new(
-                    ErrorType::ApiError,
-                    format!("{said} (a redirect, which the bridge does not follow: check salesforce.api_base)"),
-                )
-                .code("upstream_invalid_response"),
-            ),
-            400 | 413 | 415 | 422 => (
-                StatusCode::BAD_REQUEST,
-                ErrorBody::new(ErrorType::InvalidRequestError, said),
-            ),
-            401 => (
-                StatusCode::BAD_GATEWAY,
-                ErrorBody::new(
-                    ErrorType::ApiError,
-                    format!("{said} (a freshly fetched token was refused too: check the connected app's scopes, e.g. sfap_api)"),
-                )
-                .code("upstream_unauthorized"),
-            ),
-            403 => (
-                StatusCode::FORBIDDEN,
-                ErrorBody::new(ErrorType::PermissionError, said),
-            ),
-            404 => (
-                StatusCode::NOT_FOUND,
-                ErrorBody::new(
-                    ErrorType::InvalidRequestError,
-                    format!("{said} (the org may not have model `{model}` enabled, or the access token is not a JWT)"),
-                )
-                .code("model_not_found"),
-            ),
-            423 | 429 => (
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorBody::new(ErrorType::RateLimitError, said).code("rate_limit_exceeded"),
-            ),
-            503 => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorBody::new(ErrorType::ApiError, said),
-            ),
-            _ => (StatusCode::BAD_GATEWAY, ErrorBody::new(ErrorType::ApiError, said)),
-        };
-        let body = match error.error_code {
-            Some(code) if body.error.code.is_none() && code.chars().count() <= MAX_CODE_CHARS => {
-                body.code(code.into_owned())
-            }
-            _ => body,
-        };
-        UpstreamFailure { status, body }
+/// Maps a final (not retried, or retried in vain) error response of the Models API, per the
+/// spec's error table. `model` is the Salesforce model that was called.
+pub fn read_failure(status: StatusCode, body: &[u8], model: &str) -> Failure {
+    use FailureClass::*;
+    let error = ErrorResponse::parse(body);
+    let detail = error.summary();
+    let said = if detail.is_empty() {
+        format!("Salesforce answered {}", status.as_u16())
+    } else {
+        format!("Salesforce answered {}: {detail}", status.as_u16())
+    };
+    let failure = match status.as_u16() {
+        300..=399 => Failure::new(
+            StatusCode::BAD_GATEWAY,
+            Upstream,
+            format!("{said} (a redirect, which the bridge does not follow: check salesforce.api_base)"),
+        )
+        .code("upstream_invalid_response"),
+        400 | 413 | 415 | 422 => Failure::new(StatusCode::BAD_REQUEST, InvalidRequest, said),
+        401 => Failure::new(
+            StatusCode::BAD_GATEWAY,
+            Upstream,
+            format!("{said} (a freshly fetched token was refused too: check the connected app's scopes, e.g. sfap_api)"),
+        )
+        .code("upstream_unauthorized"),
+        403 => Failure::new(StatusCode::FORBIDDEN, Permission, said),
+        404 => Failure::new(
+            StatusCode::NOT_FOUND,
+            InvalidRequest,
+            format!("{said} (the org may not have model `{model}` enabled, or the access token is not a JWT)"),
+        )
+        .code("model_not_found"),
+        423 | 429 => Failure::new(StatusCode::TOO_MANY_REQUESTS, RateLimited, said)
+            .code("rate_limit_exceeded"),
+        503 => Failure::new(StatusCode::SERVICE_UNAVAILABLE, Upstream, said),
+        _ => Failure::new(StatusCode::BAD_GATEWAY, Upstream, said),
+    };
+    match error.error_code {
+        Some(code) if failure.code.is_none() && code.chars().count() <= MAX_CODE_CHARS => {
+            failure.code(code.into_owned())
+        }
+        _ => failure,
     }
 }
 
@@ -152,12 +122,13 @@ mod tests {
         .unwrap()
     }
 
+    /// The failure as OpenAI callers see it.
     fn map(status: u16, body: &[u8]) -> (u16, serde_json::Value) {
-        let failure =
-            UpstreamFailure::from_response(StatusCode::from_u16(status).unwrap(), body, "m");
+        let failure = read_failure(StatusCode::from_u16(status).unwrap(), body, "m");
+        let envelope = crate::openai::ErrorBody::from_failure(&failure);
         (
             failure.status.as_u16(),
-            serde_json::from_slice(&failure.body.to_json()).unwrap(),
+            serde_json::from_slice(&envelope.to_json()).unwrap(),
         )
     }
 
@@ -253,17 +224,10 @@ mod tests {
         let huge = serde_json::to_vec(&huge).unwrap();
         let model = "sfdc_ai__DefaultBedrockAnthropicClaude45Sonnet";
         for status in [400, 401, 404, 429, 500] {
-            let failure =
-                UpstreamFailure::from_response(StatusCode::from_u16(status).unwrap(), &huge, model);
-            let message = &failure.body.error.message;
+            let failure = read_failure(StatusCode::from_u16(status).unwrap(), &huge, model);
+            let message = &failure.message;
             assert!(message.chars().count() < 500, "{status}: {message}");
-            assert!(!failure
-                .body
-                .error
-                .code
-                .as_deref()
-                .unwrap_or("")
-                .contains("CCC"));
+            assert!(!failure.code.as_deref().unwrap_or("").contains("CCC"));
         }
         let (_, body) = map(500, br#"{"errorCode": "BAD_ARGUMENT", "message": "m"}"#);
         assert_eq!(body["error"]["code"], "BAD_ARGUMENT");

@@ -2,7 +2,7 @@
 
 use super::response::{GenerationDetails, ModelsResponse, RawUsage};
 use super::Operation;
-use crate::openai::{PromptTokensDetails, Usage};
+use crate::core::{Finish, Usage};
 
 /// Which response shape served the answer. [`ExtractPath::Primary`] is the documented shape of
 /// the operation that was called; every other path is a counted fallback.
@@ -75,8 +75,8 @@ pub enum ExtractError {
 pub struct Extracted<'r> {
     /// The model's text, unaltered.
     pub text: &'r str,
-    /// The normalised OpenAI finish reason.
-    pub finish_reason: &'static str,
+    /// Why the model stopped, normalised.
+    pub finish: Finish,
     /// Token counts, from either key style, when the response has them.
     pub usage: Option<Usage>,
     /// Which shape served.
@@ -122,15 +122,15 @@ pub fn extract<'r>(
         let (Some(text), raw_reason) = candidate(response, shape) else {
             continue;
         };
-        let finish_reason = normalise_finish_reason(raw_reason);
+        let finish = normalise_finish_reason(raw_reason);
         // An empty answer is real only when the model was cut off or filtered; otherwise an
         // empty field means the text lives elsewhere (or nowhere).
-        if text.is_empty() && !matches!(finish_reason, "content_filter" | "length") {
+        if text.is_empty() && !matches!(finish, Finish::ContentFilter | Finish::Length) {
             continue;
         }
         return Ok(Extracted {
             text,
-            finish_reason,
+            finish,
             usage: usage(response),
             path: if index == 0 {
                 ExtractPath::Primary
@@ -262,27 +262,27 @@ fn normalise_usage(raw: &RawUsage) -> Option<Usage> {
     let prompt_tokens = prompt.unwrap_or(0);
     let completion_tokens = completion.unwrap_or(0);
     Some(Usage {
-        prompt_tokens,
-        completion_tokens,
+        input_tokens: prompt_tokens,
+        output_tokens: completion_tokens,
         total_tokens: raw
             .total_tokens
             .or(raw.total_token_count)
             .unwrap_or(prompt_tokens.saturating_add(completion_tokens)),
-        prompt_tokens_details: raw
+        cached_tokens: raw
             .prompt_tokens_details
             .and_then(|details| details.cached_tokens)
-            .or(raw.cache_read_input_token_count)
-            .map(|cached_tokens| PromptTokensDetails { cached_tokens }),
+            .or(raw.cache_read_input_token_count),
+        reasoning_tokens: None,
     })
 }
 
-/// Maps a provider's finish reason to OpenAI's, per the spec's table; absent or unknown is `stop`.
-pub fn normalise_finish_reason(raw: Option<&str>) -> &'static str {
+/// Maps a provider's finish reason, per the spec's table; absent or unknown is [`Finish::Stop`].
+pub fn normalise_finish_reason(raw: Option<&str>) -> Finish {
     match raw {
-        Some("length" | "max_tokens" | "MAX_TOKENS") => "length",
-        Some("tool_use" | "tool_calls") => "tool_calls",
-        Some("content_filter" | "SAFETY" | "RECITATION") => "content_filter",
-        _ => "stop",
+        Some("length" | "max_tokens" | "MAX_TOKENS") => Finish::Length,
+        Some("tool_use" | "tool_calls") => Finish::ToolCalls,
+        Some("content_filter" | "SAFETY" | "RECITATION") => Finish::ContentFilter,
+        _ => Finish::Stop,
     }
 }
 
@@ -297,7 +297,7 @@ mod tests {
     ) -> Result<(String, &'static str, Option<Usage>, ExtractPath), ExtractError> {
         let body = serde_json::to_vec(&value).unwrap();
         let response = parse(&body)?;
-        extract(&response, op).map(|e| (e.text.to_owned(), e.finish_reason, e.usage, e.path))
+        extract(&response, op).map(|e| (e.text.to_owned(), e.finish.as_str(), e.usage, e.path))
     }
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -315,15 +315,16 @@ mod tests {
         let answer = extract(&response, Operation::Chat).unwrap();
         assert_eq!(answer.text, "Here is a recipe for cherry pie...");
         assert_eq!(answer.path, ExtractPath::Primary);
-        assert_eq!(answer.finish_reason, "stop");
+        assert_eq!(answer.finish.as_str(), "stop");
         assert_eq!(answer.id, Some("chatcmpl-9AMuFltdq7M5ntZVvQcAkgyWhfoas"));
         assert_eq!(
             answer.usage,
             Some(Usage {
-                prompt_tokens: 39,
-                completion_tokens: 607,
+                input_tokens: 39,
+                output_tokens: 607,
                 total_tokens: 646,
-                prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 0 }),
+                cached_tokens: Some(0),
+                reasoning_tokens: None,
             })
         );
     }
@@ -335,14 +336,15 @@ mod tests {
         let answer = extract(&response, Operation::Chat).unwrap();
         assert!(answer.text.starts_with("Cherry pie: pit 4 cups"));
         assert_eq!(answer.path, ExtractPath::Primary);
-        assert_eq!(answer.finish_reason, "stop");
+        assert_eq!(answer.finish.as_str(), "stop");
         assert_eq!(
             answer.usage,
             Some(Usage {
-                prompt_tokens: 42,
-                completion_tokens: 31,
+                input_tokens: 42,
+                output_tokens: 31,
                 total_tokens: 73,
-                prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 0 }),
+                cached_tokens: Some(0),
+                reasoning_tokens: None,
             })
         );
     }
@@ -517,46 +519,51 @@ mod tests {
             (
                 json!({"prompt_tokens": 8, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 5}}),
                 Usage {
-                    prompt_tokens: 8,
-                    completion_tokens: 3,
+                    input_tokens: 8,
+                    output_tokens: 3,
                     total_tokens: 11,
-                    prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 5 }),
+                    cached_tokens: Some(5),
+                    reasoning_tokens: None,
                 },
             ),
             (
                 json!({"inputTokenCount": 8, "outputTokenCount": 3, "cacheReadInputTokenCount": 5, "cacheWriteInputTokenCount": 2}),
                 Usage {
-                    prompt_tokens: 8,
-                    completion_tokens: 3,
+                    input_tokens: 8,
+                    output_tokens: 3,
                     total_tokens: 11,
-                    prompt_tokens_details: Some(PromptTokensDetails { cached_tokens: 5 }),
+                    cached_tokens: Some(5),
+                    reasoning_tokens: None,
                 },
             ),
             (
                 json!({"prompt_tokens": 2, "completion_tokens": 3, "prompt_tokens_details": "n/a"}),
                 Usage {
-                    prompt_tokens: 2,
-                    completion_tokens: 3,
+                    input_tokens: 2,
+                    output_tokens: 3,
                     total_tokens: 5,
-                    prompt_tokens_details: None,
+                    cached_tokens: None,
+                    reasoning_tokens: None,
                 },
             ),
             (
                 json!({"inputTokenCount": 2, "outputTokenCount": 3, "totalTokenCount": 9}),
                 Usage {
-                    prompt_tokens: 2,
-                    completion_tokens: 3,
+                    input_tokens: 2,
+                    output_tokens: 3,
                     total_tokens: 9,
-                    prompt_tokens_details: None,
+                    cached_tokens: None,
+                    reasoning_tokens: None,
                 },
             ),
             (
                 json!({"prompt_tokens": "2", "completion_tokens": 3.0}),
                 Usage {
-                    prompt_tokens: 2,
-                    completion_tokens: 3,
+                    input_tokens: 2,
+                    output_tokens: 3,
                     total_tokens: 5,
-                    prompt_tokens_details: None,
+                    cached_tokens: None,
+                    reasoning_tokens: None,
                 },
             ),
         ];
@@ -603,7 +610,7 @@ mod tests {
             (Some("weird"), "stop"),
         ];
         for (raw, expected) in table {
-            assert_eq!(normalise_finish_reason(raw), expected, "{raw:?}");
+            assert_eq!(normalise_finish_reason(raw).as_str(), expected, "{raw:?}");
         }
     }
 }

@@ -1,0 +1,329 @@
+//! The generation flow of every client API: read the body, let the front parse it, route the
+//! model, let the route's surface build the call, make the exchange (token, retries, the 401
+//! resend), let the surface read the answer and the front render it, as JSON or as an event
+//! stream.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Request, Response, StatusCode};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::body::{BridgeBody, PendingAnswer};
+use super::error::{BridgeError, Failed};
+use super::finish::{Finisher, UpstreamTime};
+use super::request_body;
+use super::service::{error_response, json_response, set_upstream_request_id, REQUEST_ID};
+use super::{RouteTarget, Shared};
+use crate::core::{Answer, Streaming};
+use crate::front::{AnswerCtx, Front};
+use crate::metrics::Metrics;
+use crate::openai::depth;
+use crate::surface::Reading;
+use crate::upstream::{
+    AttemptObserver, AttemptOutcome, Delivery, Exchanged, Outgoing, RequestBody, UpstreamService,
+    MAX_ANSWER_BYTES,
+};
+
+/// Lists the request parameters that were accepted but not forwarded.
+pub(crate) const IGNORED_PARAMS: &str = "x-sfbridge-ignored-params";
+
+/// A request read, parsed, routed and translated, ready for the upstream.
+struct Prepared {
+    route: Arc<RouteTarget>,
+    body: Bytes,
+    reading: Reading,
+    stream: Option<Streaming>,
+    ignored: Option<HeaderValue>,
+}
+
+/// Serves one request of a client API.
+pub(crate) async fn generate<S, B>(
+    shared: Arc<Shared>,
+    inner: S,
+    request: Request<B>,
+    front: &'static dyn Front,
+    mut finisher: Finisher,
+    request_id: HeaderValue,
+) -> Response<BridgeBody>
+where
+    S: UpstreamService,
+    B: RequestBody,
+{
+    let errors = front.errors();
+    let prepared = match prepare(&shared, request, front).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            if let BridgeError::ModelNotFound { model, .. } = &error {
+                // Logged as asked; the metrics fold unconfigured names into `unknown`.
+                finisher.set_model(model.as_str().into());
+            }
+            return error_response(finisher, error, &request_id, errors);
+        }
+    };
+    finisher.set_model(prepared.route.model.clone());
+    let upstream_time = finisher.upstream_time();
+    let fallback_id = format!(
+        "{}{}",
+        front.id_prefix(),
+        String::from_utf8_lossy(request_id.as_bytes())
+    );
+    let created = unix_now();
+
+    let Some(streaming) = prepared.stream else {
+        let rendered = async {
+            let answer = exchange(&shared, &inner, &prepared, &upstream_time).await?;
+            let ctx = AnswerCtx {
+                fallback_id: &fallback_id,
+                created,
+                model: &prepared.route.model,
+            };
+            render(&shared.metrics, &prepared, &answer, |answer| {
+                front.answer_json(&answer, &ctx)
+            })
+            .map(|json| (json, answer.upstream_id))
+        }
+        .await;
+        return match rendered {
+            Ok((json, upstream_id)) => {
+                let mut response = json_response(StatusCode::OK, json, &request_id);
+                add_headers(&mut response, prepared.ignored, upstream_id);
+                finisher.finish(StatusCode::OK);
+                response
+            }
+            Err(failed) => error_response(finisher, failed, &request_id, errors),
+        };
+    };
+
+    let shared_for_work = shared.clone();
+    let keepalive = shared.keepalive;
+    let ignored = prepared.ignored.clone();
+    let mut work: PendingAnswer = Box::pin(
+        async move {
+            let answer = exchange(&shared_for_work, &inner, &prepared, &upstream_time).await?;
+            let ctx = AnswerCtx {
+                fallback_id: &fallback_id,
+                created,
+                model: &prepared.route.model,
+            };
+            render(&shared_for_work.metrics, &prepared, &answer, |answer| {
+                front.answer_events(&answer, &ctx, streaming)
+            })
+        }
+        .instrument(finisher.span().clone()),
+    );
+    // Most answers come within seconds: waiting one keep-alive period first lets their errors
+    // keep their real status (a 429 stays a 429) instead of becoming an event in a 200 stream.
+    let body = match tokio::time::timeout(keepalive, &mut work).await {
+        Ok(Ok(events)) => {
+            finisher.finish(StatusCode::OK);
+            BridgeBody::events(events)
+        }
+        Ok(Err(failed)) => return error_response(finisher, failed, &request_id, errors),
+        Err(_) => BridgeBody::waiting(work, keepalive, finisher, errors),
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx-like proxies in front not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    headers.insert(REQUEST_ID, request_id);
+    add_headers(&mut response, ignored, None);
+    response
+}
+
+fn add_headers(
+    response: &mut Response<BridgeBody>,
+    ignored: Option<HeaderValue>,
+    upstream_id: Option<HeaderValue>,
+) {
+    if let Some(ignored) = ignored {
+        response.headers_mut().insert(IGNORED_PARAMS, ignored);
+    }
+    set_upstream_request_id(response, upstream_id);
+}
+
+/// Reads the body under the size limit and deadline, lets the front parse it, routes the model
+/// and lets the route's surface translate the request.
+async fn prepare<B: RequestBody>(
+    shared: &Shared,
+    request: Request<B>,
+    front: &dyn Front,
+) -> Result<Prepared, BridgeError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > shared.max_request_bytes as u64) {
+        request_body::linger(request.into_body());
+        return Err(BridgeError::PayloadTooLarge(shared.max_request_bytes));
+    }
+    let body = request_body::read(
+        request.into_body(),
+        shared.max_request_bytes,
+        shared.body_timeout,
+    )
+    .await?;
+    // Before parsing: serde_json skips unread values without its depth limit.
+    if let Some(at) = depth::too_deep(&body, depth::MAX_DEPTH) {
+        return Err(BridgeError::TooDeep(at));
+    }
+    let request = front.parse(&body)?;
+    let route = shared.route(&request.model)?;
+    if request.task.kind() != route.kind {
+        return Err(BridgeError::WrongKind {
+            route: route.model.clone(),
+            kind: route.kind,
+            hint: "this endpoint needs a route of another `kind`",
+        });
+    }
+    // The caller's body is a close upper bound for the translated one.
+    let call = route
+        .surface
+        .call(&request.task, body.len())
+        .map_err(|error| BridgeError::Unsupported {
+            route: route.model.clone(),
+            surface: route.surface.kind().as_str(),
+            error,
+        })?;
+    Ok(Prepared {
+        body: Bytes::from(call.body),
+        reading: call.reading,
+        stream: request.stream,
+        ignored: ignored_header(&request.ignored),
+        route,
+    })
+}
+
+fn ignored_header(ignored: &[std::borrow::Cow<'_, str>]) -> Option<HeaderValue> {
+    if ignored.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&ignored.join(", ")).ok()
+}
+
+/// Records each attempt in the metrics and the request's log, and the time spent on Salesforce.
+struct Attempts<'a> {
+    metrics: &'a Metrics,
+    upstream_time: &'a UpstreamTime,
+}
+
+impl AttemptObserver for Attempts<'_> {
+    fn attempt(&self, outcome: AttemptOutcome, elapsed: Duration) {
+        self.metrics.upstream_attempt(outcome.as_str());
+        self.metrics.upstream_duration(elapsed);
+        tracing::debug!(
+            outcome = outcome.as_str(),
+            elapsed_ms = elapsed.as_secs_f64() * 1e3,
+            "upstream attempt"
+        );
+    }
+
+    fn retry(&self, outcome: AttemptOutcome) {
+        self.metrics.upstream_retry(outcome.as_str());
+    }
+
+    fn waited(&self, elapsed: Duration) {
+        self.upstream_time.add(elapsed);
+    }
+}
+
+/// A success answer of the Models API, read whole.
+struct Success {
+    body: Bytes,
+    upstream_id: Option<HeaderValue>,
+}
+
+/// Calls the Models API and reads its final answer: a success, or the failure its error answer
+/// says, read by the route's surface.
+async fn exchange<S: UpstreamService>(
+    shared: &Shared,
+    inner: &S,
+    prepared: &Prepared,
+    upstream_time: &UpstreamTime,
+) -> Result<Success, Failed> {
+    let outgoing = Outgoing {
+        target: prepared.route.surface.target(prepared.reading),
+        body: prepared.body.clone(),
+    };
+    let observer = Attempts {
+        metrics: &shared.metrics,
+        upstream_time,
+    };
+    let Exchanged {
+        status,
+        headers,
+        body,
+    } = shared
+        .dispatcher
+        .exchange(
+            inner,
+            &shared.tokens,
+            &outgoing,
+            Delivery::Whole,
+            Instant::now(),
+            &observer,
+        )
+        .await
+        .map_err(BridgeError::from)?;
+    let upstream_id = headers.get(REQUEST_ID).cloned();
+    if let Some(id) = upstream_id.as_ref().and_then(|id| id.to_str().ok()) {
+        tracing::Span::current().record("upstream_request_id", id);
+    }
+    // Read whole within the attempt already: this only unwraps it.
+    let body = body
+        .read_capped(MAX_ANSWER_BYTES)
+        .await
+        .map_err(|error| BridgeError::Upstream(error).after_upstream(upstream_id.clone()))?;
+    if !status.is_success() {
+        let mut failure = prepared
+            .reading
+            .failure(status, &body, &prepared.route.salesforce_model);
+        failure.retry_after = headers.get(RETRY_AFTER).cloned();
+        return Err(BridgeError::UpstreamStatus(Box::new(failure)).after_upstream(upstream_id));
+    }
+    Ok(Success { body, upstream_id })
+}
+
+/// Lets the surface read the answer and `render` it, counting the parse path that served and
+/// the tokens used.
+fn render<R>(
+    metrics: &Metrics,
+    prepared: &Prepared,
+    success: &Success,
+    to_body: impl FnOnce(Answer<'_>) -> Result<R, BridgeError>,
+) -> Result<R, Failed> {
+    let model = &prepared.route.model;
+    let read = prepared.reading.answer(&success.body, |answer| {
+        let usage = match &answer {
+            Answer::Generation(generation) => generation.usage,
+            Answer::Embeddings(embeddings) => embeddings.usage,
+        };
+        if let Some(usage) = usage {
+            metrics.usage(model, usage.input_tokens, usage.output_tokens);
+        }
+        to_body(answer)
+    });
+    let rendered = match read {
+        Ok((rendered, path)) => {
+            metrics.extractor_path(path);
+            rendered
+        }
+        Err(error) => {
+            metrics.extractor_path("none");
+            Err(error.into())
+        }
+    };
+    rendered.map_err(|error| error.after_upstream(success.upstream_id.clone()))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}

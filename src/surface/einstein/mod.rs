@@ -1,0 +1,128 @@
+//! The `einstein` surface: the documented Models API, `{api_base}/models/{model}/...`.
+//!
+//! Chat goes to `chat-generations` and prompts to `generations`, as roles and plain strings: this
+//! surface has no tools, no images, no streaming and no generation settings. Its answers are read
+//! by the extractor: one pass into [`ModelsResponse`], a borrowed struct that covers every shape
+//! the bridge knows (unknown fields are skipped without being built), then the documented field
+//! for the operation that was called first, then an ordered list of fallbacks, reporting which
+//! [`ExtractPath`] served.
+//!
+//! ```
+//! use sf_models_bridge::core::Finish;
+//! use sf_models_bridge::surface::einstein::{extract, ExtractPath, ModelsResponse, Operation};
+//!
+//! let body = br#"{"generationDetails": {"generations": [{"content": "Hi!",
+//!     "parameters": {"finish_reason": "stop"}}],
+//!     "parameters": {"usage": {"inputTokenCount": 3, "outputTokenCount": 2}}}}"#;
+//! let response: ModelsResponse<'_> = serde_json::from_slice(body)?;
+//! let answer = extract(&response, Operation::Chat).unwrap();
+//! assert_eq!(answer.text, "Hi!");
+//! assert_eq!(answer.path, ExtractPath::Primary);
+//! assert_eq!(answer.finish, Finish::Stop);
+//! assert_eq!(answer.usage.unwrap().total_tokens, 5);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+mod convert;
+mod error;
+mod extract;
+mod request;
+mod response;
+
+pub use convert::{chat_body, generation, text_body};
+pub use error::{read_failure, ErrorResponse};
+pub use extract::{extract, normalise_finish_reason, parse, ExtractError, ExtractPath, Extracted};
+pub use request::{ChatGenerationsRequest, GenerationsRequest, Message};
+pub use response::{
+    ChatGeneration, GenerationDetails, GenerationParameters, LooseGeneration, ModelsResponse,
+    OpenAiChoice, OpenAiMessage, Parameters, RawUsage, TextGeneration,
+};
+
+use crate::core::{Answer, Task, TranslateError};
+use crate::upstream::Target;
+
+/// Which Models API operation a request calls: it picks the URL and the extractor's primary
+/// shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `POST /models/{model}/chat-generations`.
+    Chat,
+    /// `POST /models/{model}/generations`.
+    Text,
+}
+
+impl Operation {
+    /// The last path segment of this operation's URL.
+    pub fn path_suffix(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat-generations",
+            Operation::Text => "generations",
+        }
+    }
+}
+
+/// A route's URLs on this surface, built once at start-up.
+#[derive(Debug)]
+pub(crate) struct Urls {
+    chat: Target,
+    text: Target,
+}
+
+impl Urls {
+    /// The URLs of `model` under `api_base`; `None` when they are not valid URIs.
+    pub(crate) fn new(api_base: &str, model: &str) -> Option<Self> {
+        let url = |operation: Operation| {
+            Target::parse(&format!(
+                "{api_base}/models/{model}/{}",
+                operation.path_suffix()
+            ))
+        };
+        Some(Self {
+            chat: url(Operation::Chat)?,
+            text: url(Operation::Text)?,
+        })
+    }
+
+    /// The operation and the request body for `task`.
+    pub(crate) fn call(
+        &self,
+        task: &Task<'_>,
+        size_hint: usize,
+    ) -> Result<(Operation, Vec<u8>), TranslateError> {
+        Ok(match task {
+            Task::Chat(chat) => (Operation::Chat, encode(&chat_body(chat)?, size_hint)),
+            Task::Text(text) => (Operation::Text, encode(&text_body(text)?, size_hint)),
+            Task::Embed(_) => return Err(TranslateError::Task("embed texts")),
+        })
+    }
+
+    /// The URL of `operation`.
+    pub(crate) fn target(&self, operation: Operation) -> &Target {
+        match operation {
+            Operation::Chat => &self.chat,
+            Operation::Text => &self.text,
+        }
+    }
+}
+
+/// Reads a success body of `operation` and hands the answer to `render`: the answer borrows from
+/// a parse that lives only here. Also gives the extractor path that served.
+pub(crate) fn read_answer<R>(
+    operation: Operation,
+    body: &[u8],
+    render: impl FnOnce(Answer<'_>) -> R,
+) -> Result<(R, ExtractPath), ExtractError> {
+    let response = parse(body)?;
+    let extracted = extract(&response, operation)?;
+    let path = extracted.path;
+    Ok((render(Answer::Generation(generation(extracted))), path))
+}
+
+/// Serializes a request body into a buffer the size of the caller's body, which it rarely
+/// exceeds, instead of growing one from empty. Plain structs of strings cannot fail to encode.
+fn encode(body: &impl serde::Serialize, size_hint: usize) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(size_hint);
+    // Writing borrowed strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut encoded, body);
+    encoded
+}

@@ -1,0 +1,148 @@
+//! [`UpstreamBody`]: an upstream answer's body, read as it arrives.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+
+use super::UpstreamError;
+
+/// The body of an upstream answer: whole already, or read from the connection as it arrives, so
+/// a streaming surface can pass each event on at once. Reading it whole is bounded
+/// ([`read_capped`](Self::read_capped)).
+pub struct UpstreamBody {
+    kind: Kind,
+}
+
+enum Kind {
+    Whole(Option<Bytes>),
+    Reqwest(reqwest::Body),
+    Other(UnsyncBoxBody<Bytes, UpstreamError>),
+}
+
+impl UpstreamBody {
+    /// A body that is all there.
+    pub fn whole(bytes: impl Into<Bytes>) -> Self {
+        Self {
+            kind: Kind::Whole(Some(bytes.into())),
+        }
+    }
+
+    /// Any other body, for upstream clients other than [`Upstream`](super::Upstream): its errors
+    /// count as a broken connection.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        Self {
+            kind: Kind::Other(
+                body.map_err(|error| UpstreamError::Transport(error.into()))
+                    .boxed_unsync(),
+            ),
+        }
+    }
+
+    pub(crate) fn from_reqwest(body: reqwest::Body) -> Self {
+        Self {
+            kind: Kind::Reqwest(body),
+        }
+    }
+
+    /// The whole body, or [`UpstreamError::TooLarge`] as soon as it is known to exceed `limit`
+    /// bytes: from the declared length, or else while reading, so that no more than `limit`
+    /// bytes are ever held.
+    pub async fn read_capped(self, limit: usize) -> Result<Bytes, UpstreamError> {
+        collect_capped(self, limit)
+            .await?
+            .ok_or(UpstreamError::TooLarge(limit))
+    }
+}
+
+/// The whole of `body`, or `None` as soon as it is known to exceed `limit` bytes: from the
+/// declared length, or else while reading, so that no more than `limit` bytes are ever held.
+pub(crate) async fn collect_capped<B: Body<Data = Bytes>>(
+    body: B,
+    limit: usize,
+) -> Result<Option<Bytes>, B::Error> {
+    if body.size_hint().lower() > limit as u64 {
+        return Ok(None);
+    }
+    let mut body = std::pin::pin!(body);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut length = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame?.into_data() else {
+            continue; // trailers
+        };
+        length = length.saturating_add(chunk.len());
+        if length > limit {
+            return Ok(None);
+        }
+        chunks.push(chunk);
+    }
+    // Most answers arrive in one chunk, which is kept as it is rather than copied.
+    Ok(Some(match chunks.pop() {
+        Some(only) if chunks.is_empty() => only,
+        last => {
+            chunks.extend(last);
+            Bytes::from(chunks.concat())
+        }
+    }))
+}
+
+impl From<Bytes> for UpstreamBody {
+    fn from(bytes: Bytes) -> Self {
+        Self::whole(bytes)
+    }
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            Kind::Whole(_) => "Whole",
+            Kind::Reqwest(_) => "Reqwest",
+            Kind::Other(_) => "Other",
+        };
+        f.debug_struct("UpstreamBody").field("kind", &kind).finish()
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = UpstreamError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Reqwest(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(UpstreamError::from_reqwest),
+            Kind::Other(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Whole(bytes) => bytes.is_none(),
+            Kind::Reqwest(body) => body.is_end_stream(),
+            Kind::Other(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Whole(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Kind::Reqwest(body) => body.size_hint(),
+            Kind::Other(body) => body.size_hint(),
+        }
+    }
+}
