@@ -1,7 +1,7 @@
 //! The Pingora mount, end to end: a real Pingora server on loopback (started with
-//! `sf_models_bridge::pingora::spawn_gateway`) around a stand-in bridge service, a plain HTTP
-//! upstream for the other paths, and clients speaking real HTTP (reqwest, or raw TCP where the
-//! exact bytes and their timing are the point).
+//! `sf_models_bridge::pingora::spawn_gateway`) around a stand-in bridge service (or the real
+//! bridge, where its limits are the point), a plain HTTP upstream for the other paths, and clients
+//! speaking real HTTP (reqwest, or raw TCP where the exact bytes and their timing are the point).
 #![cfg(feature = "pingora")]
 
 use std::convert::Infallible;
@@ -13,15 +13,16 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
-use sf_models_bridge::pingora::{spawn_gateway, RunningGateway};
-use sf_models_bridge::Config;
+use sf_models_bridge::pingora::{spawn_gateway, RunningGateway, SessionBody};
+use sf_models_bridge::{Config, SalesforceLayer, Upstream};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tower::util::BoxCloneSyncService;
+use tower::Layer;
 
 type Bridge = BoxCloneSyncService<
-    Request<Full<Bytes>>,
+    Request<SessionBody>,
     Response<UnsyncBoxBody<Bytes, Infallible>>,
     Infallible,
 >;
@@ -33,17 +34,23 @@ const LIMIT: usize = 4 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 
 /// Stands in for the core's Tower service:
-/// - `POST /v1/chat/completions` with `x-test-stream`: an event stream, four frames 200 ms apart;
+/// - `POST /v1/chat/completions` with `x-test-stream`: reads the body, then answers an event
+///   stream, four frames 200 ms apart;
 /// - `GET /v1/models`: a small JSON body with no `Content-Length` (the mount must add it);
 /// - `GET /health` with `x-test-delay-ms`: answers after that delay;
-/// - anything else: echoes the request body, with `Content-Length`, and what it saw in headers.
+/// - anything else: echoes the request body, with `Content-Length`, and what it saw in headers
+///   (a body that cannot be read: 400).
+///
+/// It has no body limits: the tests of limits use the real bridge (see [`bridge_gateway`]).
 fn bridge() -> Bridge {
     BoxCloneSyncService::new(tower::service_fn(
-        |request: Request<Full<Bytes>>| async move {
+        |request: Request<SessionBody>| async move {
             let path = request.uri().path().to_owned();
             let response = if path == "/v1/chat/completions"
                 && request.headers().contains_key("x-test-stream")
             {
+                // Read first, as the bridge reads a request before it streams the answer.
+                request.into_body().collect().await.ok();
                 Response::builder()
                     .header("content-type", "text/event-stream")
                     .body(event_stream())
@@ -62,7 +69,13 @@ fn bridge() -> Bridge {
             } else {
                 let method = request.method().to_string();
                 let content_type = request.headers().get("content-type").cloned();
-                let body = request.into_body().collect().await.unwrap().to_bytes();
+                let Ok(body) = request.into_body().collect().await else {
+                    return Ok(Response::builder()
+                        .status(StatusCode::BAD_REQUEST)
+                        .body(full("unreadable body"))
+                        .unwrap());
+                };
+                let body = body.to_bytes();
                 let mut builder = Response::builder()
                     .header("content-length", body.len())
                     .header("x-seen-method", method);
@@ -160,6 +173,19 @@ async fn gateway() -> RunningGateway {
     spawn_gateway(&config(&format!("upstream = \"{upstream}\"")), bridge())
         .await
         .unwrap()
+}
+
+/// A gateway around the real bridge (no route of it is reachable: only answers given before the
+/// upstream are tested with it), with the body limits of [`config`] and, when `key` is set, an API
+/// key to present.
+async fn bridge_gateway(key: Option<&str>) -> RunningGateway {
+    let auth = key.map_or(String::new(), |key| {
+        format!("[auth]\napi_keys = [\"{key}\"]")
+    });
+    let config = config(&auth);
+    let layer = SalesforceLayer::new(&config).unwrap();
+    let bridge = layer.layer(Upstream::new(&config.salesforce).unwrap());
+    spawn_gateway(&config, bridge).await.unwrap()
 }
 
 fn url(gateway: &RunningGateway, path: &str) -> String {
@@ -369,7 +395,7 @@ async fn expect_continue_is_answered_without_a_stall() {
 
 #[tokio::test]
 async fn declared_body_over_the_limit_is_refused_at_once() {
-    let gateway = gateway().await;
+    let gateway = bridge_gateway(None).await;
     // Only the header is sent: the 413 must not wait for a body.
     let mut raw = Raw::connect(&gateway).await;
     let head = format!(
@@ -404,7 +430,7 @@ async fn declared_body_over_the_limit_is_refused_at_once() {
 
 #[tokio::test]
 async fn chunked_body_over_the_limit_is_refused() {
-    let gateway = gateway().await;
+    let gateway = bridge_gateway(None).await;
     let mut raw = Raw::connect(&gateway).await;
     raw.send(b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         .await;
@@ -472,7 +498,7 @@ async fn event_stream_arrives_chunk_by_chunk() {
 
 #[tokio::test]
 async fn trickling_body_is_cut_off_by_the_deadline() {
-    let gateway = gateway().await;
+    let gateway = bridge_gateway(None).await;
     let mut raw = Raw::connect(&gateway).await;
     raw.send(b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
         .await;

@@ -62,37 +62,6 @@ pub(crate) enum BridgeError {
     Encode(#[source] serde_json::Error),
 }
 
-/// A request body that a mount refused while reading it itself, as the Pingora filter does before
-/// it calls the service. The mount calls the service with an empty body and this as a request
-/// extension; the service answers it like its own body errors (after the method and key checks,
-/// counted and logged), and puts it on its response too, so the mount knows it was understood.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    not(feature = "pingora"),
-    expect(dead_code, reason = "only the Pingora mount reads bodies itself")
-)]
-pub(crate) enum RefusedBody {
-    /// Larger than this limit, declared or read.
-    TooLarge(usize),
-    /// Not all there within this total deadline.
-    Deadline(Duration),
-    /// The client went quiet mid-body.
-    Stalled,
-    /// Broken framing or a broken connection.
-    Unreadable,
-}
-
-impl From<RefusedBody> for BridgeError {
-    fn from(refused: RefusedBody) -> Self {
-        match refused {
-            RefusedBody::TooLarge(limit) => BridgeError::PayloadTooLarge(limit),
-            RefusedBody::Deadline(deadline) => BridgeError::BodyTimeout(deadline),
-            RefusedBody::Stalled => BridgeError::BodyStalled,
-            RefusedBody::Unreadable => BridgeError::BodyUnreadable,
-        }
-    }
-}
-
 /// A [`BridgeError`] with the Models API's `x-request-id` when the failure followed one of its
 /// answers: support cases need that id, for error answers most of all.
 #[derive(Debug)]

@@ -32,9 +32,9 @@ mod body;
 mod complete;
 mod error;
 mod finish;
-mod request_body;
+pub(crate) mod request_body;
 mod routes;
-mod service;
+pub(crate) mod service;
 #[cfg(test)]
 mod tests;
 
@@ -47,13 +47,7 @@ use http::Uri;
 use tower::Layer;
 
 pub use body::BridgeBody;
-#[cfg(feature = "pingora")]
-pub(crate) use error::RefusedBody;
-#[cfg(feature = "pingora")]
-pub(crate) use request_body::LINGER;
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
-#[cfg(feature = "pingora")]
-pub(crate) use service::{request_id, REQUEST_ID};
 pub use service::{ResponseFuture, Salesforce};
 
 use self::auth::ApiKeys;

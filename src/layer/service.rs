@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use super::body::BridgeBody;
 use super::complete;
-use super::error::{BridgeError, Failure, RefusedBody};
+use super::error::{BridgeError, Failure};
 use super::finish::Finisher;
 use super::request_body;
 use super::Shared;
@@ -166,15 +166,6 @@ where
         );
         let finisher = Finisher::new(&self.shared.metrics, endpoint, started, span);
         let shared = &self.shared;
-        // A body the mount refused: each answer given before the body would be read says that it
-        // saw the refusal, so the mount sends it instead of its own.
-        let refused = request.extensions().get::<RefusedBody>().copied();
-        let seen = |mut response: Response<BridgeBody>| {
-            if let Some(refused) = refused {
-                response.extensions_mut().insert(refused);
-            }
-            response
-        };
 
         if request.method() != endpoint.method() {
             let allowed = if endpoint.method() == http::Method::POST {
@@ -191,7 +182,7 @@ where
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allowed));
             request_body::linger(request.into_body());
-            return ResponseFuture::ready(seen(response));
+            return ResponseFuture::ready(response);
         }
         let needs_key = matches!(
             endpoint,
@@ -199,15 +190,11 @@ where
         );
         if needs_key && !shared.keys.admits(request.headers()) {
             request_body::linger(request.into_body());
-            return ResponseFuture::ready(seen(error_response(
+            return ResponseFuture::ready(error_response(
                 finisher,
                 BridgeError::Unauthorized,
                 &request_id,
-            )));
-        }
-        if let Some(refused) = refused {
-            let response = error_response(finisher, BridgeError::from(refused), &request_id);
-            return ResponseFuture::ready(seen(response));
+            ));
         }
 
         let operation = match endpoint {
