@@ -456,6 +456,134 @@ async fn chunked_body_over_the_limit_is_refused() {
     writer.await.unwrap();
 }
 
+/// The key of [`bridge_gateway`]s that want one.
+const KEY: &str = "sk-pingora-filter";
+
+/// A caller without a key that declares a large body and waits for `100 Continue`: the bridge
+/// answers 401 from the head, and the client is never invited to upload.
+#[tokio::test]
+async fn no_key_with_expect_continue_gets_401_without_100_continue() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    raw.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n")
+        .await;
+    let response = tokio::time::timeout(Duration::from_secs(1), raw.response())
+        .await
+        .expect("no answer within 1 s");
+    assert_eq!(response.status, 401, "{}", response.head);
+    assert_eq!(response.header("connection").as_deref(), Some("close"));
+    assert_eq!(error_code(&response.body).1, "invalid_api_key");
+    // Nothing else follows: the connection is closed at once, not lingered on.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), raw.reader.0.read_to_end(&mut rest))
+        .await
+        .expect("closed at once")
+        .ok();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+}
+
+/// A caller without a key that sends its body is answered before it has sent most of it: the
+/// gateway waited for no body byte. The rest is drained, so the client reads its 401 whole.
+#[tokio::test]
+async fn no_key_is_answered_before_the_body_is_sent() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    raw.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n{\"model\":")
+        .await;
+    let response = tokio::time::timeout(Duration::from_secs(1), raw.response())
+        .await
+        .expect("no answer before the body was sent");
+    assert_eq!(response.status, 401);
+    assert_eq!(response.header("connection").as_deref(), Some("close"));
+    assert_eq!(error_code(&response.body).1, "invalid_api_key");
+    // The client sends the rest anyway, and the gateway closes once it has it.
+    raw.send(&vec![b' '; 100000 - 9]).await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), raw.reader.0.read_to_end(&mut rest))
+        .await
+        .expect("closed after the rest")
+        .unwrap();
+    assert!(rest.is_empty());
+}
+
+/// An authorised request that expects `100 Continue` gets it, sends its body, and gets the answer
+/// to that body (here: its model is not routed).
+#[tokio::test]
+async fn authorised_expect_continue_gets_100_continue_then_the_answer() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let body = r#"{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut raw = Raw::connect(&gateway).await;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    raw.send(head.as_bytes()).await;
+    let line = tokio::time::timeout(Duration::from_millis(500), raw.line())
+        .await
+        .expect("no 100 Continue within 500 ms");
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    assert_eq!(raw.line().await, "\r\n");
+    raw.send(body.as_bytes()).await;
+    let response = raw.response().await;
+    assert_eq!(response.status, 404);
+    assert_eq!(error_code(&response.body).1, "model_not_found");
+    assert!(String::from_utf8_lossy(&response.body).contains("gpt-9"));
+}
+
+/// A declared length over the limit, with a valid key and `Expect: 100-continue`: the bridge's
+/// 413 from the head, and no `100 Continue`.
+#[tokio::test]
+async fn declared_body_over_the_limit_with_a_key_gets_413_without_100_continue() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    let head = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        LIMIT + 1
+    );
+    raw.send(head.as_bytes()).await;
+    let response = tokio::time::timeout(Duration::from_secs(1), raw.response())
+        .await
+        .expect("no answer within 1 s");
+    assert_eq!(response.status, 413, "{}", response.head);
+    assert_eq!(response.header("connection").as_deref(), Some("close"));
+    assert_eq!(error_code(&response.body).1, "request_too_large");
+}
+
+/// A body that stops mid-way gets the bridge's 408 when its body deadline
+/// (`body_read_timeout_secs = 1`) passes, and the connection is closed without lingering.
+#[tokio::test]
+async fn stalled_body_gets_the_bridges_408() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    let head = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Length: 100\r\n\r\n{{\"model\":"
+    );
+    let started = Instant::now();
+    raw.send(head.as_bytes()).await;
+    let response = tokio::time::timeout(Duration::from_secs(3), raw.response())
+        .await
+        .expect("no answer within 3 s");
+    assert_eq!(response.status, 408);
+    assert_eq!(error_code(&response.body).1, "request_timeout");
+    assert_eq!(response.header("connection").as_deref(), Some("close"));
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        Duration::from_millis(500),
+        raw.reader.0.read_to_end(&mut rest),
+    )
+    .await
+    .expect("closed at once")
+    .ok();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(2),
+        "{elapsed:?}"
+    );
+}
+
 #[tokio::test]
 async fn event_stream_arrives_chunk_by_chunk() {
     let gateway = gateway().await;
