@@ -20,6 +20,7 @@ use common::{
 for_each_mount!(
     oversized_bodies_get_413,
     oversized_bodies_without_a_key_get_401,
+    the_head_is_judged_before_the_body_is_read,
     malformed_requests_get_400_with_a_helpful_message,
     deep_nesting_gets_400,
     gigantic_strings_within_the_limit_are_served,
@@ -123,7 +124,7 @@ async fn oversized_bodies_get_413(mount: Mount) {
     assert_eq!(status, 200, "a body of exactly the limit: {body}");
 
     assert_eq!(gateway.counters().chat_requests, 3, "only the served ones");
-    // Counted by the bridge in both mounts, although the Pingora filter reads bodies itself.
+    // Counted by the bridge in both mounts: in both, the bridge reads the body itself.
     let scrape = gateway.scrape().await;
     assert_eq!(
         errors_counted(&scrape, "chat_completions", "413"),
@@ -169,6 +170,126 @@ async fn oversized_bodies_without_a_key_get_401(mount: Mount) {
         "{scrape}"
     );
     assert_eq!(gateway.counters().chat_requests, 0);
+    gateway.stop().await;
+}
+
+/// Reads one final answer from `stream` (after any `100 Continue`), within `within`: everything
+/// read up to the end of its body, and its status.
+async fn read_answer(stream: &mut TcpStream, within: Duration) -> (String, u16) {
+    let mut read = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let text = String::from_utf8_lossy(&read).into_owned();
+        // The last head read so far, and what follows it.
+        let mut start = 0;
+        while let Some(end) = text[start..].find("\r\n\r\n") {
+            let head = &text[start..start + end];
+            let status: u16 = head
+                .split(' ')
+                .nth(1)
+                .and_then(|code| code.parse().ok())
+                .unwrap_or(0);
+            let body_start = start + end + 4;
+            if (100..200).contains(&status) {
+                start = body_start;
+                continue;
+            }
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if read.len() >= body_start + length {
+                return (text, status);
+            }
+            break;
+        }
+        let mut buf = [0; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no whole answer within {within:?}: {text:?}"))
+            .expect("read");
+        assert!(n > 0, "closed before the answer: {text:?}");
+        read.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The bridge judges the request head (key, declared length) before it reads a body byte, and
+/// only a request it will read is invited to send its body (`100 Continue`).
+async fn the_head_is_judged_before_the_body_is_read(mount: Mount) {
+    let panicked = panics();
+    let setup = setup().sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"));
+    let gateway = Gateway::start_with(mount, setup).await;
+    let chat_path =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json";
+
+    // No key, a declared megabyte, and a client that waits for `100 Continue`: a 401 at once.
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let head = format!("{chat_path}\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let (answer, status) = read_answer(&mut stream, Duration::from_secs(1)).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(answer.contains("invalid_api_key"), "{answer}");
+
+    // No key and a body on its way: answered before the client sent most of it.
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let head = format!("{chat_path}\r\nContent-Length: 100000\r\n\r\n{{\"model\":");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let (answer, status) = read_answer(&mut stream, Duration::from_secs(1)).await;
+    assert_eq!(status, 401, "{answer}");
+    // The rest still goes out, and the client can read its 401 in full meanwhile (above).
+    stream.write_all(&vec![b' '; 100_000 - 9]).await.ok();
+
+    // A valid key and a declared length over the limit: a 413, and no invitation either.
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let head = format!(
+        "{chat_path}\r\nAuthorization: Bearer {CALLER_KEY}\r\nContent-Length: {}\r\n\
+         Expect: 100-continue\r\n\r\n",
+        LIMIT + 1
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let (answer, status) = read_answer(&mut stream, Duration::from_secs(1)).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(answer.contains("request_too_large"), "{answer}");
+
+    // A valid key and a body within the limit: `100 Continue`, then the answer to the body.
+    let body = serde_json::to_string(&chat(CHAT_MODEL, "after the invitation")).unwrap();
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let head = format!(
+        "{chat_path}\r\nAuthorization: Bearer {CALLER_KEY}\r\nContent-Length: {}\r\n\
+         Expect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut invitation = [0; 25];
+    tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut invitation))
+        .await
+        .expect("100 Continue within 1 s")
+        .expect("read");
+    assert_eq!(&invitation, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(body.as_bytes()).await.expect("body");
+    let (answer, status) = read_answer(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("Echo: after the invitation"), "{answer}");
+
+    assert_eq!(gateway.counters().chat_requests, 1, "only the invited one");
+    let scrape = gateway.scrape().await;
+    assert_eq!(
+        errors_counted(&scrape, "chat_completions", "401"),
+        2,
+        "{scrape}"
+    );
+    assert_eq!(
+        errors_counted(&scrape, "chat_completions", "413"),
+        1,
+        "{scrape}"
+    );
+    assert_eq!(panics(), panicked, "nothing panicked");
     gateway.stop().await;
 }
 
@@ -468,6 +589,8 @@ async fn trickled_body_is_cut_off_by_the_body_deadline(mount: Mount) {
     for (case, head, bytes) in [
         ("with Content-Length", with_length, SLOW_BYTES),
         ("chunked", chunked, CHUNKS),
+        // Nothing after the first byte: a stall, not a trickle.
+        ("stalled", with_length, &[][..]),
     ] {
         let (answer, ended) = trickle(&gateway, head, bytes).await;
         eprintln!(
@@ -489,7 +612,7 @@ async fn trickled_body_is_cut_off_by_the_body_deadline(mount: Mount) {
         }
         assert_serves(&gateway).await;
     }
-    assert_eq!(gateway.counters().model_requests(), 2);
+    assert_eq!(gateway.counters().model_requests(), 3);
     assert_eq!(panics(), panicked, "nothing panicked");
     gateway.stop().await;
 }

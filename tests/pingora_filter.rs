@@ -1,7 +1,7 @@
 //! The Pingora mount, end to end: a real Pingora server on loopback (started with
-//! `sf_models_bridge::pingora::spawn_gateway`) around a stand-in bridge service, a plain HTTP
-//! upstream for the other paths, and clients speaking real HTTP (reqwest, or raw TCP where the
-//! exact bytes and their timing are the point).
+//! `sf_models_bridge::pingora::spawn_gateway`) around a stand-in bridge service (or the real
+//! bridge, where its limits are the point), a plain HTTP upstream for the other paths, and clients
+//! speaking real HTTP (reqwest, or raw TCP where the exact bytes and their timing are the point).
 #![cfg(feature = "pingora")]
 
 use std::convert::Infallible;
@@ -13,15 +13,16 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
-use sf_models_bridge::pingora::{spawn_gateway, RunningGateway};
-use sf_models_bridge::Config;
+use sf_models_bridge::pingora::{spawn_gateway, RunningGateway, SessionBody};
+use sf_models_bridge::{Config, SalesforceLayer, Upstream};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tower::util::BoxCloneSyncService;
+use tower::Layer;
 
 type Bridge = BoxCloneSyncService<
-    Request<Full<Bytes>>,
+    Request<SessionBody>,
     Response<UnsyncBoxBody<Bytes, Infallible>>,
     Infallible,
 >;
@@ -33,17 +34,23 @@ const LIMIT: usize = 4 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 
 /// Stands in for the core's Tower service:
-/// - `POST /v1/chat/completions` with `x-test-stream`: an event stream, four frames 200 ms apart;
+/// - `POST /v1/chat/completions` with `x-test-stream`: reads the body, then answers an event
+///   stream, four frames 200 ms apart;
 /// - `GET /v1/models`: a small JSON body with no `Content-Length` (the mount must add it);
 /// - `GET /health` with `x-test-delay-ms`: answers after that delay;
-/// - anything else: echoes the request body, with `Content-Length`, and what it saw in headers.
+/// - anything else: echoes the request body, with `Content-Length`, and what it saw in headers
+///   (a body that cannot be read: 400).
+///
+/// It has no body limits: the tests of limits use the real bridge (see [`bridge_gateway`]).
 fn bridge() -> Bridge {
     BoxCloneSyncService::new(tower::service_fn(
-        |request: Request<Full<Bytes>>| async move {
+        |request: Request<SessionBody>| async move {
             let path = request.uri().path().to_owned();
             let response = if path == "/v1/chat/completions"
                 && request.headers().contains_key("x-test-stream")
             {
+                // Read first, as the bridge reads a request before it streams the answer.
+                request.into_body().collect().await.ok();
                 Response::builder()
                     .header("content-type", "text/event-stream")
                     .body(event_stream())
@@ -62,7 +69,13 @@ fn bridge() -> Bridge {
             } else {
                 let method = request.method().to_string();
                 let content_type = request.headers().get("content-type").cloned();
-                let body = request.into_body().collect().await.unwrap().to_bytes();
+                let Ok(body) = request.into_body().collect().await else {
+                    return Ok(Response::builder()
+                        .status(StatusCode::BAD_REQUEST)
+                        .body(full("unreadable body"))
+                        .unwrap());
+                };
+                let body = body.to_bytes();
                 let mut builder = Response::builder()
                     .header("content-length", body.len())
                     .header("x-seen-method", method);
@@ -160,6 +173,19 @@ async fn gateway() -> RunningGateway {
     spawn_gateway(&config(&format!("upstream = \"{upstream}\"")), bridge())
         .await
         .unwrap()
+}
+
+/// A gateway around the real bridge (no route of it is reachable: only answers given before the
+/// upstream are tested with it), with the body limits of [`config`] and, when `key` is set, an API
+/// key to present.
+async fn bridge_gateway(key: Option<&str>) -> RunningGateway {
+    let auth = key.map_or(String::new(), |key| {
+        format!("[auth]\napi_keys = [\"{key}\"]")
+    });
+    let config = config(&auth);
+    let layer = SalesforceLayer::new(&config).unwrap();
+    let bridge = layer.layer(Upstream::new(&config.salesforce).unwrap());
+    spawn_gateway(&config, bridge).await.unwrap()
 }
 
 fn url(gateway: &RunningGateway, path: &str) -> String {
@@ -369,7 +395,7 @@ async fn expect_continue_is_answered_without_a_stall() {
 
 #[tokio::test]
 async fn declared_body_over_the_limit_is_refused_at_once() {
-    let gateway = gateway().await;
+    let gateway = bridge_gateway(None).await;
     // Only the header is sent: the 413 must not wait for a body.
     let mut raw = Raw::connect(&gateway).await;
     let head = format!(
@@ -404,7 +430,7 @@ async fn declared_body_over_the_limit_is_refused_at_once() {
 
 #[tokio::test]
 async fn chunked_body_over_the_limit_is_refused() {
-    let gateway = gateway().await;
+    let gateway = bridge_gateway(None).await;
     let mut raw = Raw::connect(&gateway).await;
     raw.send(b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         .await;
@@ -428,6 +454,134 @@ async fn chunked_body_over_the_limit_is_refused() {
     assert_eq!(response.status, 413);
     assert_eq!(error_code(&response.body).1, "request_too_large");
     writer.await.unwrap();
+}
+
+/// The key of [`bridge_gateway`]s that want one.
+const KEY: &str = "sk-pingora-filter";
+
+/// A caller without a key that declares a large body and waits for `100 Continue`: the bridge
+/// answers 401 from the head, and the client is never invited to upload.
+#[tokio::test]
+async fn no_key_with_expect_continue_gets_401_without_100_continue() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    raw.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n")
+        .await;
+    let response = tokio::time::timeout(Duration::from_secs(1), raw.response())
+        .await
+        .expect("no answer within 1 s");
+    assert_eq!(response.status, 401, "{}", response.head);
+    assert_eq!(response.header("connection").as_deref(), Some("close"));
+    assert_eq!(error_code(&response.body).1, "invalid_api_key");
+    // Nothing else follows: the connection is closed at once, not lingered on.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(1), raw.reader.0.read_to_end(&mut rest))
+        .await
+        .expect("closed at once")
+        .ok();
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+}
+
+/// A caller without a key that sends its body is answered before it has sent most of it: the
+/// gateway waited for no body byte. The rest is drained, so the client reads its 401 whole.
+#[tokio::test]
+async fn no_key_is_answered_before_the_body_is_sent() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    raw.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n{\"model\":")
+        .await;
+    let response = tokio::time::timeout(Duration::from_secs(1), raw.response())
+        .await
+        .expect("no answer before the body was sent");
+    assert_eq!(response.status, 401);
+    assert_eq!(response.header("connection").as_deref(), Some("close"));
+    assert_eq!(error_code(&response.body).1, "invalid_api_key");
+    // The client sends the rest anyway, and the gateway closes once it has it.
+    raw.send(&vec![b' '; 100000 - 9]).await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), raw.reader.0.read_to_end(&mut rest))
+        .await
+        .expect("closed after the rest")
+        .unwrap();
+    assert!(rest.is_empty());
+}
+
+/// An authorised request that expects `100 Continue` gets it, sends its body, and gets the answer
+/// to that body (here: its model is not routed).
+#[tokio::test]
+async fn authorised_expect_continue_gets_100_continue_then_the_answer() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let body = r#"{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut raw = Raw::connect(&gateway).await;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    raw.send(head.as_bytes()).await;
+    let line = tokio::time::timeout(Duration::from_millis(500), raw.line())
+        .await
+        .expect("no 100 Continue within 500 ms");
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    assert_eq!(raw.line().await, "\r\n");
+    raw.send(body.as_bytes()).await;
+    let response = raw.response().await;
+    assert_eq!(response.status, 404);
+    assert_eq!(error_code(&response.body).1, "model_not_found");
+    assert!(String::from_utf8_lossy(&response.body).contains("gpt-9"));
+}
+
+/// A declared length over the limit, with a valid key and `Expect: 100-continue`: the bridge's
+/// 413 from the head, and no `100 Continue`.
+#[tokio::test]
+async fn declared_body_over_the_limit_with_a_key_gets_413_without_100_continue() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    let head = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        LIMIT + 1
+    );
+    raw.send(head.as_bytes()).await;
+    let response = tokio::time::timeout(Duration::from_secs(1), raw.response())
+        .await
+        .expect("no answer within 1 s");
+    assert_eq!(response.status, 413, "{}", response.head);
+    assert_eq!(response.header("connection").as_deref(), Some("close"));
+    assert_eq!(error_code(&response.body).1, "request_too_large");
+}
+
+/// A body that stops mid-way gets the bridge's 408 when its body deadline
+/// (`body_read_timeout_secs = 1`) passes, and the connection is closed without lingering.
+#[tokio::test]
+async fn stalled_body_gets_the_bridges_408() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    let head = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Length: 100\r\n\r\n{{\"model\":"
+    );
+    let started = Instant::now();
+    raw.send(head.as_bytes()).await;
+    let response = tokio::time::timeout(Duration::from_secs(3), raw.response())
+        .await
+        .expect("no answer within 3 s");
+    assert_eq!(response.status, 408);
+    assert_eq!(error_code(&response.body).1, "request_timeout");
+    assert_eq!(response.header("connection").as_deref(), Some("close"));
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        Duration::from_millis(500),
+        raw.reader.0.read_to_end(&mut rest),
+    )
+    .await
+    .expect("closed at once")
+    .ok();
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(2),
+        "{elapsed:?}"
+    );
 }
 
 #[tokio::test]
@@ -472,7 +626,7 @@ async fn event_stream_arrives_chunk_by_chunk() {
 
 #[tokio::test]
 async fn trickling_body_is_cut_off_by_the_deadline() {
-    let gateway = gateway().await;
+    let gateway = bridge_gateway(None).await;
     let mut raw = Raw::connect(&gateway).await;
     raw.send(b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
         .await;

@@ -33,9 +33,9 @@ mod body;
 mod error;
 mod finish;
 mod generate;
-mod request_body;
+pub(crate) mod request_body;
 mod routes;
-mod service;
+pub(crate) mod service;
 #[cfg(test)]
 mod tests;
 
@@ -47,9 +47,7 @@ use bytes::Bytes;
 use tower::Layer;
 
 pub use body::BridgeBody;
-pub(crate) use request_body::LINGER;
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
-pub(crate) use service::{request_id, REQUEST_ID};
 pub use service::{ResponseFuture, Salesforce};
 
 use self::auth::ApiKeys;

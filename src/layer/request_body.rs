@@ -85,12 +85,20 @@ async fn collect<B: RequestBody>(
 }
 
 /// A limit error can arrive nested inside other body errors (axum's, or tower-http's
-/// `RequestBodyLimit` in front of us), so the whole `source()` chain is searched.
+/// `RequestBodyLimit` in front of us), so the whole `source()` chain is searched. So is a read
+/// that timed out (the Pingora mount's body reports its per-read timeout as one): the client
+/// stopped sending.
 fn body_error(error: &(dyn StdError + Send + Sync + 'static), limit: usize) -> BridgeError {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = current {
         if error.is::<LengthLimitError>() {
             return BridgeError::PayloadTooLarge(limit);
+        }
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|error| error.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return BridgeError::BodyStalled;
         }
         current = error.source();
     }
@@ -150,6 +158,18 @@ mod tests {
         assert!(matches!(
             read(broken, 100, DEADLINE).await,
             Err(BridgeError::BodyUnreadable)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_read_that_timed_out_is_a_stall() {
+        let stalled: Chunks = StreamBody::new(stream::iter(vec![Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "reading body, timeout: 60s",
+        ))]));
+        assert!(matches!(
+            read(stalled, 100, DEADLINE).await,
+            Err(BridgeError::BodyStalled)
         ));
     }
 

@@ -1,6 +1,6 @@
-//! The few answers the mount gives itself (the gateway's 404, and refusals a service that is not
-//! the bridge's did not answer), in the OpenAI error format (the core's one envelope type) so that
-//! OpenAI SDKs raise their usual exceptions.
+//! The one answer the mount gives itself, the gateway's 404 for a path neither the bridge nor an
+//! upstream serves, in the OpenAI error format (the core's one envelope type) so that OpenAI SDKs
+//! raise their usual exceptions.
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -8,7 +8,7 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use crate::layer::{request_id, BridgeError, REQUEST_ID};
+use crate::layer::service::{request_id, REQUEST_ID};
 use crate::openai::{ErrorBody, ErrorType};
 
 /// One error answer: a status and its OpenAI envelope.
@@ -44,17 +44,6 @@ impl ErrorAnswer {
             .write_response_header(Box::new(header), false)
             .await?;
         session.write_response_body(Some(body), true).await
-    }
-}
-
-impl From<BridgeError> for ErrorAnswer {
-    /// The answer the bridge's service gives for `error`.
-    fn from(error: BridgeError) -> Self {
-        let failure = error.failure();
-        ErrorAnswer {
-            status: failure.status,
-            body: ErrorBody::from_failure(&failure),
-        }
     }
 }
 

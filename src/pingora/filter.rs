@@ -1,59 +1,39 @@
 //! [`BridgeFilter`]: one call, made from any gateway's `request_filter`, that serves the bridge's
 //! paths with the Tower service and leaves every other path alone.
 
-use super::BridgeService;
-use std::time::Duration;
+use std::pin::pin;
 
+use http::StatusCode;
 use pingora::proxy::Session;
 use tower::ServiceExt;
 
-use super::body::{self, Refusal};
-use super::envelope::ErrorAnswer;
+use super::body;
+use super::session_body;
+use super::BridgeService;
 use crate::endpoint::Claimed;
-use crate::layer::LINGER;
-use crate::{Config, Endpoint};
+use crate::layer::request_body::LINGER;
+use crate::Endpoint;
 
 /// Serves the bridge's routes inside a Pingora `request_filter` by driving the bridge's Tower
 /// service; see the [module docs](super) for the `Ok(true)` / `Ok(false)` contract.
+///
+/// The filter has no limits of its own: the service gets the request head at once and reads the
+/// body, under its own size limit and deadline, only if it wants it.
 ///
 /// Cloning is cheap when the service is (the bridge's is: its state is behind an `Arc`).
 #[derive(Debug, Clone)]
 pub struct BridgeFilter<S> {
     service: S,
     claimed: Claimed,
-    max_request_bytes: usize,
-    body_read_timeout: Duration,
 }
 
 impl<S> BridgeFilter<S> {
-    /// A filter around `service`, with a 1 MiB body limit and a 30 s body deadline.
+    /// A filter around `service`, taking every path of the bridge's.
     pub fn new(service: S) -> Self {
         Self {
             service,
             claimed: Claimed::ALL,
-            max_request_bytes: 1024 * 1024,
-            body_read_timeout: Duration::from_secs(30),
         }
-    }
-
-    /// A filter around `service` with the limits of our conf: `salesforce.max_request_bytes` and
-    /// `server.body_read_timeout_secs`.
-    pub fn from_config(service: S, config: &Config) -> Self {
-        Self::new(service)
-            .max_request_bytes(config.salesforce.max_request_bytes)
-            .body_read_timeout(config.server.body_read_timeout)
-    }
-
-    /// Sets the largest request body read; a larger one is answered 413.
-    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
-        self.max_request_bytes = bytes;
-        self
-    }
-
-    /// Sets how long the whole request body may take to arrive; a slower one is answered 408.
-    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
-        self.body_read_timeout = timeout;
-        self
     }
 
     /// Leaves `endpoints` to the gateway: [`try_serve`](Self::try_serve) returns `Ok(false)` for
@@ -80,9 +60,16 @@ impl<S> BridgeFilter<S>
 where
     S: BridgeService,
 {
-    /// Serves the request if its path is the bridge's: reads the body (under the size limit and the
-    /// deadline), calls the service, writes its response and returns `Ok(true)`. Returns
-    /// `Ok(false)`, having touched nothing, for any other path.
+    /// Serves the request if its path is the bridge's: calls the service at once with the request
+    /// head and a [`SessionBody`](super::SessionBody), writes its response and returns `Ok(true)`.
+    /// Returns `Ok(false)`, having touched nothing, for any other path.
+    ///
+    /// The body is read from the client only while the service reads it, and only until the
+    /// service's response is ready; `100 Continue` is sent when the service first asks for the
+    /// body. A request whose body was not read to its end (an answer given from the head, such as
+    /// a 401 or a 413) gets `Connection: close`, and what the client still sends is read and
+    /// discarded for a moment after the answer, so that closing does not reset the connection
+    /// before the client reads it.
     ///
     /// An `Err` means the client could not be written to; return it from `request_filter` and
     /// Pingora closes the connection.
@@ -90,20 +77,25 @@ where
     /// ```
     /// # use std::convert::Infallible;
     /// # use bytes::Bytes;
-    /// # use http_body_util::Full;
+    /// # use http_body_util::{BodyExt, Full};
     /// # use pingora::proxy::Session;
-    /// # use sf_models_bridge::pingora::BridgeFilter;
+    /// # use sf_models_bridge::pingora::{BridgeFilter, SessionBody};
     /// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let bridge = tower::service_fn(|_: http::Request<Full<Bytes>>| async {
-    ///     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"[]"))))
+    /// // Echoes the request body, which it reads when it wants to.
+    /// let bridge = tower::service_fn(|request: http::Request<SessionBody>| async move {
+    ///     let body = match request.into_body().collect().await {
+    ///         Ok(body) => body.to_bytes(),
+    ///         Err(_) => Bytes::from_static(b"unreadable"),
+    ///     };
+    ///     Ok::<_, Infallible>(http::Response::new(Full::new(body)))
     /// });
     /// let filter = BridgeFilter::new(bridge);
     ///
     /// // A session on an in-memory connection, as Pingora hands one to `request_filter`.
     /// let (mut client, server) = tokio::io::duplex(4096);
-    /// client.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+    /// client.write_all(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]").await?;
     /// let mut session = Session::new_h1(Box::new(server));
     /// session.read_request().await?;
     ///
@@ -116,73 +108,111 @@ where
     /// # Ok(()) }
     /// ```
     pub async fn try_serve(&self, session: &mut Session) -> pingora::Result<bool> {
-        let Some(endpoint) = self.claimed.at(session.req_header().uri.path()) else {
+        if !self.handles(session.req_header().uri.path()) {
             return Ok(false);
-        };
-        let body = match body::read_request(session, self.max_request_bytes, self.body_read_timeout)
-            .await
-        {
-            Ok(body) => body,
-            Err(refusal) => {
-                self.refuse(session, refusal, endpoint).await?;
-                return Ok(true);
+        }
+        let (body, mut pump) = session_body::channel(session);
+        let request = body::to_http_request(session.req_header(), body);
+        let answered = {
+            let mut answer = pin!(self.service.clone().oneshot(request));
+            let mut pumping = pin!(pump.run(session));
+            // The answer first: one ready without the body never lets the pump read a byte. The
+            // pump ends early when the body is read to its end or dropped; it is dropped, and
+            // stops reading, once the answer is ready.
+            tokio::select! {
+                biased;
+                answered = &mut answer => answered,
+                () = &mut pumping => answer.await,
             }
         };
-        let request = body::to_http_request(session.req_header(), body);
-        let Ok(response) = self.service.clone().oneshot(request).await;
+        let Ok(response) = answered;
+        let read_to_end = session.is_body_done();
+        if !read_to_end {
+            // The rest of the body is still on its way, or never will be: this connection cannot
+            // carry another request.
+            session.set_keepalive(None);
+        }
+        let status = response.status();
         body::write_response(session, response).await?;
+        // After a 408 the client was too slow already: lingering would only hold it longer.
+        if !read_to_end && pump.client_may_be_sending() && status != StatusCode::REQUEST_TIMEOUT {
+            linger(session).await;
+        }
         Ok(true)
     }
+}
 
-    /// Answers a refused body through the service, so the refusal is answered, counted and logged
-    /// as the axum mount's are: the service gets the request without its body and with the
-    /// refusal attached (see `RefusedBody`). A service that is not the bridge's does not answer it,
-    /// and the filter answers it with the bridge's words. The connection is closed afterwards:
-    /// part of the body may be unread.
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        refusal: Refusal,
-        endpoint: Endpoint,
-    ) -> pingora::Result<()> {
-        let linger = matches!(refusal, Refusal::TooLarge { .. })
-            && !body::expects_continue(session.req_header());
-        let refused = refusal.into_refused()?;
-        tracing::debug!(route = endpoint.as_str(), refused = ?refused, "request body refused");
-        session.set_keepalive(None);
-        ErrorAnswer::from(refused).write(session).await?;
-        if linger {
-            session.set_total_drain_timeout(Some(LINGER));
-            if let Err(e) = session.drain_request_body().await {
-                tracing::debug!(error = %e, "oversized body not drained; closing anyway");
-            }
-        }
-        Ok(())
+/// Reads and discards what the client still sends, for [`LINGER`] at most: closing a connection
+/// with unread data makes the kernel send a reset, which can destroy the answer before the client
+/// reads it (nginx's "lingering close" exists for the same reason).
+async fn linger(session: &mut Session) {
+    session.set_total_drain_timeout(Some(LINGER));
+    if let Err(e) = session.drain_request_body().await {
+        tracing::debug!(error = %e, "unread request body not drained; closing anyway");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pingora::SessionBody;
+    use crate::{Config, Salesforce, SalesforceLayer, Upstream};
     use bytes::Bytes;
+    use http_body::Body;
     use http_body_util::{BodyExt, Full};
     use std::convert::Infallible;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tower::Layer;
 
     type Echo = tower::util::BoxCloneSyncService<
-        http::Request<Full<Bytes>>,
+        http::Request<SessionBody>,
         http::Response<Full<Bytes>>,
         Infallible,
     >;
 
-    /// Echoes the request body; no `Content-Length`, so the filter must add it.
+    /// Echoes the request body; no `Content-Length`, so the filter must add it. A body that
+    /// cannot be read is a 400 naming the error's kind.
     fn echo() -> Echo {
         Echo::new(tower::service_fn(
-            |request: http::Request<Full<Bytes>>| async move {
-                let body = request.into_body().collect().await?.to_bytes();
-                Ok::<_, Infallible>(http::Response::new(Full::new(body)))
+            |request: http::Request<SessionBody>| async move {
+                let response = match request.into_body().collect().await {
+                    Ok(body) => http::Response::new(Full::new(body.to_bytes())),
+                    Err(error) => http::Response::builder()
+                        .status(StatusCode::BAD_REQUEST)
+                        .body(Full::new(Bytes::from(error.kind().to_string())))
+                        .unwrap(),
+                };
+                Ok::<_, Infallible>(response)
             },
         ))
+    }
+
+    /// The key the real bridge of these tests wants.
+    const KEY: &str = "sk-filter-test";
+
+    /// The real bridge, with a body limit and a body deadline. No request of these tests reaches
+    /// its upstream or token endpoint.
+    fn bridge(max_request_bytes: usize, body_deadline: Duration) -> Salesforce<Upstream> {
+        let text = format!(
+            r#"
+            [salesforce]
+            api_base = "http://127.0.0.1:1/v1"
+            token_url = "http://127.0.0.1:1/token"
+            client_id = "id"
+            client_secret = "secret"
+            max_request_bytes = {max_request_bytes}
+            [auth]
+            api_keys = ["{KEY}"]
+            [[routes]]
+            model = "m"
+            salesforce_model = "m"
+            "#
+        );
+        let mut config = Config::from_toml_with_env(&text, |_| None).unwrap();
+        config.server.body_read_timeout = body_deadline;
+        let layer = SalesforceLayer::new(&config).unwrap();
+        layer.layer(Upstream::new(&config.salesforce).unwrap())
     }
 
     /// A session whose request header has been read from `head`; the client end is returned.
@@ -194,12 +224,45 @@ mod tests {
         (session, client)
     }
 
+    /// `try_serve` in the background, so the test can play the client meanwhile.
+    fn spawn_serve<S: BridgeService>(
+        filter: BridgeFilter<S>,
+        mut session: Session,
+    ) -> tokio::task::JoinHandle<Session> {
+        tokio::spawn(async move {
+            assert!(filter.try_serve(&mut session).await.unwrap());
+            session
+        })
+    }
+
+    /// `try_serve`, which must answer within 5 s: a filter that waits for a body the client
+    /// will not send fails here rather than hanging.
+    async fn serve<S: BridgeService>(filter: &BridgeFilter<S>, session: &mut Session) -> bool {
+        tokio::time::timeout(Duration::from_secs(5), filter.try_serve(session))
+            .await
+            .expect("answered within 5 s")
+            .unwrap()
+    }
+
     /// Everything the filter wrote, once the session is gone.
     async fn written(session: Session, mut client: DuplexStream) -> String {
         drop(session);
         let mut out = String::new();
         client.read_to_string(&mut out).await.unwrap();
         out
+    }
+
+    /// Reads `100 Continue` and the blank line after it.
+    async fn read_continue(client: &mut DuplexStream) {
+        let mut continue_line = [0u8; 25];
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            client.read_exact(&mut continue_line),
+        )
+        .await
+        .expect("100 Continue within 2 s")
+        .unwrap();
+        assert_eq!(&continue_line, b"HTTP/1.1 100 Continue\r\n\r\n");
     }
 
     #[tokio::test]
@@ -230,10 +293,7 @@ mod tests {
     async fn bridge_path_is_served_with_a_length() {
         let (mut session, client) =
             session("POST /v1/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello").await;
-        assert!(BridgeFilter::new(echo())
-            .try_serve(&mut session)
-            .await
-            .unwrap());
+        assert!(serve(&BridgeFilter::new(echo()), &mut session).await);
         let out = written(session, client).await;
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
         assert!(
@@ -243,36 +303,48 @@ mod tests {
         assert!(out.ends_with("\r\n\r\nhello"), "{out}");
     }
 
+    /// A declared length over the service's limit, with a valid key: the service's 413, from the
+    /// head alone, and no `100 Continue`. The filter has no limit of its own that could differ.
     #[tokio::test]
     async fn declared_length_over_the_limit_is_refused_unread() {
-        let head =
-            "POST /v1/completions HTTP/1.1\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n";
-        let (mut session, client) = session(head).await;
-        let filter = BridgeFilter::new(echo()).max_request_bytes(10);
-        assert!(filter.try_serve(&mut session).await.unwrap());
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Length: 11\r\nExpect: 100-continue\r\n\r\n"
+        );
+        let (mut session, client) = session(&head).await;
+        let filter = BridgeFilter::new(bridge(10, Duration::from_secs(30)));
+        assert!(serve(&filter, &mut session).await);
         let out = written(session, client).await;
         assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
         assert!(!out.contains("100 Continue"), "{out}");
         assert!(out.contains(r#""code":"request_too_large""#), "{out}");
+        assert!(
+            out.to_ascii_lowercase().contains("connection: close"),
+            "{out}"
+        );
     }
 
-    /// The mount's own refusals carry `x-request-id` like the bridge's answers: the caller's when
-    /// usable, a new one otherwise.
+    /// Refusals carry `x-request-id` like the bridge's other answers: the caller's when usable,
+    /// a new one otherwise.
     #[tokio::test]
     async fn refusals_carry_a_request_id() {
-        let filter = BridgeFilter::new(echo()).max_request_bytes(10);
-        let head = "POST /v1/completions HTTP/1.1\r\nContent-Length: 11\r\n\
-                    Expect: 100-continue\r\nx-request-id: caller-7\r\n\r\n";
-        let (mut refused, client) = session(head).await;
-        assert!(filter.try_serve(&mut refused).await.unwrap());
+        let filter = BridgeFilter::new(bridge(10, Duration::from_secs(30)));
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\nContent-Length: 11\r\n\
+             Expect: 100-continue\r\nx-request-id: caller-7\r\n\r\n"
+        );
+        let (mut refused, client) = session(&head).await;
+        assert!(serve(&filter, &mut refused).await);
         let out = written(refused, client).await.to_ascii_lowercase();
         assert!(out.starts_with("http/1.1 413 "), "{out}");
         assert!(out.contains("\r\nx-request-id: caller-7\r\n"), "{out}");
 
-        let head =
-            "POST /v1/completions HTTP/1.1\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n";
-        let (mut refused, client) = session(head).await;
-        assert!(filter.try_serve(&mut refused).await.unwrap());
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\nContent-Length: 11\r\n\
+             Expect: 100-continue\r\n\r\n"
+        );
+        let (mut refused, client) = session(&head).await;
+        assert!(serve(&filter, &mut refused).await);
         let out = written(refused, client).await.to_ascii_lowercase();
         let id = out
             .split("\r\n")
@@ -286,48 +358,198 @@ mod tests {
 
     #[tokio::test]
     async fn chunked_body_growing_past_the_limit_is_refused() {
-        let head = "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
-                    6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n";
-        let (mut session, client) = session(head).await;
-        let filter = BridgeFilter::new(echo()).max_request_bytes(10);
-        assert!(filter.try_serve(&mut session).await.unwrap());
+        // The client is still sending: the body has no last chunk yet.
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\n\
+             Transfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n"
+        );
+        let (mut session, mut client) = session(&head).await;
+        // ... until the answer, after which it stops: lingering ends at once.
+        client.shutdown().await.unwrap();
+        let filter = BridgeFilter::new(bridge(10, Duration::from_secs(30)));
+        assert!(serve(&filter, &mut session).await);
         let out = written(session, client).await;
         assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+        assert!(out.contains(r#""code":"request_too_large""#), "{out}");
         assert!(
             out.to_ascii_lowercase().contains("connection: close"),
             "{out}"
         );
     }
 
+    /// The service's own body deadline, not one of the filter's: a body that stops mid-way is a
+    /// 408 when the service's deadline passes.
     #[tokio::test]
     async fn slow_body_is_cut_off_by_the_deadline() {
-        let head = "POST /v1/completions HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc";
-        let (mut session, client) = session(head).await;
-        let filter = BridgeFilter::new(echo()).body_read_timeout(Duration::from_millis(200));
-        assert!(filter.try_serve(&mut session).await.unwrap());
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Length: 10\r\n\r\nabc"
+        );
+        let (mut session, client) = session(&head).await;
+        let filter = BridgeFilter::new(bridge(1024, Duration::from_millis(200)));
+        let started = tokio::time::Instant::now();
+        assert!(serve(&filter, &mut session).await);
+        assert!(started.elapsed() < Duration::from_secs(2), "no lingering");
         let out = written(session, client).await;
         assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
         assert!(out.contains(r#""type":"invalid_request_error""#), "{out}");
+        assert!(out.contains("did not arrive within 200ms"), "{out}");
+    }
+
+    /// A client quiet for longer than Pingora's per-read timeout: the read fails as a timed-out
+    /// `io::Error`, which the service answers 408 long before its own deadline.
+    #[tokio::test]
+    async fn a_stalled_read_is_the_services_408() {
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Length: 10\r\n\r\nabc"
+        );
+        let (mut session, client) = session(&head).await;
+        session.set_read_timeout(Some(Duration::from_millis(200)));
+        let filter = BridgeFilter::new(bridge(1024, Duration::from_secs(30)));
+        assert!(serve(&filter, &mut session).await);
+        let out = written(session, client).await;
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+        assert!(out.contains(r#""code":"request_timeout""#), "{out}");
+        assert!(
+            out.contains("the client stopped sending the request body"),
+            "{out}"
+        );
     }
 
     #[tokio::test]
     async fn expect_continue_is_answered_before_the_body_is_read() {
         let head =
             "POST /v1/completions HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
-        let (mut session, mut client) = session(head).await;
-        let serve = tokio::spawn(async move {
-            BridgeFilter::new(echo())
-                .try_serve(&mut session)
-                .await
-                .unwrap();
-            session
-        });
-        let mut continue_line = [0u8; 25];
-        client.read_exact(&mut continue_line).await.unwrap();
-        assert_eq!(&continue_line, b"HTTP/1.1 100 Continue\r\n\r\n");
+        let (session, mut client) = session(head).await;
+        let serving = spawn_serve(BridgeFilter::new(echo()), session);
+        read_continue(&mut client).await;
         client.write_all(b"ok").await.unwrap();
-        let out = written(serve.await.unwrap(), client).await;
+        let out = written(serving.await.unwrap(), client).await;
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
         assert!(out.ends_with("\r\n\r\nok"), "{out}");
+    }
+
+    /// An authorised request that expects `100 Continue` gets it from the real bridge, sends its
+    /// body, and gets the answer to that body.
+    #[tokio::test]
+    async fn an_authorised_request_gets_100_continue_then_its_answer() {
+        let body = r#"{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}"#;
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        );
+        let (session, mut client) = session(&head).await;
+        let filter = BridgeFilter::new(bridge(1024, Duration::from_secs(30)));
+        let serving = spawn_serve(filter, session);
+        read_continue(&mut client).await;
+        client.write_all(body.as_bytes()).await.unwrap();
+        let out = written(serving.await.unwrap(), client).await;
+        assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
+        assert!(out.contains(r#""code":"model_not_found""#), "{out}");
+        assert!(out.contains("gpt-9"), "the body was read: {out}");
+    }
+
+    /// A caller without a key that declares a large body and waits for `100 Continue` gets its
+    /// 401 from the head, and never the invitation to upload.
+    #[tokio::test]
+    async fn no_key_and_expect_continue_gets_401_without_100_continue() {
+        let head = "POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 1000000\r\n\
+                    Expect: 100-continue\r\n\r\n";
+        let (mut session, client) = session(head).await;
+        let filter = BridgeFilter::new(bridge(1024 * 1024, Duration::from_secs(30)));
+        assert!(serve(&filter, &mut session).await);
+        let out = written(session, client).await;
+        assert!(out.starts_with("HTTP/1.1 401 "), "{out}");
+        assert!(!out.contains("100 Continue"), "{out}");
+        assert!(out.contains(r#""code":"invalid_api_key""#), "{out}");
+        assert!(
+            out.to_ascii_lowercase().contains("connection: close"),
+            "{out}"
+        );
+    }
+
+    /// A caller without a key that sends a body is answered while most of it is still unsent:
+    /// the filter waited for no body byte. What it sends afterwards is drained, then the
+    /// connection closes.
+    #[tokio::test]
+    async fn no_key_is_answered_before_the_body_arrives() {
+        let head = "POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{\"model\":";
+        let (session, mut client) = session(head).await;
+        let filter = BridgeFilter::new(bridge(1024 * 1024, Duration::from_secs(30)));
+        let serving = spawn_serve(filter, session);
+        let mut status = [0u8; 13];
+        tokio::time::timeout(Duration::from_secs(2), client.read_exact(&mut status))
+            .await
+            .expect("answered before the rest of the body was sent")
+            .unwrap();
+        assert_eq!(&status, b"HTTP/1.1 401 ");
+        client.write_all(&[b' '; 1000 - 9]).await.unwrap();
+        let session = tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .expect("lingering ends with the body")
+            .unwrap();
+        assert_eq!(session.body_bytes_read(), 1000, "the rest was drained");
+        let out = written(session, client).await.to_ascii_lowercase();
+        assert!(out.contains("connection: close"), "{out}");
+        assert!(out.contains(r#""code":"invalid_api_key""#), "{out}");
+    }
+
+    /// Nothing is read, and no `100 Continue` sent, until the service polls the body; the body
+    /// knows its declared length, and that a request without one has none.
+    #[tokio::test]
+    async fn nothing_is_read_until_the_service_polls_the_body() {
+        let late_reader = tower::service_fn(|request: http::Request<SessionBody>| async move {
+            let hint = request.body().size_hint().exact();
+            let ended = request.body().is_end_stream();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            let response = http::Response::builder()
+                .header("x-hint", format!("{hint:?}"))
+                .header("x-ended", ended.to_string())
+                .body(Full::new(body))
+                .unwrap();
+            Ok::<_, Infallible>(response)
+        });
+        let filter = BridgeFilter::new(late_reader);
+
+        let head =
+            "POST /v1/completions HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+        let (posted, mut client) = session(head).await;
+        let serving = spawn_serve(filter.clone(), posted);
+        let mut early = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(150), client.read(&mut early)).await;
+        assert!(read.is_err(), "written before the body was polled");
+        read_continue(&mut client).await;
+        client.write_all(b"hello").await.unwrap();
+        let out = written(serving.await.unwrap(), client).await;
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.contains("x-hint: Some(5)\r\n"), "{out}");
+        assert!(out.contains("x-ended: false\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\nhello"), "{out}");
+
+        let (mut session, client) = session("GET /v1/models HTTP/1.1\r\n\r\n").await;
+        assert!(serve(&filter, &mut session).await);
+        let out = written(session, client).await;
+        assert!(out.contains("x-hint: Some(0)\r\n"), "{out}");
+        assert!(out.contains("x-ended: true\r\n"), "{out}");
+        assert!(
+            !out.to_ascii_lowercase().contains("connection: close"),
+            "{out}"
+        );
+    }
+
+    /// A body that breaks mid-way reaches the service as an `io::Error` of a kind other than
+    /// `TimedOut`.
+    #[tokio::test]
+    async fn a_connection_closed_mid_body_is_an_unexpected_eof() {
+        let (mut session, mut client) =
+            session("POST /v1/completions HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc").await;
+        client.shutdown().await.unwrap();
+        assert!(serve(&BridgeFilter::new(echo()), &mut session).await);
+        let out = written(session, client).await;
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        assert!(out.ends_with("\r\n\r\nunexpected end of file"), "{out}");
     }
 }

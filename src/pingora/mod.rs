@@ -18,11 +18,11 @@
 //! use async_trait::async_trait;
 //! use pingora::prelude::HttpPeer;
 //! use pingora::proxy::{ProxyHttp, Session};
-//! use sf_models_bridge::pingora::BridgeFilter;
+//! use sf_models_bridge::pingora::{BridgeFilter, SessionBody};
 //! # use std::convert::Infallible;
 //! # use bytes::Bytes;
 //! # use http_body_util::Full;
-//! # type Bridge = tower::util::BoxCloneSyncService<http::Request<Full<Bytes>>, http::Response<Full<Bytes>>, Infallible>;
+//! # type Bridge = tower::util::BoxCloneSyncService<http::Request<SessionBody>, http::Response<Full<Bytes>>, Infallible>;
 //!
 //! struct MyGateway {
 //!     bridge: BridgeFilter<Bridge>,
@@ -47,31 +47,41 @@
 //! }
 //! ```
 //!
-//! # Why the body is read in `request_filter`
+//! # Why the bridge answers inside `request_filter`
 //!
 //! The Models API path carries the model name, which lives in the JSON body, and a translated body
 //! has a new length; Pingora's body filters run after the upstream request header is sent. So the
-//! filter reads the whole body in `request_filter` (answering `Expect: 100-continue` first, or
-//! clients stall for a second), calls the service with an `http::Request<Full<Bytes>>`, and writes
-//! the service's response itself: header, then each body frame as the body yields it, so an event
-//! stream leaves chunk by chunk with backpressure. A response without `Content-Length` gets
+//! bridge's requests never reach Pingora's proxying: the filter calls the service and writes its
+//! response itself, header first, then each body frame as the body yields it, so an event stream
+//! leaves chunk by chunk with backpressure. A response without `Content-Length` gets
 //! `Transfer-Encoding: chunked` on HTTP/1.1, or it would be close-delimited and kill keep-alive.
 //!
-//! # Limits, and the one this filter cannot enforce
+//! # The request body: read when the service asks, under the service's limits
 //!
-//! The body is read under [`BridgeFilter::max_request_bytes`] (a `Content-Length` over it is
-//! answered 413 before a byte of body is read; a chunked body is cut at the limit) and under a
-//! *total* deadline, [`BridgeFilter::body_read_timeout`] (408): Pingora's own downstream
-//! `read_timeout` bounds each single read, so a client trickling a byte a second would never be cut
-//! off by it. Pingora has no hook before the request header is parsed, so a client trickling its
-//! *header* is the embedding gateway's limit, not this filter's.
+//! The filter has no limits and gives no answers of its own on the bridge's paths. It calls the
+//! service at once with an `http::Request<`[`SessionBody`]`>`: the request head, and a body that
+//! reads the client's connection only when polled, at most one chunk ahead of the service, the way
+//! hyper's body does. So the service gives its verdict on the head first (path, method, API key,
+//! declared `Content-Length`) and a caller without a key, or with a body declared too large, is
+//! answered before the gateway reads a byte of its body (what it still sends afterwards is only
+//! discarded, see below). `Expect: 100-continue` is answered when the service first polls the
+//! body, and never if it answers without it.
 //!
-//! These refusals (413, 408, and 400 for a body that cannot be read) are answered by the service,
-//! as the axum mount's are: the filter calls it with the request header, no body, and the refusal
-//! attached, and the bridge answers after its method and API-key checks, in the OpenAI error
-//! format, counted in its metrics and logged in the request's span. A service that is not the
-//! bridge's gets that bodiless request too; the filter then answers the refusal itself, in the
-//! bridge's words.
+//! The bridge reads the body under its own limits, the same in both mounts:
+//! `salesforce.max_request_bytes` (413) and a *total* deadline, `server.body_read_timeout_secs`
+//! (408). Pingora's own downstream `read_timeout` bounds each single read, so a client trickling a
+//! byte a second is never cut off by it, but one that goes quiet longer than it is: the body then
+//! fails with an [`std::io::Error`] of kind `TimedOut`, which the bridge answers 408 too. A service
+//! other than the bridge's must enforce its own limits: the body has none.
+//!
+//! When the answer is ready the filter stops reading. If the body was not read to its end, the
+//! answer carries `Connection: close` and, unless the client still waits for a `100 Continue` it
+//! never got (or its body could not be read, or the answer is a 408), what it keeps sending is
+//! read and discarded for two seconds after the answer: closing with unread data would reset the
+//! connection and could destroy the answer before the client reads it.
+//!
+//! Pingora has no hook before the request header is parsed, so a client trickling its *header* is
+//! the embedding gateway's limit, not this filter's.
 //!
 //! # Pingora facts this module relies on (0.9)
 //!
@@ -81,6 +91,9 @@
 //!   part of `upstream` is used.
 //! - Pingora sets `TCP_NODELAY` itself on every accepted and every connected TCP stream; neither
 //!   `TcpSocketOptions` nor `PeerOptions` has a knob for it, so there is nothing to set.
+//! - Writing `100 Continue` before the request body has been read turns keep-alive off
+//!   (`close_on_response_before_downstream_finish`, on by default), so a request that expected
+//!   one is the last on its connection, as it was when the filter read bodies itself.
 //! - A graceful shutdown stops accepting, closes idle keep-alive connections, lets in-flight
 //!   requests run for `grace_period_seconds` (a fixed sleep, 300 s by default), then drops what is
 //!   left. [`build_server`] defaults it to 5 s.
@@ -92,20 +105,22 @@ mod envelope;
 mod filter;
 mod gateway;
 mod server;
+mod session_body;
 
 pub use filter::BridgeFilter;
+pub use session_body::SessionBody;
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use tower::Service;
 
 /// What the filter drives: a Tower service that answers every bridge request itself, such as
-/// [`Salesforce`](crate::Salesforce), and is cheap to clone per request.
+/// [`Salesforce`](crate::Salesforce), and is cheap to clone per request. It gets the request
+/// head at once and reads the [`SessionBody`] if and when it wants to, under its own limits.
 pub trait BridgeService:
     Service<
-        http::Request<Full<Bytes>>,
+        http::Request<SessionBody>,
         Response = http::Response<Self::Body>,
         Error = Infallible,
         Future: Send,
@@ -121,7 +136,7 @@ pub trait BridgeService:
 impl<S, B> BridgeService for S
 where
     S: Service<
-            http::Request<Full<Bytes>>,
+            http::Request<SessionBody>,
             Response = http::Response<B>,
             Error = Infallible,
             Future: Send,

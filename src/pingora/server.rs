@@ -60,8 +60,9 @@ pub fn build_server(config: &Config, mut opt: Option<Opt>) -> Result<Server, Gat
 }
 
 /// Adds a [`BridgeGateway`] around `bridge` to `server`, listening on `config.server.listen`,
-/// with the body limits of `config` (see [`BridgeFilter::from_config`]) and the upstream of
-/// `[pingora]`. Resolving the upstream blocks on DNS: call this at start-up.
+/// with the upstream of `[pingora]`. The filter has no limits of its own: `bridge` enforces the
+/// body limits (the bridge's are those of `config`). Resolving the upstream blocks on DNS: call
+/// this at start-up.
 ///
 /// `TCP_NODELAY` is set by Pingora itself on every accepted connection.
 pub fn add_gateway<S>(
@@ -72,7 +73,7 @@ pub fn add_gateway<S>(
 where
     S: BridgeService,
 {
-    let filter = BridgeFilter::from_config(bridge, config);
+    let filter = BridgeFilter::new(bridge);
     let gateway = BridgeGateway::new(filter, &config.pingora)?;
     let mut service =
         http_proxy_service_with_name(&server.configuration, gateway, "sf-models-bridge gateway");
@@ -93,7 +94,7 @@ where
 /// gracefully.
 ///
 /// ```no_run
-/// # async fn demo(config: sf_models_bridge::Config, bridge: tower::util::BoxCloneSyncService<http::Request<http_body_util::Full<bytes::Bytes>>, http::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible>) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn demo(config: sf_models_bridge::Config, bridge: tower::util::BoxCloneSyncService<http::Request<sf_models_bridge::pingora::SessionBody>, http::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible>) -> Result<(), Box<dyn std::error::Error>> {
 /// let gateway = sf_models_bridge::pingora::spawn_gateway(&config, bridge).await?;
 /// let url = format!("http://{}/v1/models", gateway.local_addr());
 /// // ... send requests to `url` ...
