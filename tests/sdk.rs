@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -54,8 +54,12 @@ enum Sdk {
 impl Sdk {
     const ALL: [Sdk; 2] = [Sdk::Python, Sdk::Node];
 
-    fn root() -> &'static Path {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
+    /// The checkout: cargo's `CARGO_MANIFEST_DIR` at run time, which stays right when two checkouts
+    /// share one target folder (the compiled-in one may name the other checkout).
+    fn root() -> PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
     }
 
     /// The interpreter, the script, and a file whose absence means the SDK is not installed.
