@@ -4,14 +4,22 @@
 #               gateway on conf/demo.toml, and prints a curl line
 #   make test   installs what is missing and runs every test, Pingora included
 #   make bench  the micro-benchmarks and the end-to-end load benchmark (not part of make test)
+#   make sdk-setup  the official OpenAI (and Anthropic) SDKs that tests/sdk.rs drives, from PyPI
+#               and npm at the pinned versions (a dependency of make test)
 
 SHELL := /bin/bash
 CARGO ?= cargo
 # The addresses conf/demo.toml names (salesforce.api_base and token_url; server.listen).
 DEMO_MOCK_ADDR := 127.0.0.1:9090
 DEMO_GATEWAY_ADDR := 127.0.0.1:8080
+# The SDK tests' Python (CPython 3.11 or newer) and where their virtualenv and npm project live;
+# tests/sdk.rs looks for both at these paths.
+SDK_PYTHON ?= python3
+SDK_VENV := target/sdk-venv
+SDK_PY_REQUIREMENTS := tests/sdk/python/requirements.txt
+SDK_NODE := tests/sdk/node
 
-.PHONY: demo test bench bench-setup setup lint
+.PHONY: demo test bench bench-setup setup sdk-setup lint
 
 # Pingora's zlib-ng is built with CMake; the Tower/axum side needs none of it.
 setup:
@@ -26,7 +34,46 @@ setup:
 	@$(CARGO) fmt --version >/dev/null 2>&1 || { echo "installing rustfmt"; rustup component add rustfmt; }
 	@$(CARGO) clippy --version >/dev/null 2>&1 || { echo "installing clippy"; rustup component add clippy; }
 
-test: setup
+# The official SDKs for tests/sdk.rs: a virtualenv with the pins of $(SDK_PY_REQUIREMENTS), and
+# `npm ci` of $(SDK_NODE)/package-lock.json. Each side is skipped while its stamp holds the
+# checksum of its pin file, so a second run costs nothing; a changed pin reinstalls that side.
+# Nothing is downloaded but those packages, from PyPI and the npm registry: wheels only, no install
+# scripts, and no bytecode compiled up front (Python compiles the few modules a test imports).
+sdk-setup:
+	@set -euo pipefail; \
+	want=$$(cksum < $(SDK_PY_REQUIREMENTS)); \
+	if [ "$$(cat $(SDK_VENV)/.sdk-setup 2>/dev/null)" = "$$want" ] && $(SDK_VENV)/bin/python -c '' 2>/dev/null; then \
+		echo "sdk-setup: Python SDKs up to date in $(SDK_VENV)"; \
+	else \
+		$(SDK_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+			echo "sdk-setup: $(SDK_PYTHON) must be CPython 3.11 or newer (set SDK_PYTHON=...)"; exit 1; }; \
+		echo "sdk-setup: installing the Python SDKs into $(SDK_VENV)"; \
+		rm -rf $(SDK_VENV); \
+		$(SDK_PYTHON) -m venv $(SDK_VENV); \
+		$(SDK_VENV)/bin/python -m pip install --quiet --no-input --disable-pip-version-check \
+			--only-binary=:all: --no-compile -r $(SDK_PY_REQUIREMENTS); \
+		echo "$$want" > $(SDK_VENV)/.sdk-setup; \
+	fi
+	@set -euo pipefail; \
+	want=$$(cksum < $(SDK_NODE)/package-lock.json); \
+	if [ "$$(cat $(SDK_NODE)/node_modules/.sdk-setup 2>/dev/null)" = "$$want" ]; then \
+		echo "sdk-setup: Node SDKs up to date in $(SDK_NODE)/node_modules"; \
+	else \
+		command -v npm >/dev/null || { \
+			echo "sdk-setup: installing Node.js and npm"; \
+			if command -v apt-get >/dev/null; then \
+				SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+				$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+			elif command -v brew >/dev/null; then brew install node; \
+			else echo "please install Node.js 20 or newer"; exit 1; fi; }; \
+		node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' || { \
+			echo "sdk-setup: Node.js 20 or newer is required, found $$(node --version)"; exit 1; }; \
+		echo "sdk-setup: installing the Node SDKs into $(SDK_NODE)/node_modules"; \
+		(cd $(SDK_NODE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); \
+		echo "$$want" > $(SDK_NODE)/node_modules/.sdk-setup; \
+	fi
+
+test: setup sdk-setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 	$(CARGO) build --all-targets --all-features

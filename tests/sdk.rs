@@ -1,0 +1,393 @@
+//! The official OpenAI SDKs, Python's (`openai` on PyPI) and Node's (`openai` on npm), against the
+//! bridge through each mount and the mock Salesforce. Each scenario runs as a subprocess,
+//! `tests/sdk/python/openai_client.py` or `tests/sdk/node/openai_client.mjs`, which drives the SDK
+//! and prints one JSON line of what it observed; every assertion is here.
+//!
+//! `make sdk-setup` installs the SDKs at their pinned versions (`target/sdk-venv`,
+//! `tests/sdk/node/node_modules`); without them these tests fail and say so. The SDKs' own retries
+//! are off, so the retries seen are the bridge's. Every gateway here requires a caller key, so
+//! every answer also shows that the SDK presents its key in a way the bridge accepts.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sf_models_bridge::mock::Fault;
+use tokio::process::Command;
+
+use common::{Gateway, Mount, Setup, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL};
+
+for_each_mount!(
+    chat_completion,
+    chat_stream,
+    chat_stream_with_usage,
+    legacy_completion,
+    models_list,
+    unknown_model_is_not_found,
+    wrong_key_is_an_authentication_error,
+    a_429_is_retried_by_the_bridge,
+);
+
+/// How long one scenario may take, interpreter start included.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(45);
+
+// What the scripts send (the same in both). The mock answers "Echo: " and the last user message,
+// and counts tokens as whitespace-separated words.
+const USER: &str = "Cherry pie recipe?";
+const PROMPT: &str = "Invent 3 fun names for donuts";
+const COMPLETION_MODEL: &str = "gpt-4o";
+/// "Be terse." (2) + "Cherry pie recipe?" (3); "Echo: Cherry pie recipe?" (4).
+const CHAT_USAGE: (u64, u64) = (5, 4);
+/// "Invent 3 fun names for donuts" (6); "Echo: Invent 3 fun names for donuts" (7).
+const COMPLETION_USAGE: (u64, u64) = (6, 7);
+
+/// One of the official SDKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sdk {
+    Python,
+    Node,
+}
+
+impl Sdk {
+    const ALL: [Sdk; 2] = [Sdk::Python, Sdk::Node];
+
+    /// The checkout: cargo's `CARGO_MANIFEST_DIR` at run time, which stays right when two checkouts
+    /// share one target folder (the compiled-in one may name the other checkout).
+    fn root() -> PathBuf {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    /// The interpreter, the script, and a file whose absence means the SDK is not installed.
+    fn paths(self) -> (PathBuf, PathBuf, PathBuf) {
+        let root = Self::root();
+        match self {
+            Sdk::Python => {
+                let python = if cfg!(windows) {
+                    root.join("target/sdk-venv/Scripts/python.exe")
+                } else {
+                    root.join("target/sdk-venv/bin/python")
+                };
+                (
+                    python.clone(),
+                    root.join("tests/sdk/python/openai_client.py"),
+                    python,
+                )
+            }
+            Sdk::Node => (
+                PathBuf::from("node"),
+                root.join("tests/sdk/node/openai_client.mjs"),
+                root.join("tests/sdk/node/node_modules/openai/package.json"),
+            ),
+        }
+    }
+
+    /// The `openai` version its pin file names: the version every observation must report.
+    fn pinned_version(self) -> String {
+        let root = Self::root();
+        match self {
+            Sdk::Python => {
+                let path = root.join("tests/sdk/python/requirements.txt");
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                text.lines()
+                    .find_map(|line| line.trim().strip_prefix("openai=="))
+                    .unwrap_or_else(|| panic!("{} pins no openai", path.display()))
+                    .to_owned()
+            }
+            Sdk::Node => {
+                let path = root.join("tests/sdk/node/package.json");
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let package: Value = serde_json::from_str(&text).expect("package.json is JSON");
+                package["dependencies"]["openai"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{} pins no openai", path.display()))
+                    .to_owned()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Sdk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sdk::Python => "Python openai",
+            Sdk::Node => "Node openai",
+        })
+    }
+}
+
+/// Runs `scenario` with `sdk` against `gateway`, presenting `key`, and returns what the SDK saw.
+async fn observe(sdk: Sdk, gateway: &Gateway, key: &str, scenario: &str) -> Value {
+    let (interpreter, script, installed) = sdk.paths();
+    assert!(
+        installed.exists(),
+        "the {sdk} SDK is not installed ({} is missing): run `make sdk-setup` first",
+        installed.display()
+    );
+    let mut command = Command::new(&interpreter);
+    command
+        .arg(&script)
+        .arg(gateway.url("/v1"))
+        .arg(key)
+        .arg(scenario)
+        .current_dir(script.parent().expect("the script has a folder"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // Nothing from the developer's environment may steer the SDK elsewhere or make it log.
+    for name in [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OPENAI_ORG_ID",
+        "OPENAI_PROJECT_ID",
+        "OPENAI_LOG",
+        "DEBUG",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "NODE_OPTIONS",
+        "PYTHONPATH",
+    ] {
+        command.env_remove(name);
+    }
+    command.env("NO_PROXY", "*").env("no_proxy", "*");
+    let child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "{sdk}: cannot start {} ({e}): run `make sdk-setup` first",
+            interpreter.display()
+        )
+    });
+    let output = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{sdk} {scenario}: no answer within {SCRIPT_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("{sdk} {scenario}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{sdk} {scenario} failed ({}):\n{stderr}{stdout}",
+        output.status
+    );
+    let lines: Vec<&str> = stdout.lines().filter(|line| !line.is_empty()).collect();
+    let [line] = lines[..] else {
+        panic!("{sdk} {scenario}: expected one JSON line, got:\n{stdout}{stderr}");
+    };
+    let seen: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{sdk} {scenario}: not JSON ({e}): {line}"));
+    let pinned = sdk.pinned_version();
+    assert_eq!(
+        seen["sdk_version"], pinned,
+        "{sdk}: the installed SDK is not the pinned one: run `make sdk-setup`"
+    );
+    seen
+}
+
+/// A gateway that requires [`CALLER_KEY`].
+async fn start(mount: Mount) -> Gateway {
+    let setup = Setup::default().sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"));
+    Gateway::start_with(mount, setup).await
+}
+
+/// [`observe`] with the key the test gateways accept, asserting that the SDK raised nothing.
+async fn answer(sdk: Sdk, gateway: &Gateway, scenario: &str) -> Value {
+    let seen = observe(sdk, gateway, CALLER_KEY, scenario).await;
+    assert!(
+        seen.get("error").is_none(),
+        "{sdk} {scenario} raised: {seen}"
+    );
+    seen
+}
+
+fn usage((prompt, completion): (u64, u64)) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "cached_tokens": 0,
+    })
+}
+
+/// The body the bridge sent to the mock for the last model call.
+fn upstream_body(gateway: &Gateway) -> Value {
+    let sent = gateway
+        .upstream()
+        .last_model_request()
+        .expect("a model call reached the mock");
+    serde_json::from_slice(&sent.body).expect("the bridge sent JSON")
+}
+
+fn chat_upstream_body() -> Value {
+    json!({"messages": [{"role": "system", "content": "Be terse."},
+                        {"role": "user", "content": USER}]})
+}
+
+async fn chat_completion(mount: Mount) {
+    let gateway = start(mount).await;
+    for sdk in Sdk::ALL {
+        gateway.upstream().reset();
+        let seen = answer(sdk, &gateway, "chat").await;
+        assert_eq!(seen["object"], "chat.completion", "{sdk}: {seen}");
+        assert_eq!(seen["model"], CHAT_MODEL, "{sdk}: {seen}");
+        assert_eq!(seen["choices"], 1, "{sdk}: {seen}");
+        assert_eq!(seen["role"], "assistant", "{sdk}: {seen}");
+        assert_eq!(seen["text"], format!("Echo: {USER}"), "{sdk}: {seen}");
+        assert_eq!(seen["finish_reason"], "stop", "{sdk}: {seen}");
+        assert_eq!(seen["usage"], usage(CHAT_USAGE), "{sdk}: {seen}");
+        assert_eq!(seen["ignored_params"], "temperature", "{sdk}: {seen}");
+        assert!(
+            seen["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{sdk}: the SDK reads the bridge's x-request-id: {seen}"
+        );
+        // What the SDK sent reached Salesforce translated, and nothing more.
+        assert_eq!(upstream_body(&gateway), chat_upstream_body(), "{sdk}");
+        assert_eq!(gateway.counters().chat_requests, 1, "{sdk}");
+    }
+    gateway.stop().await;
+}
+
+/// The streamed chunks every SDK must assemble: one id, one model, the role, the text.
+fn assert_stream(sdk: Sdk, seen: &Value) {
+    assert_eq!(seen["text"], format!("Echo: {USER}"), "{sdk}: {seen}");
+    assert_eq!(
+        seen["objects"],
+        json!(["chat.completion.chunk"]),
+        "{sdk}: {seen}"
+    );
+    assert_eq!(seen["models"], json!([CHAT_MODEL]), "{sdk}: {seen}");
+    assert_eq!(seen["ids"], 1, "{sdk}: one id for all chunks: {seen}");
+    assert_eq!(seen["role"], "assistant", "{sdk}: {seen}");
+    assert_eq!(seen["finish_reason"], "stop", "{sdk}: {seen}");
+}
+
+async fn chat_stream(mount: Mount) {
+    let gateway = start(mount).await;
+    for sdk in Sdk::ALL {
+        gateway.upstream().reset();
+        let seen = answer(sdk, &gateway, "chat_stream").await;
+        assert_stream(sdk, &seen);
+        assert_eq!(seen["chunks"], 3, "{sdk}: role, content, finish: {seen}");
+        assert_eq!(seen["last_chunk_choices"], 1, "{sdk}: {seen}");
+        assert_eq!(seen["chunks_with_usage"], 0, "{sdk}: not asked for: {seen}");
+        assert_eq!(upstream_body(&gateway), chat_upstream_body(), "{sdk}");
+        assert_eq!(gateway.counters().chat_requests, 1, "{sdk}");
+    }
+    gateway.stop().await;
+}
+
+async fn chat_stream_with_usage(mount: Mount) {
+    let gateway = start(mount).await;
+    for sdk in Sdk::ALL {
+        gateway.upstream().reset();
+        let seen = answer(sdk, &gateway, "chat_stream_usage").await;
+        assert_stream(sdk, &seen);
+        assert_eq!(
+            seen["chunks"], 4,
+            "{sdk}: role, content, finish, usage: {seen}"
+        );
+        // OpenAI's shape: the usage comes alone, in a last chunk with no choices.
+        assert_eq!(seen["last_chunk_choices"], 0, "{sdk}: {seen}");
+        assert_eq!(seen["last_chunk_usage"], usage(CHAT_USAGE), "{sdk}: {seen}");
+        assert_eq!(seen["chunks_with_usage"], 1, "{sdk}: {seen}");
+        assert_eq!(upstream_body(&gateway), chat_upstream_body(), "{sdk}");
+    }
+    gateway.stop().await;
+}
+
+async fn legacy_completion(mount: Mount) {
+    let gateway = start(mount).await;
+    for sdk in Sdk::ALL {
+        gateway.upstream().reset();
+        let seen = answer(sdk, &gateway, "completion").await;
+        assert_eq!(seen["object"], "text_completion", "{sdk}: {seen}");
+        assert_eq!(seen["model"], COMPLETION_MODEL, "{sdk}: {seen}");
+        assert_eq!(seen["choices"], 1, "{sdk}: {seen}");
+        assert_eq!(seen["text"], format!("Echo: {PROMPT}"), "{sdk}: {seen}");
+        assert_eq!(seen["finish_reason"], "stop", "{sdk}: {seen}");
+        assert_eq!(seen["usage"], usage(COMPLETION_USAGE), "{sdk}: {seen}");
+        let sent = gateway.upstream().last_model_request().expect("a call");
+        assert!(
+            sent.path
+                .ends_with("/models/sfdc_ai__DefaultGPT4Omni/generations"),
+            "{sdk}: {}",
+            sent.path
+        );
+        assert_eq!(upstream_body(&gateway), json!({"prompt": PROMPT}), "{sdk}");
+        assert_eq!(gateway.counters().generation_requests, 1, "{sdk}");
+    }
+    gateway.stop().await;
+}
+
+async fn models_list(mount: Mount) {
+    let gateway = start(mount).await;
+    for sdk in Sdk::ALL {
+        let seen = answer(sdk, &gateway, "models").await;
+        assert_eq!(
+            seen["ids"],
+            json!([CHAT_MODEL, BEDROCK_MODEL, COMPLETION_MODEL]),
+            "{sdk}: {seen}"
+        );
+        assert_eq!(seen["objects"], json!(["model"]), "{sdk}: {seen}");
+    }
+    assert_eq!(gateway.counters().model_requests(), 0);
+    gateway.stop().await;
+}
+
+async fn unknown_model_is_not_found(mount: Mount) {
+    let gateway = start(mount).await;
+    for sdk in Sdk::ALL {
+        let seen = observe(sdk, &gateway, CALLER_KEY, "unknown_model").await;
+        assert_eq!(seen["error"], "NotFoundError", "{sdk}: {seen}");
+        assert_eq!(seen["status"], 404, "{sdk}: {seen}");
+        assert_eq!(seen["type"], "invalid_request_error", "{sdk}: {seen}");
+        assert_eq!(seen["code"], "model_not_found", "{sdk}: {seen}");
+        assert_eq!(seen["param"], "model", "{sdk}: {seen}");
+    }
+    assert_eq!(gateway.counters().model_requests(), 0);
+    gateway.stop().await;
+}
+
+async fn wrong_key_is_an_authentication_error(mount: Mount) {
+    let gateway = start(mount).await;
+    for sdk in Sdk::ALL {
+        let seen = observe(sdk, &gateway, "sk-wrong-key", "chat").await;
+        assert_eq!(seen["error"], "AuthenticationError", "{sdk}: {seen}");
+        assert_eq!(seen["status"], 401, "{sdk}: {seen}");
+        assert_eq!(seen["type"], "authentication_error", "{sdk}: {seen}");
+        assert_eq!(seen["code"], "invalid_api_key", "{sdk}: {seen}");
+    }
+    assert_eq!(gateway.counters().model_requests(), 0);
+    gateway.stop().await;
+}
+
+async fn a_429_is_retried_by_the_bridge(mount: Mount) {
+    let gateway = start(mount).await;
+    for sdk in Sdk::ALL {
+        gateway.upstream().reset();
+        gateway.upstream().inject(
+            Fault::Status {
+                status: 429,
+                retry_after_secs: None,
+            },
+            1,
+        );
+        let seen = answer(sdk, &gateway, "chat").await;
+        assert_eq!(seen["text"], format!("Echo: {USER}"), "{sdk}: {seen}");
+        assert_eq!(seen["finish_reason"], "stop", "{sdk}: {seen}");
+        assert_eq!(
+            gateway.counters().chat_requests,
+            2,
+            "{sdk}: the 429, then the answer"
+        );
+    }
+    gateway.stop().await;
+}
