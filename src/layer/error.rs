@@ -51,11 +51,15 @@ pub(crate) enum BridgeError {
         error: TranslateError,
     },
     /// A route of one kind asked for the other's work.
-    #[error("route `{route}` is a model of kind `{kind}`: {hint}", kind = .kind.as_str())]
+    #[error(
+        "route `{route}` is a model of kind `{kind}`: this endpoint needs a route of kind `{wanted}`",
+        kind = .kind.as_str(),
+        wanted = .wanted.as_str()
+    )]
     WrongKind {
         route: Arc<str>,
         kind: RouteKind,
-        hint: &'static str,
+        wanted: RouteKind,
     },
     #[error("The model `{model}` does not exist or is not routed by this gateway. Configured models: {configured}")]
     ModelNotFound { model: String, configured: String },

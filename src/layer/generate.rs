@@ -179,7 +179,7 @@ async fn prepare<B: RequestBody>(
         return Err(BridgeError::WrongKind {
             route: route.model.clone(),
             kind: route.kind,
-            hint: "this endpoint needs a route of another `kind`",
+            wanted: request.task.kind(),
         });
     }
     // The caller's body is a close upper bound for the translated one.
