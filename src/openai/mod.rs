@@ -20,7 +20,7 @@
 
 pub(crate) mod depth;
 mod error;
-mod request;
+pub(crate) mod request;
 mod response;
 
 pub use error::{ErrorBody, ErrorDetail, ErrorType};

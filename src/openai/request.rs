@@ -207,7 +207,8 @@ const MAX_REPORTED_NAME: usize = 64;
 /// The most parameter names reported back.
 const MAX_REPORTED: usize = 32;
 
-fn report_ignored<'a>(ignored: &mut Vec<Cow<'a, str>>, name: Cow<'a, str>) {
+/// Records `name` as a parameter accepted but not acted on, if it can be reported back safely.
+pub(crate) fn report_ignored<'a>(ignored: &mut Vec<Cow<'a, str>>, name: Cow<'a, str>) {
     // The list travels back in a response header, so only names that are safe and short there.
     let printable = name.len() <= MAX_REPORTED_NAME
         && name
@@ -218,7 +219,12 @@ fn report_ignored<'a>(ignored: &mut Vec<Cow<'a, str>>, name: Cow<'a, str>) {
     }
 }
 
-fn set_once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+/// Fills `slot`, or fails on a key given twice.
+pub(crate) fn set_once<T, E: de::Error>(
+    slot: &mut Option<T>,
+    value: T,
+    name: &'static str,
+) -> Result<(), E> {
     if slot.replace(value).is_some() {
         return Err(E::duplicate_field(name));
     }
@@ -339,7 +345,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for CompletionRequest<'a> {
 
 /// A string borrowed from the input when it holds no escapes. (serde's own `Cow<str>` always
 /// allocates outside derived structs.)
-struct CowStr<'a>(Cow<'a, str>);
+pub(crate) struct CowStr<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -348,7 +354,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
 }
 
 /// Accepts a JSON string, borrowing it from the input when it holds no escapes.
-struct CowStrVisitor;
+pub(crate) struct CowStrVisitor;
 
 impl<'de> Visitor<'de> for CowStrVisitor {
     type Value = Cow<'de, str>;
