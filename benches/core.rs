@@ -19,7 +19,7 @@ use criterion::{
 };
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
-use sf_models_bridge::core::{Finish, Generation, Task};
+use sf_models_bridge::core::{Delivery, Finish, Generation, Task};
 use sf_models_bridge::front::sse::{SseEvents, StreamKind};
 use sf_models_bridge::front::{self, AnswerCtx};
 use sf_models_bridge::openai::ChatCompletionRequest;
@@ -124,6 +124,7 @@ fn response_normalisation(c: &mut Criterion) {
         fallback_id: "chatcmpl-bench",
         created: 1_700_000_000,
         model: "gpt-4o-mini",
+        delivery: Delivery::WHOLE,
     };
     for (label, size) in SIZES_OUT {
         let body = models_answer(size);
@@ -155,6 +156,7 @@ fn stream_encoding(c: &mut Criterion) {
             fallback_id: "chatcmpl-9AMuFltdq7M5ntZVvQcAkgyWhfoas",
             created: 1_700_000_000,
             model: "gpt-4o-mini",
+            delivery: Delivery::WHOLE,
         };
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(format!("chat_{label}"), |b| {

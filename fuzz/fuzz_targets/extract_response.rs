@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sf_models_bridge::core::Delivery;
 use sf_models_bridge::front::{self, AnswerCtx};
 use sf_models_bridge::surface::einstein::{self, Operation};
 
@@ -10,6 +11,7 @@ const CTX: AnswerCtx<'static> = AnswerCtx {
     fallback_id: "chatcmpl-fuzz",
     created: 0,
     model: "gpt-4o-mini",
+    delivery: Delivery::WHOLE,
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -7,12 +7,12 @@
 //! Neither knows the other's wire types: these types name no provider and no wire format.
 //!
 //! ```
-//! use sf_models_bridge::core::{Chat, Message, Part, Request, Role, RouteKind, Task};
+//! use sf_models_bridge::core::{Chat, Delivery, Message, Part, Request, Role, RouteKind, Task};
 //!
 //! let request = Request {
 //!     model: "gpt-4o-mini".into(),
 //!     task: Task::Chat(Chat::new(vec![Message::text(Role::User, "Hi")])),
-//!     stream: None,
+//!     delivery: Delivery::WHOLE,
 //!     ignored: vec![],
 //! };
 //! assert_eq!(request.task.kind(), RouteKind::Chat);
@@ -30,6 +30,6 @@ pub use error::TranslateError;
 pub use event::{AnswerEvents, StreamEvent, TEXT_PIECE_BYTES};
 pub use failure::{Failure, FailureClass, MAX_MESSAGE_CHARS};
 pub use request::{
-    Chat, Embed, Message, Part, Reasoning, Request, Role, RouteKind, Sampling, Streaming, Task,
-    Text, Tool, ToolCall, ToolChoice, VectorEncoding,
+    Chat, Delivery, Embed, Message, Part, Reasoning, Request, Role, RouteKind, Sampling, Streaming,
+    Task, Text, Tool, ToolCall, ToolChoice, VectorEncoding,
 };

@@ -10,11 +10,29 @@ pub struct Request<'a> {
     pub model: Cow<'a, str>,
     /// What to do.
     pub task: Task<'a>,
-    /// Whether the caller wants the answer as a stream, and how.
-    pub stream: Option<Streaming>,
+    /// How the caller wants the answer delivered.
+    pub delivery: Delivery,
     /// Top-level parameters the caller sent that the front accepted but does not act on, to be
     /// reported back rather than dropped silently.
     pub ignored: Vec<Cow<'a, str>>,
+}
+
+/// How the caller wants the answer delivered: what fronts need at render time, which the flow
+/// carries past the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// As a stream, and how; `None`: whole.
+    pub stream: Option<Streaming>,
+    /// How vectors are written.
+    pub vectors: VectorEncoding,
+}
+
+impl Delivery {
+    /// A whole answer, vectors as lists of floats.
+    pub const WHOLE: Delivery = Delivery {
+        stream: None,
+        vectors: VectorEncoding::Float,
+    };
 }
 
 /// How the caller wants a stream.
@@ -221,8 +239,6 @@ pub struct Embed<'a> {
     pub inputs: Vec<Cow<'a, str>>,
     /// The length of vector the caller wants, when it names one.
     pub dimensions: Option<u64>,
-    /// How the caller wants the vectors delivered.
-    pub encoding: VectorEncoding,
 }
 
 /// How vectors are delivered.

@@ -7,8 +7,8 @@ use super::{
     json_with_capacity, usable_id, AnswerCtx, ErrorFormat, EventSource, Front, OpenAiErrors,
 };
 use crate::core::{
-    Answer, Chat, Generation, Message, Part, Request, Role, Streaming, Task, Tool, ToolCall,
-    TranslateError,
+    Answer, Chat, Delivery, Generation, Message, Part, Request, Role, Streaming, Task, Tool,
+    ToolCall, TranslateError,
 };
 use crate::layer::BridgeError;
 use crate::openai::{
@@ -50,7 +50,6 @@ impl Front for ChatCompletions {
         &self,
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
-        streaming: Streaming,
     ) -> Result<Box<dyn EventSource>, BridgeError> {
         let Answer::Generation(answer) = answer else {
             return Err(BridgeError::AnswerMismatch);
@@ -59,7 +58,7 @@ impl Front for ChatCompletions {
             StreamKind::Chat,
             ctx,
             answer,
-            streaming.include_usage,
+            ctx.delivery.stream.unwrap_or_default().include_usage,
         )))
     }
 
@@ -107,9 +106,12 @@ pub fn to_core(request: ChatCompletionRequest<'_>) -> Result<Request<'_>, Transl
     Ok(Request {
         model: request.model,
         task: Task::Chat(chat),
-        stream: request.stream.then_some(Streaming {
-            include_usage: request.stream_options.include_usage,
-        }),
+        delivery: Delivery {
+            stream: request.stream.then_some(Streaming {
+                include_usage: request.stream_options.include_usage,
+            }),
+            ..Delivery::WHOLE
+        },
         ignored: request.ignored,
     })
 }
@@ -281,6 +283,7 @@ mod tests {
         fallback_id: "chatcmpl-local",
         created: 1700000000,
         model: "gpt-4o-mini",
+        delivery: Delivery::WHOLE,
     };
 
     #[test]

@@ -4,7 +4,7 @@ use super::sse::{SseEvents, StreamKind};
 use super::{
     json_with_capacity, usable_id, AnswerCtx, ErrorFormat, EventSource, Front, OpenAiErrors,
 };
-use crate::core::{Answer, Generation, Request, Streaming, Task, Text, TranslateError};
+use crate::core::{Answer, Delivery, Generation, Request, Streaming, Task, Text, TranslateError};
 use crate::layer::BridgeError;
 use crate::openai::{self, Completion, CompletionChoice, CompletionRequest, Prompt};
 
@@ -38,7 +38,6 @@ impl Front for Completions {
         &self,
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
-        streaming: Streaming,
     ) -> Result<Box<dyn EventSource>, BridgeError> {
         let Answer::Generation(answer) = answer else {
             return Err(BridgeError::AnswerMismatch);
@@ -47,7 +46,7 @@ impl Front for Completions {
             StreamKind::Text,
             ctx,
             answer,
-            streaming.include_usage,
+            ctx.delivery.stream.unwrap_or_default().include_usage,
         )))
     }
 
@@ -82,9 +81,12 @@ pub fn to_core(request: CompletionRequest<'_>) -> Result<Request<'_>, TranslateE
             prompt,
             choices: request.n,
         }),
-        stream: request.stream.then_some(Streaming {
-            include_usage: request.stream_options.include_usage,
-        }),
+        delivery: Delivery {
+            stream: request.stream.then_some(Streaming {
+                include_usage: request.stream_options.include_usage,
+            }),
+            ..Delivery::WHOLE
+        },
         ignored: request.ignored,
     })
 }
@@ -121,6 +123,7 @@ mod tests {
         fallback_id: "chatcmpl-local",
         created: 1700000000,
         model: "gpt-4o-mini",
+        delivery: Delivery::WHOLE,
     };
 
     #[test]

@@ -16,7 +16,7 @@ pub mod sse;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::core::{Answer, Failure, Request, Streaming};
+use crate::core::{Answer, Delivery, Failure, Request};
 use crate::layer::BridgeError;
 use crate::openai::ErrorBody;
 
@@ -37,7 +37,6 @@ pub(crate) trait Front: Send + Sync + 'static {
         &self,
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
-        streaming: Streaming,
     ) -> Result<Box<dyn EventSource>, BridgeError>;
 
     /// How this front words its errors.
@@ -89,6 +88,8 @@ pub struct AnswerCtx<'a> {
     pub created: u64,
     /// The model name the caller used.
     pub model: &'a str,
+    /// How the caller wants the answer delivered.
+    pub delivery: Delivery,
 }
 
 /// The longest upstream answer id passed on.

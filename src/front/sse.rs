@@ -9,12 +9,12 @@
 //! encoded copy of all of it.
 //!
 //! ```
-//! use sf_models_bridge::core::{Finish, Generation};
+//! use sf_models_bridge::core::{Delivery, Finish, Generation};
 //! use sf_models_bridge::front::sse::{SseEvents, StreamKind};
 //! use sf_models_bridge::front::AnswerCtx;
 //!
 //! let answer = Generation { id: None, text: "Hello", tool_calls: vec![], finish: Finish::Stop, usage: None };
-//! let ctx = AnswerCtx { fallback_id: "chatcmpl-1", created: 1, model: "gpt-4o-mini" };
+//! let ctx = AnswerCtx { fallback_id: "chatcmpl-1", created: 1, model: "gpt-4o-mini", delivery: Delivery::WHOLE };
 //! let events: Vec<_> = SseEvents::new(StreamKind::Chat, &ctx, &answer, false).collect();
 //! assert_eq!(events.len(), 4); // role, content, finish, [DONE]
 //! assert_eq!(&events[3][..], b"data: [DONE]\n\n");
@@ -330,7 +330,7 @@ pub fn error_event(error: &ErrorBody) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Usage;
+    use crate::core::{Delivery, Usage};
     use crate::openai::ErrorType;
     use serde_json::{json, Value};
 
@@ -339,6 +339,7 @@ mod tests {
             fallback_id: "id-1",
             created: 7,
             model: "m",
+            delivery: Delivery::WHOLE,
         };
         let generation = Generation {
             id: None,

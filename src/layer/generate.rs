@@ -18,13 +18,13 @@ use super::finish::{Finisher, UpstreamTime};
 use super::request_body;
 use super::service::{error_response, json_response, set_upstream_request_id, REQUEST_ID};
 use super::{RouteTarget, Shared};
-use crate::core::{Answer, Streaming};
+use crate::core::{Answer, Delivery};
 use crate::front::{AnswerCtx, Front};
 use crate::metrics::Metrics;
 use crate::openai::depth;
 use crate::surface::Reading;
 use crate::upstream::{
-    AttemptObserver, AttemptOutcome, Delivery, Exchanged, Outgoing, RequestBody, UpstreamService,
+    AttemptObserver, AttemptOutcome, Exchanged, Outgoing, Receive, RequestBody, UpstreamService,
     MAX_ANSWER_BYTES,
 };
 
@@ -36,7 +36,7 @@ struct Prepared {
     route: Arc<RouteTarget>,
     body: Bytes,
     reading: Reading,
-    stream: Option<Streaming>,
+    delivery: Delivery,
     ignored: Option<HeaderValue>,
 }
 
@@ -73,13 +73,15 @@ where
     );
     let created = unix_now();
 
-    let Some(streaming) = prepared.stream else {
+    let delivery = prepared.delivery;
+    if delivery.stream.is_none() {
         let rendered = async {
             let answer = exchange(&shared, &inner, &prepared, &upstream_time).await?;
             let ctx = AnswerCtx {
                 fallback_id: &fallback_id,
                 created,
                 model: &prepared.route.model,
+                delivery,
             };
             render(&shared.metrics, &prepared, &answer, |answer| {
                 front.answer_json(&answer, &ctx)
@@ -96,7 +98,7 @@ where
             }
             Err(failed) => error_response(finisher, failed, &request_id, errors),
         };
-    };
+    }
 
     let shared_for_work = shared.clone();
     let keepalive = shared.keepalive;
@@ -108,9 +110,10 @@ where
                 fallback_id: &fallback_id,
                 created,
                 model: &prepared.route.model,
+                delivery,
             };
             render(&shared_for_work.metrics, &prepared, &answer, |answer| {
-                front.answer_events(&answer, &ctx, streaming)
+                front.answer_events(&answer, &ctx)
             })
         }
         .instrument(finisher.span().clone()),
@@ -194,7 +197,7 @@ async fn prepare<B: RequestBody>(
     Ok(Prepared {
         body: Bytes::from(call.body),
         reading: call.reading,
-        stream: request.stream,
+        delivery: request.delivery,
         ignored: ignored_header(&request.ignored),
         route,
     })
@@ -265,7 +268,7 @@ async fn exchange<S: UpstreamService>(
             inner,
             &shared.tokens,
             &outgoing,
-            Delivery::Whole,
+            Receive::Whole,
             Instant::now(),
             &observer,
         )

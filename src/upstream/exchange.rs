@@ -38,7 +38,7 @@ pub(crate) struct Outgoing<'a> {
 
 /// How a success answer's body is wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Delivery {
+pub(crate) enum Receive {
     /// Read whole (bounded) within the attempt, so a connection that breaks mid-body is retried.
     Whole,
     /// Handed over as it arrives, for a streaming surface: no retry once it is handed over.
@@ -103,7 +103,7 @@ impl Dispatcher {
         service: &S,
         tokens: &TokenCache,
         outgoing: &Outgoing<'_>,
-        delivery: Delivery,
+        delivery: Receive,
         started: Instant,
         observer: &(dyn AttemptObserver + Send + Sync),
     ) -> Result<Exchanged, ExchangeError> {
@@ -161,7 +161,7 @@ impl Dispatcher {
         &self,
         service: &S,
         make_request: &(dyn Fn() -> Request<Bytes> + Send + Sync),
-        delivery: Delivery,
+        delivery: Receive,
         started: Instant,
         observer: &(dyn AttemptObserver + Send + Sync),
     ) -> Result<Exchanged, UpstreamError> {
@@ -249,11 +249,11 @@ impl Dispatcher {
 async fn attempt_once<S: UpstreamService>(
     service: &S,
     request: Request<Bytes>,
-    delivery: Delivery,
+    delivery: Receive,
 ) -> Result<Exchanged, UpstreamError> {
     let response: Response<UpstreamBody> = service.clone().oneshot(request).await?;
     let (parts, body) = response.into_parts();
-    let body = if parts.status.is_success() && delivery == Delivery::Streamed {
+    let body = if parts.status.is_success() && delivery == Receive::Streamed {
         body
     } else {
         UpstreamBody::whole(body.read_capped(MAX_ANSWER_BYTES).await?)
@@ -324,7 +324,7 @@ mod tests {
             self.send(
                 service,
                 &|| Request::new(Bytes::new()),
-                Delivery::Whole,
+                Receive::Whole,
                 Instant::now(),
                 recorder,
             )

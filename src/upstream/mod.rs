@@ -34,7 +34,7 @@ use crate::config::SalesforceConfig;
 pub(crate) use body::collect_capped;
 pub use body::UpstreamBody;
 pub(crate) use exchange::{
-    AttemptObserver, Delivery, Dispatcher, ExchangeError, Exchanged, Outgoing,
+    AttemptObserver, Dispatcher, ExchangeError, Exchanged, Outgoing, Receive,
 };
 pub use retry::{parse_retry_after, AttemptOutcome, RetryPolicy, Verdict};
 

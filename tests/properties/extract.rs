@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::{json, Value};
+use sf_models_bridge::core::Delivery;
 use sf_models_bridge::front::{self, AnswerCtx};
 use sf_models_bridge::surface::einstein::{self, ExtractError, Extracted, Operation};
 
@@ -15,6 +16,7 @@ const CTX: AnswerCtx<'static> = AnswerCtx {
     fallback_id: "chatcmpl-local",
     created: 1,
     model: "gpt-4o-mini",
+    delivery: Delivery::WHOLE,
 };
 
 /// Extracts for both operations and renders each answer; nothing may panic.

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use serde_json::Value;
-use sf_models_bridge::core::{Finish, Generation, Usage};
+use sf_models_bridge::core::{Delivery, Finish, Generation, Usage};
 use sf_models_bridge::front::sse::{SseEvents, StreamKind, CONTENT_CHUNK_BYTES};
 use sf_models_bridge::front::AnswerCtx;
 use sf_models_bridge::openai;
@@ -29,6 +29,7 @@ impl StreamedAnswer {
             fallback_id: &self.id,
             created: self.created,
             model: &self.model,
+            delivery: Delivery::WHOLE,
         };
         let generation = Generation {
             id: None,
