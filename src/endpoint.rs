@@ -26,6 +26,8 @@ pub enum Endpoint {
     ChatCompletions,
     /// `POST /v1/completions`.
     Completions,
+    /// `POST /v1/embeddings`.
+    Embeddings,
     /// `GET /v1/models`.
     Models,
     /// `GET /health`.
@@ -117,9 +119,10 @@ impl Row {
 
 impl Endpoint {
     /// Every endpoint, in the table's order.
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
+        Endpoint::Embeddings,
         Endpoint::Models,
         Endpoint::Health,
         Endpoint::Ready,
@@ -139,6 +142,11 @@ impl Endpoint {
                 "/v1/completions",
                 "completions",
                 Handler::Front(&front::completions::Completions),
+            ),
+            Endpoint::Embeddings => Row::post(
+                "/v1/embeddings",
+                "embeddings",
+                Handler::Front(&front::embeddings::EmbeddingsFront),
             ),
             Endpoint::Models => Row::get("/v1/models", "models", Handler::Models),
             Endpoint::Health => Row::get("/health", "health", Handler::Health).open(),
@@ -288,7 +296,7 @@ mod tests {
         for path in [
             "/",
             "/v1/chat/completions/",
-            "/v1/embeddings",
+            "/v1/embeddings/",
             "/healthz",
             "/metrics/x",
         ] {

@@ -667,6 +667,7 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
         [
             ("chat_completions", 7),
             ("completions", 1),
+            ("embeddings", 0),
             ("health", 1),
             ("metrics", 1),
             ("models", 1),

@@ -18,7 +18,10 @@ use serde_json::{json, Value};
 use sf_models_bridge::mock::Fault;
 use tokio::process::Command;
 
-use common::{Gateway, Mount, Setup, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL};
+use common::{
+    Gateway, Mount, Setup, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL, EMBEDDINGS_MODEL,
+    EMBEDDINGS_ROUTE,
+};
 
 for_each_mount!(
     chat_completion,
@@ -29,6 +32,7 @@ for_each_mount!(
     unknown_model_is_not_found,
     wrong_key_is_an_authentication_error,
     a_429_is_retried_by_the_bridge,
+    embeddings_default_to_base64,
 );
 
 /// How long one scenario may take, interpreter start included.
@@ -389,5 +393,58 @@ async fn a_429_is_retried_by_the_bridge(mount: Mount) {
             "{sdk}: the 429, then the answer"
         );
     }
+    gateway.stop().await;
+}
+
+/// Both SDKs ask for base64 when the caller names no encoding, and decode it themselves: the
+/// default call must work, and give the vectors the float call gives.
+async fn embeddings_default_to_base64(mount: Mount) {
+    let setup = Setup::default()
+        .sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"))
+        .sections(EMBEDDINGS_ROUTE);
+    let gateway = Gateway::start_with(mount, setup).await;
+    for sdk in Sdk::ALL {
+        let default = answer(sdk, &gateway, "embeddings").await;
+        let float = answer(sdk, &gateway, "embeddings_float").await;
+        for seen in [&default, &float] {
+            assert_eq!(seen["object"], "list", "{sdk}: {seen}");
+            assert_eq!(seen["model"], EMBEDDINGS_MODEL, "{sdk}: {seen}");
+            assert_eq!(seen["indexes"], json!([0, 1]), "{sdk}: {seen}");
+            assert_eq!(seen["dimensions"], json!([1536, 1536]), "{sdk}: {seen}");
+            let prompt_tokens = seen["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
+            assert!(prompt_tokens > 0, "{sdk}: {seen}");
+            assert_eq!(
+                seen["usage"]["total_tokens"], prompt_tokens,
+                "{sdk}: {seen}"
+            );
+        }
+        if sdk == Sdk::Python {
+            assert_eq!(default["wire_encoding"], "base64", "{default}");
+            assert_eq!(float["wire_encoding"], "float", "{float}");
+        }
+        // The same vectors either way (to f32 precision: the float call's JSON numbers are the
+        // shortest decimal of each f32, the base64 call's are the f32s themselves).
+        let heads = |seen: &Value| -> Vec<f64> {
+            seen["heads"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|head| head.as_array().into_iter().flatten())
+                .filter_map(Value::as_f64)
+                .collect()
+        };
+        let (decoded, floats) = (heads(&default), heads(&float));
+        assert_eq!(decoded.len(), 16, "{sdk}: {default}");
+        assert_eq!(floats.len(), 16, "{sdk}: {float}");
+        for (a, b) in decoded.iter().zip(&floats) {
+            assert!(
+                (a - b).abs() <= 1e-7 * a.abs().max(1e-3),
+                "{sdk}: {a} vs {b}"
+            );
+        }
+        // The two inputs got different vectors, in their order.
+        assert_ne!(decoded[..8], decoded[8..], "{sdk}: {default}");
+    }
+    assert_eq!(gateway.counters().embedding_requests, 4);
     gateway.stop().await;
 }

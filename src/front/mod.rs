@@ -9,9 +9,11 @@
 //! |---|---|---|
 //! | [`chat`] | `POST /v1/chat/completions` | OpenAI Chat Completions |
 //! | [`completions`] | `POST /v1/completions` | OpenAI legacy Completions |
+//! | [`embeddings`] | `POST /v1/embeddings` | OpenAI Embeddings |
 
 pub mod chat;
 pub mod completions;
+pub mod embeddings;
 pub mod sse;
 
 use bytes::{Bytes, BytesMut};

@@ -52,6 +52,17 @@ pub const CHAT_MODEL: &str = "gpt-4o-mini";
 /// Routed to an Anthropic-on-Bedrock model: the mock answers with camelCase usage.
 pub const BEDROCK_MODEL: &str = "claude-sonnet-4";
 
+/// An embeddings route, for [`Setup::sections`]: served on `/v1/embeddings` only.
+pub const EMBEDDINGS_ROUTE: &str = r#"
+[[routes]]
+model = "text-embedding-ada-002"
+salesforce_model = "sfdc_ai__DefaultOpenAITextEmbeddingAda_002"
+kind = "embeddings"
+"#;
+
+/// The model name of [`EMBEDDINGS_ROUTE`].
+pub const EMBEDDINGS_MODEL: &str = "text-embedding-ada-002";
+
 /// How to build a test gateway.
 #[derive(Debug, Clone)]
 pub struct Setup {

@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 
 use super::extract::Extracted;
-use super::request::{ChatGenerationsRequest, GenerationsRequest, Message};
-use crate::core::{Chat, Generation, Part, Role, Text, TranslateError};
+use super::request::{ChatGenerationsRequest, EmbeddingsRequest, GenerationsRequest, Message};
+use crate::core::{Chat, Embed, Generation, Part, Role, Text, TranslateError};
 
 /// The body of `chat-generations` for a conversation. The documented surface takes roles and
 /// plain strings only: tools, images and more than one choice are refused, as dropping them
@@ -44,6 +44,17 @@ pub fn text_body<'r>(text: &'r Text<'_>) -> Result<GenerationsRequest<'r>, Trans
     check_choices(text.choices)?;
     Ok(GenerationsRequest {
         prompt: Cow::Borrowed(text.prompt.as_ref()),
+    })
+}
+
+/// The body of `embeddings`: the texts alone. The documented surface has no `dimensions`, so a
+/// caller asking for a length is refused rather than given another.
+pub fn embed_body<'r>(embed: &'r Embed<'_>) -> Result<EmbeddingsRequest<'r>, TranslateError> {
+    if embed.dimensions.is_some() {
+        return Err(TranslateError::Setting("dimensions"));
+    }
+    Ok(EmbeddingsRequest {
+        input: &embed.inputs,
     })
 }
 
@@ -262,6 +273,35 @@ mod tests {
         assert_eq!(
             completion(&json!({"model": "m", "prompt": "x", "n": 3})).unwrap_err(),
             TranslateError::Choices(3)
+        );
+    }
+
+    #[test]
+    fn embeddings_send_the_texts_and_refuse_a_length() {
+        let fixture: Value = serde_json::from_slice(
+            &std::fs::read(format!(
+                "{}/tests/fixtures/embeddings.request.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let inputs: Vec<std::borrow::Cow<'_, str>> = fixture["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|input| input.as_str().unwrap().into())
+            .collect();
+        let mut embed = Embed {
+            inputs,
+            dimensions: None,
+        };
+        let body = serde_json::to_value(embed_body(&embed).unwrap()).unwrap();
+        assert_eq!(body, fixture);
+        embed.dimensions = Some(256);
+        assert_eq!(
+            embed_body(&embed).unwrap_err(),
+            TranslateError::Setting("dimensions")
         );
     }
 }

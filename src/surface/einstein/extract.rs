@@ -1,8 +1,8 @@
 //! The extractor: find the model's text, finish reason and usage in any known response shape.
 
-use super::response::{GenerationDetails, ModelsResponse, RawUsage};
+use super::response::{EmbeddingsResponse, GenerationDetails, ModelsResponse, RawUsage};
 use super::Operation;
-use crate::core::{Finish, Usage};
+use crate::core::{Embeddings, Finish, Usage};
 
 /// Which response shape served the answer. [`ExtractPath::Primary`] is the documented shape of
 /// the operation that was called; every other path is a counted fallback.
@@ -68,6 +68,14 @@ pub enum ExtractError {
     /// The body parsed, but no known field holds the model's text.
     #[error("Salesforce returned a response with no generated text")]
     NoText,
+    /// An embeddings answer without a vector for each input.
+    #[error("Salesforce returned {got} embeddings for {expected} inputs")]
+    MissingVectors {
+        /// The vectors answered.
+        got: usize,
+        /// The inputs sent.
+        expected: usize,
+    },
 }
 
 /// The answer found in a response, borrowing its text from the response.
@@ -90,6 +98,11 @@ type Candidate<'r> = (Option<&'r str>, Option<&'r str>);
 
 /// Parses a success body in one pass.
 pub fn parse(body: &[u8]) -> Result<ModelsResponse<'_>, ExtractError> {
+    parse_as(body)
+}
+
+/// Parses a success body of any shape, keeping only where and what kind of problem it had.
+fn parse_as<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ExtractError> {
     serde_json::from_slice(body).map_err(|error| {
         use serde_json::error::Category;
         ExtractError::Malformed {
@@ -114,6 +127,8 @@ pub fn extract<'r>(
     let primary = match operation {
         Operation::Chat => Shape::ChatGenerations,
         Operation::Text => Shape::GeneratedText,
+        // Embeddings answers hold vectors, not text: `read_embeddings` reads them.
+        Operation::Embeddings(_) => return Err(ExtractError::NoText),
     };
     let fallbacks = Shape::IN_SPEC_ORDER
         .into_iter()
@@ -141,6 +156,39 @@ pub fn extract<'r>(
         });
     }
     Err(ExtractError::NoText)
+}
+
+/// Reads an embeddings answer for `expected` inputs: one vector per input, put in the inputs'
+/// order when every entry names a distinct index.
+pub fn read_embeddings(body: &[u8], expected: usize) -> Result<Embeddings, ExtractError> {
+    let response: EmbeddingsResponse = parse_as(body)?;
+    let mut items = response.embeddings.unwrap_or_default();
+    if items.len() != expected {
+        return Err(ExtractError::MissingVectors {
+            got: items.len(),
+            expected,
+        });
+    }
+    let mut seen = vec![false; items.len()];
+    let indexed = items.iter().all(|item| {
+        item.index
+            .and_then(|index| seen.get_mut(index))
+            .is_some_and(|seen| !std::mem::replace(seen, true))
+    });
+    if indexed {
+        items.sort_unstable_by_key(|item| item.index);
+    }
+    let usage = response
+        .parameters
+        .iter()
+        .flat_map(|p| [p.usage.as_ref(), Some(&p.counts)])
+        .chain([response.usage.as_ref()])
+        .flatten()
+        .find_map(normalise_usage);
+    Ok(Embeddings {
+        vectors: items.into_iter().map(|item| item.embedding).collect(),
+        usage,
+    })
 }
 
 fn first_chat_generation<'r>(details: Option<&'r GenerationDetails<'_>>) -> Candidate<'r> {
@@ -612,5 +660,50 @@ mod tests {
         for (raw, expected) in table {
             assert_eq!(normalise_finish_reason(raw).as_str(), expected, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn embeddings_come_back_in_the_inputs_order_with_usage() {
+        let body = fixture("embeddings.response.json");
+        let answer = read_embeddings(&body, 1).unwrap();
+        assert_eq!(answer.vectors.len(), 1);
+        assert_eq!(answer.vectors[0][..3], [0.0015662104, -0.0087213, 0.0231]);
+        assert_eq!(
+            answer.usage.map(|u| (u.input_tokens, u.total_tokens)),
+            Some((11, 11))
+        );
+
+        let shuffled = json!({"embeddings": [{"embedding": [2.0], "index": 1},
+                                             {"embedding": [1.0], "index": 0}]});
+        let answer = read_embeddings(&serde_json::to_vec(&shuffled).unwrap(), 2).unwrap();
+        assert_eq!(answer.vectors, [vec![1.0], vec![2.0]]);
+        // Indexes that do not name each input once leave the answer's own order.
+        let repeated = json!({"embeddings": [{"embedding": [2.0], "index": 0},
+                                             {"embedding": [1.0], "index": 0}]});
+        let answer = read_embeddings(&serde_json::to_vec(&repeated).unwrap(), 2).unwrap();
+        assert_eq!(answer.vectors, [vec![2.0], vec![1.0]]);
+    }
+
+    #[test]
+    fn an_embeddings_answer_short_of_vectors_is_an_error() {
+        let one = json!({"embeddings": [{"embedding": [1.0], "index": 0}]});
+        assert!(matches!(
+            read_embeddings(&serde_json::to_vec(&one).unwrap(), 2),
+            Err(ExtractError::MissingVectors {
+                got: 1,
+                expected: 2
+            })
+        ));
+        assert!(matches!(
+            read_embeddings(b"{}", 1),
+            Err(ExtractError::MissingVectors {
+                got: 0,
+                expected: 1
+            })
+        ));
+        assert!(matches!(
+            read_embeddings(b"[", 1),
+            Err(ExtractError::Malformed { .. })
+        ));
     }
 }

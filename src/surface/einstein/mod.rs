@@ -1,7 +1,8 @@
 //! The `einstein` surface: the documented Models API, `{api_base}/models/{model}/...`.
 //!
-//! Chat goes to `chat-generations` and prompts to `generations`, as roles and plain strings: this
-//! surface has no tools, no images, no streaming and no generation settings. Its answers are read
+//! Chat goes to `chat-generations`, prompts to `generations` and texts to embed to `embeddings`,
+//! as roles and plain strings: this surface has no tools, no images, no streaming and no
+//! generation settings. Its answers are read
 //! by the extractor: one pass into [`ModelsResponse`], a borrowed struct that covers every shape
 //! the bridge knows (unknown fields are skipped without being built), then the documented field
 //! for the operation that was called first, then an ordered list of fallbacks, reporting which
@@ -29,13 +30,16 @@ mod extract;
 mod request;
 mod response;
 
-pub use convert::{chat_body, generation, text_body};
+pub use convert::{chat_body, embed_body, generation, text_body};
 pub use error::{read_failure, ErrorResponse};
-pub use extract::{extract, normalise_finish_reason, parse, ExtractError, ExtractPath, Extracted};
-pub use request::{ChatGenerationsRequest, GenerationsRequest, Message};
+pub use extract::{
+    extract, normalise_finish_reason, parse, read_embeddings, ExtractError, ExtractPath, Extracted,
+};
+pub use request::{ChatGenerationsRequest, EmbeddingsRequest, GenerationsRequest, Message};
 pub use response::{
-    ChatGeneration, GenerationDetails, GenerationParameters, LooseGeneration, ModelsResponse,
-    OpenAiChoice, OpenAiMessage, Parameters, RawUsage, TextGeneration,
+    ChatGeneration, EmbeddingItem, EmbeddingsResponse, GenerationDetails, GenerationParameters,
+    LooseGeneration, ModelsResponse, OpenAiChoice, OpenAiMessage, Parameters, RawUsage,
+    TextGeneration,
 };
 
 use crate::core::{Answer, Task, TranslateError};
@@ -49,6 +53,8 @@ pub enum Operation {
     Chat,
     /// `POST /models/{model}/generations`.
     Text,
+    /// `POST /models/{model}/embeddings`, for this many inputs.
+    Embeddings(usize),
 }
 
 impl Operation {
@@ -57,6 +63,7 @@ impl Operation {
         match self {
             Operation::Chat => "chat-generations",
             Operation::Text => "generations",
+            Operation::Embeddings(_) => "embeddings",
         }
     }
 }
@@ -66,6 +73,7 @@ impl Operation {
 pub(crate) struct Urls {
     chat: Target,
     text: Target,
+    embeddings: Target,
 }
 
 impl Urls {
@@ -80,6 +88,7 @@ impl Urls {
         Some(Self {
             chat: url(Operation::Chat)?,
             text: url(Operation::Text)?,
+            embeddings: url(Operation::Embeddings(0))?,
         })
     }
 
@@ -92,7 +101,10 @@ impl Urls {
         Ok(match task {
             Task::Chat(chat) => (Operation::Chat, encode(&chat_body(chat)?, size_hint)),
             Task::Text(text) => (Operation::Text, encode(&text_body(text)?, size_hint)),
-            Task::Embed(_) => return Err(TranslateError::Task("embed texts")),
+            Task::Embed(embed) => (
+                Operation::Embeddings(embed.inputs.len()),
+                encode(&embed_body(embed)?, size_hint),
+            ),
         })
     }
 
@@ -101,6 +113,7 @@ impl Urls {
         match operation {
             Operation::Chat => &self.chat,
             Operation::Text => &self.text,
+            Operation::Embeddings(_) => &self.embeddings,
         }
     }
 }
@@ -112,6 +125,10 @@ pub(crate) fn read_answer<R>(
     body: &[u8],
     render: impl FnOnce(Answer<'_>) -> R,
 ) -> Result<(R, ExtractPath), ExtractError> {
+    if let Operation::Embeddings(inputs) = operation {
+        let embeddings = read_embeddings(body, inputs)?;
+        return Ok((render(Answer::Embeddings(embeddings)), ExtractPath::Primary));
+    }
     let response = parse(body)?;
     let extracted = extract(&response, operation)?;
     let path = extracted.path;

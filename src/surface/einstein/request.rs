@@ -26,3 +26,10 @@ pub struct GenerationsRequest<'a> {
     /// The prompt.
     pub prompt: Cow<'a, str>,
 }
+
+/// The body of `POST /models/{model}/embeddings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmbeddingsRequest<'a> {
+    /// The texts, in order.
+    pub input: &'a [Cow<'a, str>],
+}

@@ -36,6 +36,31 @@ pub struct ModelsResponse<'a> {
     pub usage: Option<RawUsage>,
 }
 
+/// The success body of `embeddings`: `{"embeddings": [{"embedding": [...], "index": 0}],
+/// "parameters": {"usage": {...}}}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct EmbeddingsResponse {
+    /// One entry per input.
+    #[serde(default)]
+    pub embeddings: Option<Vec<EmbeddingItem>>,
+    /// Carries `usage`.
+    #[serde(default)]
+    pub parameters: Option<Parameters>,
+    /// `usage` at the top level, as OpenAI-shaped bodies have it.
+    #[serde(default)]
+    pub usage: Option<RawUsage>,
+}
+
+/// One vector of an embeddings answer.
+#[derive(Debug, Default, Deserialize)]
+pub struct EmbeddingItem {
+    /// The vector.
+    pub embedding: Vec<f32>,
+    /// Which input it belongs to.
+    #[serde(default)]
+    pub index: Option<usize>,
+}
+
 /// `generationDetails` / `generation_details`.
 #[derive(Debug, Default, Deserialize)]
 pub struct GenerationDetails<'a> {

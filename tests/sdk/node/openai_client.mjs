@@ -12,6 +12,8 @@
 //     completion         the legacy completions.create with a prompt and max_tokens 50
 //     models             models.list()
 //     unknown_model      chat with a model that no route names
+//     embeddings         embeddings.create of two texts with the SDK's default encoding (base64)
+//     embeddings_float   the same with encoding_format 'float'
 //
 // An SDK exception (any scenario) is observed as {"error": class name, "status", "type", "code",
 // "param"}; the message is left out so that nothing the server echoes reaches the test output.
@@ -26,6 +28,8 @@ const PROMPT = 'Invent 3 fun names for donuts';
 const CHAT_MODEL = 'gpt-4o-mini';
 const COMPLETION_MODEL = 'gpt-4o';
 const UNKNOWN_MODEL = 'no-such-model';
+const EMBEDDINGS_MODEL = 'text-embedding-ada-002';
+const EMBEDDINGS_INPUT = ['cherry pie', 'apple pie'];
 
 function usage(usage) {
   if (usage == null) return null;
@@ -118,6 +122,25 @@ async function models(client) {
   };
 }
 
+async function embeddings(client, format = {}) {
+  const response = await client.embeddings.create({
+    model: EMBEDDINGS_MODEL,
+    input: EMBEDDINGS_INPUT,
+    ...format,
+  });
+  return {
+    object: response.object,
+    model: response.model,
+    indexes: response.data.map((item) => item.index),
+    dimensions: response.data.map((item) => item.embedding.length),
+    heads: response.data.map((item) => Array.from(item.embedding.slice(0, 8))),
+    usage: {
+      prompt_tokens: response.usage.prompt_tokens,
+      total_tokens: response.usage.total_tokens,
+    },
+  };
+}
+
 const SCENARIOS = {
   chat: (client) => chat(client),
   chat_stream: (client) => chatStream(client, false),
@@ -125,6 +148,8 @@ const SCENARIOS = {
   completion,
   models,
   unknown_model: (client) => chat(client, UNKNOWN_MODEL),
+  embeddings: (client) => embeddings(client),
+  embeddings_float: (client) => embeddings(client, { encoding_format: 'float' }),
 };
 
 const [baseURL, apiKey, scenario] = process.argv.slice(2);
