@@ -12,9 +12,30 @@ use super::UpstreamError;
 
 /// The body of an upstream answer: whole already, or read from the connection as it arrives, so
 /// a streaming surface can pass each event on at once. Reading it whole is bounded
-/// ([`read_capped`](Self::read_capped)).
+/// ([`read_capped`](Self::read_capped)); read as it arrives, it can be bounded in total
+/// ([`limit`](Self::limit)), and a surface's decoder bounds each event it buffers.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use bytes::Bytes;
+/// use http_body_util::BodyExt;
+/// use sf_models_bridge::upstream::{UpstreamBody, UpstreamError};
+///
+/// let events = futures_util::stream::iter(["data: 1\n\n", "data: 2\n\n"].map(|event| {
+///     Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::from_static(event.as_bytes())))
+/// }));
+/// let mut body = UpstreamBody::new(http_body_util::StreamBody::new(events)).limit(12);
+/// let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+/// assert_eq!(first, "data: 1\n\n"); // each piece as it arrives
+/// assert!(matches!(body.frame().await, Some(Err(UpstreamError::TooLarge(12)))));
+/// # }
+/// ```
 pub struct UpstreamBody {
     kind: Kind,
+    /// The most bytes this body may deliver in all, and how many it has.
+    limit: Option<usize>,
+    delivered: usize,
 }
 
 enum Kind {
@@ -26,9 +47,22 @@ enum Kind {
 impl UpstreamBody {
     /// A body that is all there.
     pub fn whole(bytes: impl Into<Bytes>) -> Self {
+        Self::of(Kind::Whole(Some(bytes.into())))
+    }
+
+    fn of(kind: Kind) -> Self {
         Self {
-            kind: Kind::Whole(Some(bytes.into())),
+            kind,
+            limit: None,
+            delivered: 0,
         }
+    }
+
+    /// The same body, which fails with [`UpstreamError::TooLarge`] once it has delivered more
+    /// than `total` bytes: an upstream stream that never ends cannot hold a caller forever.
+    pub fn limit(mut self, total: usize) -> Self {
+        self.limit = Some(total);
+        self
     }
 
     /// Any other body, for upstream clients other than [`Upstream`](super::Upstream): its errors
@@ -38,18 +72,14 @@ impl UpstreamBody {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        Self {
-            kind: Kind::Other(
-                body.map_err(|error| UpstreamError::Transport(error.into()))
-                    .boxed_unsync(),
-            ),
-        }
+        Self::of(Kind::Other(
+            body.map_err(|error| UpstreamError::Transport(error.into()))
+                .boxed_unsync(),
+        ))
     }
 
     pub(crate) fn from_reqwest(body: reqwest::Body) -> Self {
-        Self {
-            kind: Kind::Reqwest(body),
-        }
+        Self::of(Kind::Reqwest(body))
     }
 
     /// The whole body, or [`UpstreamError::TooLarge`] as soon as it is known to exceed `limit`
@@ -119,13 +149,25 @@ impl Body for UpstreamBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
-        match &mut self.get_mut().kind {
+        let this = self.get_mut();
+        let polled = match &mut this.kind {
             Kind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Reqwest(body) => Pin::new(body)
                 .poll_frame(cx)
                 .map_err(UpstreamError::from_reqwest),
             Kind::Other(body) => Pin::new(body).poll_frame(cx),
+        };
+        let (Some(limit), Poll::Ready(Some(Ok(frame)))) = (this.limit, &polled) else {
+            return polled;
+        };
+        let length = frame.data_ref().map_or(0, Bytes::len);
+        this.delivered = this.delivered.saturating_add(length);
+        if this.delivered > limit {
+            // Nothing more is read: the rest of the answer is abandoned with the connection.
+            this.kind = Kind::Whole(None);
+            return Poll::Ready(Some(Err(UpstreamError::TooLarge(limit))));
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -444,4 +444,66 @@ mod tests {
         assert!(matches!(err, UpstreamError::Overloaded), "{err:?}");
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
+
+    /// The streaming contract: an error answer before the stream is retried like any other; a
+    /// success is handed over as soon as its head arrives, its body read as it comes.
+    #[tokio::test(start_paused = true)]
+    async fn a_streamed_success_is_handed_over_before_its_body_ends() {
+        use http_body_util::BodyExt;
+        let (events, receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let receiver = Arc::new(Mutex::new(Some(receiver)));
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = calls.clone();
+        let service = tower::service_fn(move |_req: Request<Bytes>| {
+            let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+            let receiver = if first {
+                None
+            } else {
+                receiver.lock().unwrap().take()
+            };
+            async move {
+                let mut response = match (first, receiver) {
+                    (false, Some(receiver)) => {
+                        let stream = futures_util::stream::unfold(receiver, |mut r| async move {
+                            let event = r.recv().await?;
+                            Some((Ok::<_, std::io::Error>(http_body::Frame::data(event)), r))
+                        });
+                        Response::new(UpstreamBody::new(http_body_util::StreamBody::new(stream)))
+                    }
+                    _ => Response::new(UpstreamBody::whole(Bytes::from_static(b"{}"))),
+                };
+                if first {
+                    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                }
+                Ok::<_, UpstreamError>(response)
+            }
+        });
+        let recorder = Recorder::default();
+        let exchanged = dispatcher(Duration::from_secs(60))
+            .send(
+                &service,
+                &|| Request::new(Bytes::new()),
+                Receive::Streamed,
+                Instant::now(),
+                &recorder,
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchanged.status, 200);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the 429 before the stream is retried"
+        );
+        let mut body = exchanged.body;
+        // Nothing of the body existed when the answer was handed over.
+        events.send(Bytes::from_static(b"event 1")).await.unwrap();
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "event 1");
+        events.send(Bytes::from_static(b"event 2")).await.unwrap();
+        drop(events);
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "event 2");
+        assert!(body.frame().await.is_none());
+    }
 }
