@@ -1,7 +1,7 @@
 //! The bridge's endpoints: one table that names, for each, its path, method, whether a key is
 //! needed, its metric label and its handler.
 //!
-//! A row needs a caller key unless it says [`Access::Open`]: a new endpoint fails closed.
+//! A row needs a caller key unless it says it is open: a new endpoint fails closed.
 //!
 //! ```
 //! use sf_models_bridge::Endpoint;
