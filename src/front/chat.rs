@@ -2,15 +2,12 @@
 
 use std::borrow::Cow;
 
-use super::sse::{SseEvents, StreamKind};
-use super::{
-    json_with_capacity, usable_id, AnswerCtx, ErrorFormat, EventSource, Front, OpenAiErrors,
-};
+use super::sse::StreamKind;
+use super::{json_with_capacity, usable_id, AnswerCtx, OpenAiGeneration};
 use crate::core::{
-    Answer, Chat, Delivery, Generation, Message, Part, Request, Role, Streaming, Task, Tool,
-    ToolCall, TranslateError,
+    Chat, Delivery, Generation, Message, Part, Request, Role, Streaming, Task, Tool, ToolCall,
+    TranslateError,
 };
-use crate::layer::BridgeError;
 use crate::openai::{
     self, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage,
     ContentPart, MessageContent, ToolDef,
@@ -24,46 +21,17 @@ const MAX_PART_KIND_CHARS: usize = 40;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChatCompletions;
 
-impl Front for ChatCompletions {
-    fn id_prefix(&self) -> &'static str {
-        "chatcmpl-"
+impl OpenAiGeneration for ChatCompletions {
+    const ID_PREFIX: &'static str = "chatcmpl-";
+    const STREAM: StreamKind = StreamKind::Chat;
+    type Wire<'b> = ChatCompletionRequest<'b>;
+
+    fn to_core<'b>(wire: Self::Wire<'b>) -> Result<Request<'b>, TranslateError> {
+        to_core(wire)
     }
 
-    fn parse<'b>(&self, body: &'b [u8]) -> Result<Request<'b>, BridgeError> {
-        let request: ChatCompletionRequest<'b> =
-            serde_json::from_slice(body).map_err(|error| BridgeError::invalid_json(&error))?;
-        Ok(to_core(request)?)
-    }
-
-    fn answer_json(
-        &self,
-        answer: &Answer<'_>,
-        ctx: &AnswerCtx<'_>,
-    ) -> Result<Vec<u8>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
-        completion_json(answer, ctx).map_err(BridgeError::Encode)
-    }
-
-    fn answer_events(
-        &self,
-        answer: &Answer<'_>,
-        ctx: &AnswerCtx<'_>,
-    ) -> Result<Box<dyn EventSource>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
-        Ok(Box::new(SseEvents::new(
-            StreamKind::Chat,
-            ctx,
-            answer,
-            ctx.delivery.stream.unwrap_or_default().include_usage,
-        )))
-    }
-
-    fn errors(&self) -> &'static dyn ErrorFormat {
-        &OpenAiErrors
+    fn json(answer: &Generation<'_>, ctx: &AnswerCtx<'_>) -> Result<Vec<u8>, serde_json::Error> {
+        completion_json(answer, ctx)
     }
 }
 

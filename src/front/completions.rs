@@ -1,57 +1,25 @@
 //! The legacy Completions front: `POST /v1/completions`.
 
-use super::sse::{SseEvents, StreamKind};
-use super::{
-    json_with_capacity, usable_id, AnswerCtx, ErrorFormat, EventSource, Front, OpenAiErrors,
-};
-use crate::core::{Answer, Delivery, Generation, Request, Streaming, Task, Text, TranslateError};
-use crate::layer::BridgeError;
+use super::sse::StreamKind;
+use super::{json_with_capacity, usable_id, AnswerCtx, OpenAiGeneration};
+use crate::core::{Delivery, Generation, Request, Streaming, Task, Text, TranslateError};
 use crate::openai::{self, Completion, CompletionChoice, CompletionRequest, Prompt};
 
 /// `POST /v1/completions`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Completions;
 
-impl Front for Completions {
-    fn id_prefix(&self) -> &'static str {
-        "cmpl-"
+impl OpenAiGeneration for Completions {
+    const ID_PREFIX: &'static str = "cmpl-";
+    const STREAM: StreamKind = StreamKind::Text;
+    type Wire<'b> = CompletionRequest<'b>;
+
+    fn to_core<'b>(wire: Self::Wire<'b>) -> Result<Request<'b>, TranslateError> {
+        to_core(wire)
     }
 
-    fn parse<'b>(&self, body: &'b [u8]) -> Result<Request<'b>, BridgeError> {
-        let request: CompletionRequest<'b> =
-            serde_json::from_slice(body).map_err(|error| BridgeError::invalid_json(&error))?;
-        Ok(to_core(request)?)
-    }
-
-    fn answer_json(
-        &self,
-        answer: &Answer<'_>,
-        ctx: &AnswerCtx<'_>,
-    ) -> Result<Vec<u8>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
-        completion_json(answer, ctx).map_err(BridgeError::Encode)
-    }
-
-    fn answer_events(
-        &self,
-        answer: &Answer<'_>,
-        ctx: &AnswerCtx<'_>,
-    ) -> Result<Box<dyn EventSource>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
-        Ok(Box::new(SseEvents::new(
-            StreamKind::Text,
-            ctx,
-            answer,
-            ctx.delivery.stream.unwrap_or_default().include_usage,
-        )))
-    }
-
-    fn errors(&self) -> &'static dyn ErrorFormat {
-        &OpenAiErrors
+    fn json(answer: &Generation<'_>, ctx: &AnswerCtx<'_>) -> Result<Vec<u8>, serde_json::Error> {
+        completion_json(answer, ctx)
     }
 }
 

@@ -12,7 +12,7 @@ use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::{AnswerCtx, ErrorFormat, EventSource, Front, OpenAiErrors};
+use super::{parse_json, AnswerCtx, ErrorFormat, EventSource, Front, OpenAiErrors};
 use crate::core::{
     Answer, Delivery, Embed, Embeddings, Request, Task, TranslateError, VectorEncoding,
 };
@@ -29,9 +29,7 @@ impl Front for EmbeddingsFront {
     }
 
     fn parse<'b>(&self, body: &'b [u8]) -> Result<Request<'b>, BridgeError> {
-        let request: EmbeddingsRequest<'b> =
-            serde_json::from_slice(body).map_err(|error| BridgeError::invalid_json(&error))?;
-        Ok(to_core(request)?)
+        parse_json(body, to_core)
     }
 
     fn answer_json(

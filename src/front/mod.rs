@@ -18,7 +18,7 @@ pub mod sse;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::core::{Answer, Delivery, Failure, Request};
+use crate::core::{Answer, Delivery, Failure, Generation, Request, TranslateError};
 use crate::layer::BridgeError;
 use crate::openai::ErrorBody;
 
@@ -68,6 +68,73 @@ impl ErrorFormat for OpenAiErrors {
     fn error_event(&self, failure: &Failure) -> Bytes {
         sse::error_event(&ErrorBody::from_failure(failure))
     }
+}
+
+/// What an OpenAI generation front (Chat Completions, legacy Completions) is made of; the
+/// [`Front`] itself is the same for both.
+pub(crate) trait OpenAiGeneration: Send + Sync + 'static {
+    /// The prefix of a made-up answer id (`chatcmpl-`, `cmpl-`).
+    const ID_PREFIX: &'static str;
+    /// Which chunks a stream carries.
+    const STREAM: sse::StreamKind;
+    /// The request's wire type.
+    type Wire<'b>: serde::Deserialize<'b>;
+    /// The wire request as the neutral request.
+    fn to_core<'b>(wire: Self::Wire<'b>) -> Result<Request<'b>, TranslateError>;
+    /// The JSON body of a complete answer.
+    fn json(answer: &Generation<'_>, ctx: &AnswerCtx<'_>) -> Result<Vec<u8>, serde_json::Error>;
+}
+
+impl<G: OpenAiGeneration> Front for G {
+    fn id_prefix(&self) -> &'static str {
+        G::ID_PREFIX
+    }
+
+    fn parse<'b>(&self, body: &'b [u8]) -> Result<Request<'b>, BridgeError> {
+        parse_json(body, G::to_core)
+    }
+
+    fn answer_json(
+        &self,
+        answer: &Answer<'_>,
+        ctx: &AnswerCtx<'_>,
+    ) -> Result<Vec<u8>, BridgeError> {
+        let Answer::Generation(answer) = answer else {
+            return Err(BridgeError::AnswerMismatch);
+        };
+        G::json(answer, ctx).map_err(BridgeError::Encode)
+    }
+
+    fn answer_events(
+        &self,
+        answer: &Answer<'_>,
+        ctx: &AnswerCtx<'_>,
+    ) -> Result<Box<dyn EventSource>, BridgeError> {
+        let Answer::Generation(answer) = answer else {
+            return Err(BridgeError::AnswerMismatch);
+        };
+        let include_usage = ctx.delivery.stream.unwrap_or_default().include_usage;
+        Ok(Box::new(sse::SseEvents::new(
+            G::STREAM,
+            ctx,
+            answer,
+            include_usage,
+        )))
+    }
+
+    fn errors(&self) -> &'static dyn ErrorFormat {
+        &OpenAiErrors
+    }
+}
+
+/// Parses a JSON body into a front's wire type, then into the neutral request.
+fn parse_json<'b, W: serde::Deserialize<'b>>(
+    body: &'b [u8],
+    to_core: impl FnOnce(W) -> Result<Request<'b>, TranslateError>,
+) -> Result<Request<'b>, BridgeError> {
+    let wire: W =
+        serde_json::from_slice(body).map_err(|error| BridgeError::invalid_json(&error))?;
+    Ok(to_core(wire)?)
 }
 
 /// Encoded events, produced as a response body is polled.

@@ -12,7 +12,6 @@ use crate::endpoint::Endpoint;
 use crate::openai::depth::TooDeep;
 use crate::surface::einstein::ExtractError;
 use crate::text::sanitize;
-use crate::token::TokenError;
 use crate::upstream::{ExchangeError, UpstreamError};
 
 /// Why a request to the bridge failed. Only [`BridgeError::failure`] turns it into what the
@@ -63,12 +62,9 @@ pub(crate) enum BridgeError {
     },
     #[error("The model `{model}` does not exist or is not routed by this gateway. Configured models: {configured}")]
     ModelNotFound { model: String, configured: String },
-    #[error("no Salesforce access token: {0}")]
-    Token(#[source] TokenError),
-    #[error("the Salesforce token endpoint returned a token that cannot be sent in a header")]
-    UnusableToken,
+    /// The exchange with Salesforce ended without an answer.
     #[error("{0}")]
-    Upstream(#[source] UpstreamError),
+    Exchange(#[from] ExchangeError),
     /// An error answer of the Models API, read by the route's surface.
     #[error("{}", .0.message)]
     UpstreamStatus(Box<Failure>),
@@ -78,16 +74,6 @@ pub(crate) enum BridgeError {
     AnswerMismatch,
     #[error("the response could not be encoded")]
     Encode(#[source] serde_json::Error),
-}
-
-impl From<ExchangeError> for BridgeError {
-    fn from(error: ExchangeError) -> Self {
-        match error {
-            ExchangeError::Token(error) => BridgeError::Token(error),
-            ExchangeError::UnusableToken => BridgeError::UnusableToken,
-            ExchangeError::Upstream(error) => BridgeError::Upstream(error),
-        }
-    }
 }
 
 /// A [`BridgeError`] with the Models API's `x-request-id` when the failure followed one of its
@@ -201,13 +187,13 @@ impl BridgeError {
                 Some("model_not_found"),
                 Some("model".into()),
             ),
-            BridgeError::Token(_) | BridgeError::UnusableToken => (
+            BridgeError::Exchange(ExchangeError::Token(_) | ExchangeError::UnusableToken) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Unavailable,
                 Some("upstream_auth_unavailable"),
                 None,
             ),
-            BridgeError::Upstream(err) => match err {
+            BridgeError::Exchange(ExchangeError::Upstream(err)) => match err {
                 UpstreamError::Overloaded => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     Unavailable,
@@ -294,12 +280,12 @@ mod tests {
                 "invalid_request_error",
             ),
             (
-                BridgeError::Upstream(UpstreamError::Overloaded),
+                BridgeError::Exchange(ExchangeError::Upstream(UpstreamError::Overloaded)),
                 503,
                 "service_unavailable",
             ),
             (
-                BridgeError::Upstream(UpstreamError::Timeout),
+                BridgeError::Exchange(ExchangeError::Upstream(UpstreamError::Timeout)),
                 504,
                 "api_error",
             ),

@@ -24,8 +24,8 @@ use crate::metrics::Metrics;
 use crate::openai::depth;
 use crate::surface::Reading;
 use crate::upstream::{
-    AttemptObserver, AttemptOutcome, Exchanged, Outgoing, Receive, RequestBody, UpstreamService,
-    MAX_ANSWER_BYTES,
+    AttemptObserver, AttemptOutcome, ExchangeError, Exchanged, Outgoing, Receive, RequestBody,
+    UpstreamService, MAX_ANSWER_BYTES,
 };
 
 /// Lists the request parameters that were accepted but not forwarded.
@@ -38,6 +38,18 @@ struct Prepared {
     reading: Reading,
     delivery: Delivery,
     ignored: Option<HeaderValue>,
+}
+
+impl Prepared {
+    /// What the answer needs besides the upstream's.
+    fn answer_ctx<'a>(&'a self, fallback_id: &'a str, created: u64) -> AnswerCtx<'a> {
+        AnswerCtx {
+            fallback_id,
+            created,
+            model: &self.route.model,
+            delivery: self.delivery,
+        }
+    }
 }
 
 /// Serves one request of a client API.
@@ -73,16 +85,10 @@ where
     );
     let created = unix_now();
 
-    let delivery = prepared.delivery;
-    if delivery.stream.is_none() {
+    if prepared.delivery.stream.is_none() {
         let rendered = async {
             let answer = exchange(&shared, &inner, &prepared, &upstream_time).await?;
-            let ctx = AnswerCtx {
-                fallback_id: &fallback_id,
-                created,
-                model: &prepared.route.model,
-                delivery,
-            };
+            let ctx = prepared.answer_ctx(&fallback_id, created);
             render(&shared.metrics, &prepared, &answer, |answer| {
                 front.answer_json(&answer, &ctx)
             })
@@ -106,12 +112,7 @@ where
     let mut work: PendingAnswer = Box::pin(
         async move {
             let answer = exchange(&shared_for_work, &inner, &prepared, &upstream_time).await?;
-            let ctx = AnswerCtx {
-                fallback_id: &fallback_id,
-                created,
-                model: &prepared.route.model,
-                delivery,
-            };
+            let ctx = prepared.answer_ctx(&fallback_id, created);
             render(&shared_for_work.metrics, &prepared, &answer, |answer| {
                 front.answer_events(&answer, &ctx)
             })
@@ -279,10 +280,9 @@ async fn exchange<S: UpstreamService>(
         tracing::Span::current().record("upstream_request_id", id);
     }
     // Read whole within the attempt already: this only unwraps it.
-    let body = body
-        .read_capped(MAX_ANSWER_BYTES)
-        .await
-        .map_err(|error| BridgeError::Upstream(error).after_upstream(upstream_id.clone()))?;
+    let body = body.read_capped(MAX_ANSWER_BYTES).await.map_err(|error| {
+        BridgeError::from(ExchangeError::Upstream(error)).after_upstream(upstream_id.clone())
+    })?;
     if !status.is_success() {
         let mut failure = prepared
             .reading

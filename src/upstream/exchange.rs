@@ -269,16 +269,9 @@ async fn attempt_once<S: UpstreamService>(
 mod tests {
     use super::*;
     use crate::config::RetryConfig;
+    use crate::upstream::retry::tests::policy;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Mutex;
-
-    fn policy() -> RetryPolicy {
-        RetryPolicy::new(&RetryConfig {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
-        })
-    }
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<String>>);

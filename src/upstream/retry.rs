@@ -192,10 +192,11 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn policy() -> RetryPolicy {
+    /// Three attempts, 200 ms doubling to 5 s.
+    pub(in crate::upstream) fn policy() -> RetryPolicy {
         RetryPolicy::new(&RetryConfig {
             max_attempts: 3,
             base_delay: Duration::from_millis(200),
