@@ -75,9 +75,6 @@ pub enum TranslateError {
         /// The tool's position.
         index: usize,
     },
-    /// A task the route's surface cannot do at all.
-    #[error("this route cannot {0}")]
-    Task(&'static str),
     /// A setting the surface has no field for.
     #[error("`{0}` is not supported here")]
     Setting(&'static str),
@@ -109,7 +106,6 @@ impl TranslateError {
             TranslateError::PromptBatch(_) | TranslateError::PromptTokens => "prompt".into(),
             TranslateError::Echo => "echo".into(),
             TranslateError::Setting(name) => Cow::Borrowed(name),
-            TranslateError::Task(_) => "model".into(),
             TranslateError::InputTokens | TranslateError::NoInput => "input".into(),
         }
     }
