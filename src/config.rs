@@ -134,6 +134,9 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// `shutdown_grace_secs`: how long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// `body_budget_bytes`: the request-body bytes all requests together may hold while they are
+    /// read; past it, 503 at once.
+    pub body_budget_bytes: usize,
 }
 
 /// `[salesforce]`.
@@ -299,6 +302,7 @@ struct RawServer {
     header_read_timeout_secs: u64,
     body_read_timeout_secs: u64,
     shutdown_grace_secs: u64,
+    body_budget_bytes: usize,
 }
 
 impl Default for RawServer {
@@ -308,6 +312,7 @@ impl Default for RawServer {
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
             shutdown_grace_secs: 10,
+            body_budget_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -501,6 +506,12 @@ impl RawConfig {
                 "must be greater than 0",
             ));
         }
+        if self.server.body_budget_bytes < sf.max_request_bytes {
+            return Err(invalid(
+                "server.body_budget_bytes",
+                "must be at least salesforce.max_request_bytes, or no body of the largest size could be read",
+            ));
+        }
         if sf.max_concurrent_requests == 0 {
             return Err(invalid(
                 "salesforce.max_concurrent_requests",
@@ -606,6 +617,7 @@ impl RawConfig {
                 header_read_timeout,
                 body_read_timeout,
                 shutdown_grace,
+                body_budget_bytes: self.server.body_budget_bytes,
             },
             salesforce,
             retry,
@@ -846,5 +858,16 @@ mod tests {
     fn secret_debug_is_redacted() {
         let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_body_budget_holds_at_least_one_largest_body() {
+        let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
+        assert_eq!(config.server.body_budget_bytes, 64 * 1024 * 1024);
+        let small = format!("[server]\nbody_budget_bytes = 1000\n{MINIMAL}");
+        let err = Config::from_toml_with_env(&small, env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("server.body_budget_bytes"), "{err}");
     }
 }

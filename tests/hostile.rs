@@ -25,6 +25,7 @@ for_each_mount!(
     deep_nesting_gets_400,
     gigantic_strings_within_the_limit_are_served,
     trickled_body_is_cut_off_by_the_body_deadline,
+    bodies_being_read_share_one_budget,
 );
 
 /// The body limit of these tests' bridges.
@@ -651,4 +652,39 @@ async fn trickled_headers_are_cut_off_by_the_header_deadline_axum_only() {
     assert_eq!(status, 200);
     assert_eq!(panics(), panicked, "nothing panicked");
     gateway.stop().await;
+}
+
+/// Bodies being read share one budget (`server.body_budget_bytes`): past it, the next upload gets
+/// a 503 at once instead of adding to the memory held, and the budget comes back with each body.
+async fn bodies_being_read_share_one_budget(mount: Mount) {
+    let setup = Setup::default()
+        .salesforce("max_request_bytes = 4096")
+        .server("body_budget_bytes = 6000");
+    let gateway = Gateway::start_with(mount, setup).await;
+
+    // A slow upload declares 4000 bytes, sends 3500 and stalls: it holds 3500 of the 6000.
+    let mut slow = TcpStream::connect(gateway.addr).await.expect("connect");
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\n\
+                Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n";
+    slow.write_all(head.as_bytes()).await.expect("write");
+    slow.write_all(&[b' '; 3500]).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let body = serde_json::to_vec(&common::chat(CHAT_MODEL, &"x".repeat(2900))).unwrap();
+    let started = Instant::now();
+    let (status, answer) = post_bytes(&gateway, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "overloaded", "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(gateway.counters().chat_requests, 0);
+
+    // The slow upload is cut off by its deadline; its bytes come back to the budget.
+    let (answer, status) = read_answer(&mut slow, Duration::from_secs(5)).await;
+    assert_eq!(status, 408, "{answer}");
+    let (status, answer) = post_bytes(&gateway, "/v1/chat/completions", body).await;
+    assert_eq!(status, 200, "{answer}");
 }

@@ -32,6 +32,11 @@ pub(crate) enum BridgeError {
     BodyStalled,
     #[error("the request body could not be read")]
     BodyUnreadable,
+    /// Request bodies being read already hold the whole budget (`server.body_budget_bytes`).
+    #[error(
+        "too many request bodies are being read at once (more than {0} bytes); try again shortly"
+    )]
+    BodyBudget(usize),
     /// serde_json's message, bounded and made one line by [`BridgeError::invalid_json`].
     #[error("invalid request body: {0}")]
     InvalidJson(String),
@@ -155,6 +160,12 @@ impl BridgeError {
                 StatusCode::REQUEST_TIMEOUT,
                 InvalidRequest,
                 Some("request_timeout"),
+                None,
+            ),
+            BridgeError::BodyBudget(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Unavailable,
+                Some("overloaded"),
                 None,
             ),
             BridgeError::BodyUnreadable => (

@@ -167,10 +167,12 @@ async fn prepare<B: RequestBody>(
         request_body::linger(request.into_body());
         return Err(BridgeError::PayloadTooLarge(shared.max_request_bytes));
     }
-    let body = request_body::read(
+    // The hold on the body budget ends with this function, when the caller's body is dropped.
+    let (body, _hold) = request_body::read(
         request.into_body(),
         shared.max_request_bytes,
         shared.body_timeout,
+        &shared.body_budget,
     )
     .await?;
     // Before parsing: serde_json skips unread values without its depth limit.

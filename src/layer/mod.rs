@@ -111,6 +111,7 @@ pub(crate) struct Shared {
     keys: ApiKeys,
     pub(crate) max_request_bytes: usize,
     pub(crate) body_timeout: Duration,
+    pub(crate) body_budget: request_body::BodyBudget,
     pub(crate) keepalive: Duration,
 }
 
@@ -277,6 +278,7 @@ impl SalesforceLayerBuilder<'_> {
                 keys: ApiKeys::new(&config.auth.api_keys),
                 max_request_bytes: sf.max_request_bytes,
                 body_timeout: config.server.body_read_timeout,
+                body_budget: request_body::BodyBudget::new(config.server.body_budget_bytes),
                 keepalive: sf.stream_keepalive.max(MIN_KEEPALIVE),
             }),
         })

@@ -1,12 +1,14 @@
-//! The caller's request body: read under the size limit and a total deadline, and what is left of
-//! one answered before it was read.
+//! The caller's request body: read under the size limit, a total deadline and the budget all
+//! requests share, and what is left of one answered before it was read.
 
 use std::error::Error as StdError;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, LengthLimitError};
+use tokio::sync::Semaphore;
 
 use super::error::BridgeError;
 use crate::upstream::RequestBody;
@@ -16,21 +18,80 @@ use crate::upstream::RequestBody;
 /// the client reads it (nginx's "lingering close" exists for the same reason).
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-/// Reads the whole body: at most `limit` bytes, all of it within `deadline`. A body cut off at
-/// the limit is drained for [`LINGER`] in the background, so the caller gets its 413.
+/// The bytes of request bodies that all requests together may hold while they are read: many
+/// slow uploads at once then cost at most this much memory, and the one that would pass it gets a
+/// 503 at once instead of waiting.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl BodyBudget {
+    pub(crate) fn new(total: usize) -> Self {
+        let total = total.min(Semaphore::MAX_PERMITS);
+        Self {
+            bytes: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// An empty hold on this budget.
+    fn hold(&self) -> BodyHold {
+        BodyHold {
+            budget: self.bytes.clone(),
+            held: 0,
+        }
+    }
+}
+
+/// Bytes taken from the [`BodyBudget`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct BodyHold {
+    budget: Arc<Semaphore>,
+    held: usize,
+}
+
+impl BodyHold {
+    /// Takes `bytes` more, or fails at once when the budget has not that many left.
+    fn take(&mut self, bytes: usize, total: usize) -> Result<(), BridgeError> {
+        let taken = u32::try_from(bytes)
+            .ok()
+            .and_then(|bytes| self.budget.try_acquire_many(bytes).ok());
+        let Some(permit) = taken else {
+            return Err(BridgeError::BodyBudget(total));
+        };
+        permit.forget();
+        self.held += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for BodyHold {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.held);
+    }
+}
+
+/// Reads the whole body: at most `limit` bytes, all of it within `deadline`, each byte taken from
+/// `budget` while it is held (the hold comes back with the body). A body cut off at the limit is
+/// drained for [`LINGER`] in the background, so the caller gets its 413.
 pub(super) async fn read<B: RequestBody>(
     body: B,
     limit: usize,
     deadline: Duration,
-) -> Result<Bytes, BridgeError> {
+    budget: &BodyBudget,
+) -> Result<(Bytes, BodyHold), BridgeError> {
     let mut body = Box::pin(body);
-    match tokio::time::timeout(deadline, collect(&mut body, limit)).await {
+    let mut hold = budget.hold();
+    let collected = collect(&mut body, limit, &mut hold, budget.total);
+    match tokio::time::timeout(deadline, collected).await {
         Err(_) => Err(BridgeError::BodyTimeout(deadline)),
         Ok(Err(BridgeError::PayloadTooLarge(limit))) => {
             linger(body);
             Err(BridgeError::PayloadTooLarge(limit))
         }
-        Ok(result) => result,
+        Ok(result) => result.map(|body| (body, hold)),
     }
 }
 
@@ -57,6 +118,8 @@ pub(super) fn linger<B: RequestBody>(body: B) {
 async fn collect<B: RequestBody>(
     body: &mut Pin<Box<B>>,
     limit: usize,
+    hold: &mut BodyHold,
+    budget: usize,
 ) -> Result<Bytes, BridgeError> {
     let mut first: Option<Bytes> = None;
     let mut rest = BytesMut::new();
@@ -69,6 +132,7 @@ async fn collect<B: RequestBody>(
         if data.len() > limit.saturating_sub(total) {
             return Err(BridgeError::PayloadTooLarge(limit));
         }
+        hold.take(data.len(), budget)?;
         total += data.len();
         match first.take() {
             None if rest.is_empty() => first = Some(data),
@@ -125,16 +189,42 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(1);
 
+    /// Reads under `DEADLINE` and a budget that never runs out.
+    async fn read_within<B: RequestBody>(body: B, limit: usize) -> Result<Bytes, BridgeError> {
+        let budget = BodyBudget::new(1 << 30);
+        read(body, limit, DEADLINE, &budget)
+            .await
+            .map(|(body, _)| body)
+    }
+
     #[tokio::test]
-    async fn frames_are_joined_up_to_the_limit() {
-        let body = read(chunked(&["ab", "cd", "e"]), 5, DEADLINE)
+    async fn bodies_share_one_budget_and_give_it_back() {
+        let budget = BodyBudget::new(10);
+        let (first, hold) = read(chunked(&["abcdef"]), 100, DEADLINE, &budget)
             .await
             .unwrap();
+        assert_eq!(first, "abcdef");
+        // 6 of 10 bytes are held: a second body of 6 is refused at once, not queued.
+        assert!(matches!(
+            read(chunked(&["abc", "def"]), 100, DEADLINE, &budget).await,
+            Err(BridgeError::BodyBudget(10))
+        ));
+        // The refused body gave back what it had taken; the first body's hold ends with it.
+        drop(hold);
+        let (second, _hold) = read(chunked(&["abcd", "efghij"]), 100, DEADLINE, &budget)
+            .await
+            .unwrap();
+        assert_eq!(second, "abcdefghij");
+    }
+
+    #[tokio::test]
+    async fn frames_are_joined_up_to_the_limit() {
+        let body = read_within(chunked(&["ab", "cd", "e"]), 5).await.unwrap();
         assert_eq!(body, "abcde");
-        let body = read(chunked(&[]), 5, DEADLINE).await.unwrap();
+        let body = read_within(chunked(&[]), 5).await.unwrap();
         assert_eq!(body, "");
         assert!(matches!(
-            read(chunked(&["abc", "def"]), 5, DEADLINE).await,
+            read_within(chunked(&["abc", "def"]), 5).await,
             Err(BridgeError::PayloadTooLarge(5))
         ));
     }
@@ -142,7 +232,7 @@ mod tests {
     #[tokio::test]
     async fn a_single_frame_is_kept_without_a_copy() {
         let data = Bytes::from(vec![7u8; 1000]);
-        let body = read(Full::new(data.clone()), 1000, DEADLINE).await.unwrap();
+        let body = read_within(Full::new(data.clone()), 1000).await.unwrap();
         assert_eq!(body.as_ptr(), data.as_ptr());
     }
 
@@ -150,13 +240,13 @@ mod tests {
     async fn limit_errors_nested_in_other_errors_are_413s() {
         let limited = http_body_util::Limited::new(Full::new(Bytes::from_static(b"abcdef")), 3);
         assert!(matches!(
-            read(limited, 100, DEADLINE).await,
+            read_within(limited, 100).await,
             Err(BridgeError::PayloadTooLarge(100))
         ));
         let broken: Chunks =
             StreamBody::new(stream::iter(vec![Err(std::io::Error::other("reset"))]));
         assert!(matches!(
-            read(broken, 100, DEADLINE).await,
+            read_within(broken, 100).await,
             Err(BridgeError::BodyUnreadable)
         ));
     }
@@ -168,7 +258,7 @@ mod tests {
             "reading body, timeout: 60s",
         ))]));
         assert!(matches!(
-            read(stalled, 100, DEADLINE).await,
+            read_within(stalled, 100).await,
             Err(BridgeError::BodyStalled)
         ));
     }
@@ -177,7 +267,7 @@ mod tests {
     async fn a_body_that_never_ends_times_out() {
         let pending = StreamBody::new(stream::pending::<Result<Frame<Bytes>, std::io::Error>>());
         assert!(matches!(
-            read(pending, 100, DEADLINE).await,
+            read_within(pending, 100).await,
             Err(BridgeError::BodyTimeout(DEADLINE))
         ));
     }

@@ -68,6 +68,8 @@ pub const EMBEDDINGS_MODEL: &str = "text-embedding-ada-002";
 pub struct Setup {
     /// The mock's options.
     pub mock: MockOptions,
+    /// Extra `[server]` keys, one per line.
+    pub server: String,
     /// Extra `[salesforce]` keys, one per line.
     pub salesforce: String,
     /// The `[retry]` section's keys.
@@ -80,6 +82,7 @@ impl Default for Setup {
     fn default() -> Self {
         Self {
             mock: MockOptions::default(),
+            server: String::new(),
             salesforce: String::new(),
             retry: "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 100\n".to_owned(),
             sections: String::new(),
@@ -88,6 +91,13 @@ impl Default for Setup {
 }
 
 impl Setup {
+    /// Adds `[server]` keys.
+    pub fn server(mut self, keys: &str) -> Self {
+        self.server.push_str(keys);
+        self.server.push('\n');
+        self
+    }
+
     /// Adds `[salesforce]` keys.
     pub fn salesforce(mut self, keys: &str) -> Self {
         self.salesforce.push_str(keys);
@@ -111,6 +121,7 @@ listen = "127.0.0.1:0"
 header_read_timeout_secs = 2
 body_read_timeout_secs = 2
 shutdown_grace_secs = 2
+{server}
 
 [salesforce]
 api_base = "{api_base}"
@@ -141,6 +152,7 @@ salesforce_model = "sfdc_ai__DefaultGPT4Omni"
             token_url = mock.token_url(),
             id = self.mock.client_id,
             secret = self.mock.client_secret,
+            server = self.server,
             salesforce = self.salesforce,
             retry = self.retry,
             sections = self.sections,
