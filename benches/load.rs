@@ -337,6 +337,22 @@ impl Wrk {
 
 /// Opens `n` keep-alive connections to `addr`, each after one complete `GET /health`, and keeps
 /// them open (idle) until the vector is dropped.
+/// Opens `n` connections that each start an upload without a key: a head declaring a 1 MiB body,
+/// then a few bytes of it, never the rest. The bridge should refuse each on its head and hold
+/// none of their bodies.
+fn open_keyless_uploads(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>, Error> {
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.write_all(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\n\
+              Content-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{\"model\": ",
+        )?;
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
 fn open_idle_connections(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>, Error> {
     let mut streams = Vec::with_capacity(n);
     for _ in 0..n {
@@ -466,6 +482,8 @@ struct Figures {
     after_load: BTreeMap<Target, Memory>,
     conns: BTreeMap<Target, Memory>,
     after: BTreeMap<Target, Memory>,
+    /// With `IDLE_CONNECTIONS` keyless uploads that declare a large body (bridge mounts only).
+    uploads: BTreeMap<Target, Memory>,
     token_requests: Option<u64>,
     /// Model calls the mock answered, all targets together.
     model_calls: u64,
@@ -713,6 +731,14 @@ fn run() -> Result<(), Error> {
         figures.conns.insert(target, memory(endpoint.pid)?);
         drop(open);
     }
+    eprintln!("memory with {IDLE_CONNECTIONS} keyless uploads...");
+    for target in [Target::Axum, Target::Pingora] {
+        let endpoint = &endpoints[&target];
+        let open = open_keyless_uploads(endpoint.addr, IDLE_CONNECTIONS)?;
+        sleep(Duration::from_millis(500));
+        figures.uploads.insert(target, memory(endpoint.pid)?);
+        drop(open);
+    }
     // Let the servers notice the closed connections and free what they held.
     sleep(Duration::from_secs(2));
     for target in proxies {
@@ -900,13 +926,14 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
         "\nResident memory (VmRSS, MB): idle; after a light warm-up (c=8); after the warm-up pass \
          (1 s at c=128, then c=32: the reference, as the upstream pool now holds as many connections as \
          the load uses); 1 s after the load; with {IDLE_CONNECTIONS} idle keep-alive connections open (each after one `GET /health`); \
+         with {IDLE_CONNECTIONS} uploads without a key, each declaring a 1 MiB body and sending a few bytes of it (bridge mounts); \
          2 s after they close; and the peak (VmHWM).\n"
     );
     let _ = writeln!(
         s,
-        "| process | idle | warm c=8 | after warm-up | after the load | after load vs warm-up | {IDLE_CONNECTIONS} connections | after they close | peak |"
+        "| process | idle | warm c=8 | after warm-up | after the load | after load vs warm-up | {IDLE_CONNECTIONS} connections | {IDLE_CONNECTIONS} keyless uploads | after they close | peak |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for target in [Target::Passthrough, Target::Axum, Target::Pingora] {
         let get = |m: &BTreeMap<Target, Memory>| m.get(&target).copied().unwrap_or_default();
         let (idle, light, warm, load, conns, after) = (
@@ -917,9 +944,13 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
             get(&figures.conns),
             get(&figures.after),
         );
+        let uploads = figures
+            .uploads
+            .get(&target)
+            .map_or("n/a".to_owned(), |m| format!("{:.1}", m.rss_mb));
         let _ = writeln!(
             s,
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.0}% | {:.1} | {:.1} | {:.1} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.0}% | {:.1} | {} | {:.1} | {:.1} |",
             target.label(),
             idle.rss_mb,
             light.rss_mb,
@@ -927,6 +958,7 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
             load.rss_mb,
             (load.rss_mb / warm.rss_mb - 1.0) * 100.0,
             conns.rss_mb,
+            uploads,
             after.rss_mb,
             after.hwm_mb,
         );
