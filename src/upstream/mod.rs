@@ -289,6 +289,7 @@ impl Service<Request<Bytes>> for Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower::ServiceExt;
 
     fn request(uri: &str, parsed_from: Option<&str>) -> Request<Bytes> {
         let mut request = Request::post(uri)
@@ -365,6 +366,45 @@ mod tests {
             read_limited(chunked(&["01234", "56789", "x"]), 10).await,
             None
         );
+    }
+
+    /// A conf with every optional key at its default.
+    fn default_config() -> crate::Config {
+        let toml = r#"
+            [salesforce]
+            api_base      = "https://api.salesforce.com/einstein/platform/v1"
+            token_url     = "https://acme.my.salesforce.com/services/oauth2/token"
+            client_id     = "3MVG9example"
+            client_secret = "placeholder"
+
+            [[routes]]
+            model            = "gpt-4o-mini"
+            salesforce_model = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+        "#;
+        crate::Config::from_toml_with_env(toml, |_| None).unwrap()
+    }
+
+    /// The retry policy of the default `[retry]` section.
+    fn default_policy() -> RetryPolicy {
+        RetryPolicy::new(&default_config().retry)
+    }
+
+    /// Whether the default policy retries `error` after a first attempt.
+    fn retried(error: &UpstreamError) -> bool {
+        let verdict = default_policy().decide(1, error.outcome(), None, None, 0.0);
+        matches!(verdict, Verdict::RetryAfter(_))
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_retried_connect_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let upstream = Upstream::new(&default_config().salesforce).unwrap();
+        let request = Request::post(url).body(Bytes::from_static(b"{}")).unwrap();
+        let error = upstream.clone().oneshot(request).await.unwrap_err();
+        assert!(matches!(error, UpstreamError::Connect(_)), "{error:?}");
+        assert!(retried(&error), "{error:?}");
     }
 
     #[test]
