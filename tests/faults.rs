@@ -24,6 +24,8 @@ use common::{
 
 for_each_mount!(
     model_fault_matrix,
+    a_connection_lost_after_send_is_not_retried,
+    a_connection_lost_after_send_is_retried_when_the_conf_says_so,
     a_connect_error_is_retried,
     token_endpoint_fault_matrix,
     token_revoked_midway,
@@ -68,6 +70,14 @@ fn status(status: u16, retry_after_secs: Option<u64>) -> Fault {
         retry_after_secs,
     }
 }
+
+/// The connection to the Models API broke after the request was sent.
+const CONNECTION_LOST: Expect = Expect::Error {
+    status: 502,
+    kind: "api_error",
+    code: Some("upstream_unreachable"),
+    says: "broke before the answer was complete",
+};
 
 /// Quick rows: well under the 2 s that a timeout or an honoured `Retry-After` would take.
 const FAST: (f64, f64) = (0.0, 1.9);
@@ -174,22 +184,18 @@ fn model_rows() -> Vec<Row> {
             took: FAST,
         },
         Row {
-            fault: "connection reset once",
+            fault:
+                "connection closed after the request was read, once: not retried (it may have run)",
             inject: vec![(Fault::ConnectionReset, 1)],
-            expect: Expect::Ok,
-            calls: 2,
+            expect: CONNECTION_LOST,
+            calls: 1,
             took: FAST,
         },
         Row {
-            fault: "connection reset always",
+            fault: "connection closed after the request was read, always",
             inject: vec![(Fault::ConnectionReset, ALWAYS)],
-            expect: Expect::Error {
-                status: 502,
-                kind: "api_error",
-                code: Some("upstream_unreachable"),
-                says: "broke before the answer was complete",
-            },
-            calls: 3,
+            expect: CONNECTION_LOST,
+            calls: 1,
             took: FAST,
         },
         Row {
@@ -341,6 +347,62 @@ fn sample(scrape: &str, series: &str) -> f64 {
         .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+const LOST_ATTEMPTS: &str =
+    r#"sfbridge_upstream_attempts_total{outcome="connection_lost_after_send"}"#;
+const LOST_RETRIES: &str =
+    r#"sfbridge_upstream_retries_total{reason="connection_lost_after_send"}"#;
+
+async fn a_connection_lost_after_send_is_not_retried(mount: Mount) {
+    let gateway = Gateway::start_with(mount, matrix_setup()).await;
+    assert_serves(&gateway).await;
+    run_row(
+        &gateway,
+        Row {
+            fault: "connection closed after the request was read: one call, 502",
+            inject: vec![(Fault::ConnectionReset, ALWAYS)],
+            expect: CONNECTION_LOST,
+            calls: 1,
+            took: FAST,
+        },
+    )
+    .await;
+    let scrape = gateway.scrape().await;
+    assert_eq!(sample(&scrape, LOST_ATTEMPTS), 1.0, "{scrape}");
+    assert!(scrape.contains(LOST_RETRIES), "pre-registered: {scrape}");
+    assert_eq!(sample(&scrape, LOST_RETRIES), 0.0, "{scrape}");
+    gateway.stop().await;
+}
+
+async fn a_connection_lost_after_send_is_retried_when_the_conf_says_so(mount: Mount) {
+    let mut setup = matrix_setup();
+    setup.retry.push_str("connection_lost_after_send = true\n");
+    let gateway = Gateway::start_with(mount, setup).await;
+    assert_serves(&gateway).await;
+    let rows = [
+        Row {
+            fault: "connection closed after the request was read, once, resending allowed",
+            inject: vec![(Fault::ConnectionReset, 1)],
+            expect: Expect::Ok,
+            calls: 2,
+            took: FAST,
+        },
+        Row {
+            fault: "connection closed after the request was read, always, resending allowed",
+            inject: vec![(Fault::ConnectionReset, ALWAYS)],
+            expect: CONNECTION_LOST,
+            calls: 3,
+            took: FAST,
+        },
+    ];
+    for row in rows {
+        run_row(&gateway, row).await;
+    }
+    let scrape = gateway.scrape().await;
+    assert_eq!(sample(&scrape, LOST_ATTEMPTS), 4.0, "1 + 3: {scrape}");
+    assert_eq!(sample(&scrape, LOST_RETRIES), 3.0, "1 + 2: {scrape}");
+    gateway.stop().await;
 }
 
 async fn a_connect_error_is_retried(mount: Mount) {
