@@ -4,10 +4,9 @@
 //! [`Upstream`] sends one attempt and hands back the answer's head with an [`UpstreamBody`] that
 //! is read as it arrives; it knows nothing of request semantics. Retrying (429, 423, 500, 503 and
 //! requests that never reached Salesforce, with exponential backoff, jitter and `Retry-After`,
-//! within a deadline) is
-//! decided by the pure [`RetryPolicy`] and carried out in one place only, the exchange, beside
-//! the token and the resend after a 401, so an embedding gateway that retries too knows exactly
-//! what it multiplies.
+//! within a deadline) is decided by the pure [`RetryPolicy`] and carried out in one place only,
+//! the exchange, beside the token and the resend after a 401, so an embedding gateway that
+//! retries too knows exactly what it multiplies.
 //!
 //! ```no_run
 //! use sf_models_bridge::{upstream::Upstream, Config};
@@ -57,8 +56,8 @@ pub enum UpstreamError {
     #[error("Salesforce did not answer in time")]
     Timeout,
     /// The connection closed before the request was written on it: the HTTP client handed the
-    /// request back unsent (a pooled connection the server had closed), so Salesforce never
-    /// saw it.
+    /// request back unsent, so Salesforce never saw it. (When that connection came from the
+    /// pool, hyper-util has already resent the request once on another by itself.)
     #[error("the connection to Salesforce closed before the request was sent")]
     NotSent(#[source] reqwest::Error),
     /// The connection broke after the request was written, or may have been: before the

@@ -101,9 +101,9 @@ impl AttemptOutcome {
         }
     }
 
-    /// Whether the Models API documents (or the network shows) that trying again may work and
-    /// cannot run a generation twice. A failed connection, or one closed before the request
-    /// was written, never reached the Models API. A connection lost after the request was
+    /// Whether trying again may work: the statuses the Models API documents as retryable, and
+    /// failures that show the request never reached it (a failed connection, or one closed
+    /// before the request was written), so a retry cannot run a generation twice. A connection lost after the request was
     /// written may have run (and billed) the generation, so it is retried only when
     /// `lost_after_send` says so (`retry.connection_lost_after_send`). Timeouts are not
     /// retried: a generation that ran out of time would run out again, and was probably billed.
