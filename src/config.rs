@@ -182,6 +182,10 @@ pub struct RetryConfig {
     pub base_delay: Duration,
     /// `max_delay_ms`: the cap on one backoff, and on what `Retry-After` may ask for.
     pub max_delay: Duration,
+    /// `connection_lost_after_send`: whether a connection lost after the request was sent is
+    /// retried too. Off by default: the Models API may have run (and billed) the generation, so
+    /// a retry can run it twice.
+    pub connection_lost_after_send: bool,
 }
 
 /// `[auth]`.
@@ -352,6 +356,7 @@ struct RawRetry {
     max_attempts: u32,
     base_delay_ms: u64,
     max_delay_ms: u64,
+    connection_lost_after_send: bool,
 }
 
 impl Default for RawRetry {
@@ -360,6 +365,7 @@ impl Default for RawRetry {
             max_attempts: 3,
             base_delay_ms: 200,
             max_delay_ms: 5_000,
+            connection_lost_after_send: false,
         }
     }
 }
@@ -562,6 +568,7 @@ impl RawConfig {
             max_attempts: self.retry.max_attempts,
             base_delay: millis("retry.base_delay_ms", self.retry.base_delay_ms)?,
             max_delay: millis("retry.max_delay_ms", self.retry.max_delay_ms)?,
+            connection_lost_after_send: self.retry.connection_lost_after_send,
         };
 
         if self.auth.api_keys.iter().any(String::is_empty) {
@@ -718,6 +725,7 @@ mod tests {
         );
         assert_eq!(config.salesforce.max_request_bytes, 1_048_576);
         assert_eq!(config.retry.max_attempts, 3);
+        assert!(!config.retry.connection_lost_after_send);
         assert!(config.auth.api_keys.is_empty());
         assert!(config.pingora.upstream.is_none());
         assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());

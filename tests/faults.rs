@@ -24,6 +24,9 @@ use common::{
 
 for_each_mount!(
     model_fault_matrix,
+    a_connection_lost_after_send_is_not_retried,
+    a_connection_lost_after_send_is_retried_when_the_conf_says_so,
+    a_connect_error_is_retried,
     token_endpoint_fault_matrix,
     token_revoked_midway,
     token_outage_recovers_without_a_refresh_storm,
@@ -67,6 +70,14 @@ fn status(status: u16, retry_after_secs: Option<u64>) -> Fault {
         retry_after_secs,
     }
 }
+
+/// The connection to the Models API broke after the request was sent.
+const CONNECTION_LOST: Expect = Expect::Error {
+    status: 502,
+    kind: "api_error",
+    code: Some("upstream_unreachable"),
+    says: "broke before the answer was complete",
+};
 
 /// Quick rows: well under the 2 s that a timeout or an honoured `Retry-After` would take.
 const FAST: (f64, f64) = (0.0, 1.9);
@@ -173,22 +184,18 @@ fn model_rows() -> Vec<Row> {
             took: FAST,
         },
         Row {
-            fault: "connection reset once",
+            fault:
+                "connection closed after the request was read, once: not retried (it may have run)",
             inject: vec![(Fault::ConnectionReset, 1)],
-            expect: Expect::Ok,
-            calls: 2,
+            expect: CONNECTION_LOST,
+            calls: 1,
             took: FAST,
         },
         Row {
-            fault: "connection reset always",
+            fault: "connection closed after the request was read, always",
             inject: vec![(Fault::ConnectionReset, ALWAYS)],
-            expect: Expect::Error {
-                status: 502,
-                kind: "api_error",
-                code: Some("upstream_unreachable"),
-                says: "broke before the answer was complete",
-            },
-            calls: 3,
+            expect: CONNECTION_LOST,
+            calls: 1,
             took: FAST,
         },
         Row {
@@ -290,41 +297,146 @@ async fn model_fault_matrix(mount: Mount) {
     let gateway = Gateway::start_with(mount, matrix_setup()).await;
     assert_serves(&gateway).await;
     for row in model_rows() {
-        for (fault, times) in &row.inject {
-            gateway.upstream().inject(fault.clone(), *times);
-        }
-        let before = gateway.counters();
-        let started = Instant::now();
-        let (status, body) = post_json(
-            &gateway,
-            "/v1/chat/completions",
-            &chat(CHAT_MODEL, row.fault),
-        )
-        .await;
-        let took = started.elapsed().as_secs_f64();
-        gateway.upstream().clear_faults();
-        let after = gateway.counters();
-
-        check(row.fault, row.expect, status, &body);
-        assert_eq!(
-            after.chat_requests - before.chat_requests,
-            row.calls,
-            "{}: upstream calls",
-            row.fault
-        );
-        assert_eq!(
-            after.token_requests, before.token_requests,
-            "{}: no token fetch",
-            row.fault
-        );
-        assert!(
-            (row.took.0..row.took.1).contains(&took),
-            "{}: took {took:.2} s, expected {:?}",
-            row.fault,
-            row.took
-        );
-        assert_serves(&gateway).await;
+        run_row(&gateway, row).await;
     }
+    gateway.stop().await;
+}
+
+/// Injects a row's faults, sends its request and checks the answer, the calls the mock saw and
+/// the time taken; then the bridge must serve an ordinary request.
+async fn run_row(gateway: &Gateway, row: Row) {
+    for (fault, times) in &row.inject {
+        gateway.upstream().inject(fault.clone(), *times);
+    }
+    let before = gateway.counters();
+    let started = Instant::now();
+    let (status, body) = post_json(
+        gateway,
+        "/v1/chat/completions",
+        &chat(CHAT_MODEL, row.fault),
+    )
+    .await;
+    let took = started.elapsed().as_secs_f64();
+    gateway.upstream().clear_faults();
+    let after = gateway.counters();
+
+    check(row.fault, row.expect, status, &body);
+    assert_eq!(
+        after.chat_requests - before.chat_requests,
+        row.calls,
+        "{}: upstream calls",
+        row.fault
+    );
+    assert_eq!(
+        after.token_requests, before.token_requests,
+        "{}: no token fetch",
+        row.fault
+    );
+    assert!(
+        (row.took.0..row.took.1).contains(&took),
+        "{}: took {took:.2} s, expected {:?}",
+        row.fault,
+        row.took
+    );
+    assert_serves(gateway).await;
+}
+
+/// The value of one series (`name{label="value"}`) in a scrape; 0 when it is absent.
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+const LOST_ATTEMPTS: &str =
+    r#"sfbridge_upstream_attempts_total{outcome="connection_lost_after_send"}"#;
+const LOST_RETRIES: &str =
+    r#"sfbridge_upstream_retries_total{reason="connection_lost_after_send"}"#;
+
+async fn a_connection_lost_after_send_is_not_retried(mount: Mount) {
+    let gateway = Gateway::start_with(mount, matrix_setup()).await;
+    assert_serves(&gateway).await;
+    run_row(
+        &gateway,
+        Row {
+            fault: "connection closed after the request was read: one call, 502",
+            inject: vec![(Fault::ConnectionReset, ALWAYS)],
+            expect: CONNECTION_LOST,
+            calls: 1,
+            took: FAST,
+        },
+    )
+    .await;
+    let scrape = gateway.scrape().await;
+    assert_eq!(sample(&scrape, LOST_ATTEMPTS), 1.0, "{scrape}");
+    assert!(scrape.contains(LOST_RETRIES), "pre-registered: {scrape}");
+    assert_eq!(sample(&scrape, LOST_RETRIES), 0.0, "{scrape}");
+    gateway.stop().await;
+}
+
+async fn a_connection_lost_after_send_is_retried_when_the_conf_says_so(mount: Mount) {
+    let mut setup = matrix_setup();
+    setup.retry.push_str("connection_lost_after_send = true\n");
+    let gateway = Gateway::start_with(mount, setup).await;
+    assert_serves(&gateway).await;
+    let rows = [
+        Row {
+            fault: "connection closed after the request was read, once, resending allowed",
+            inject: vec![(Fault::ConnectionReset, 1)],
+            expect: Expect::Ok,
+            calls: 2,
+            took: FAST,
+        },
+        Row {
+            fault: "connection closed after the request was read, always, resending allowed",
+            inject: vec![(Fault::ConnectionReset, ALWAYS)],
+            expect: CONNECTION_LOST,
+            calls: 3,
+            took: FAST,
+        },
+    ];
+    for row in rows {
+        run_row(&gateway, row).await;
+    }
+    let scrape = gateway.scrape().await;
+    assert_eq!(sample(&scrape, LOST_ATTEMPTS), 4.0, "1 + 3: {scrape}");
+    assert_eq!(sample(&scrape, LOST_RETRIES), 3.0, "1 + 2: {scrape}");
+    gateway.stop().await;
+}
+
+async fn a_connect_error_is_retried(mount: Mount) {
+    // A port nothing listens on: the connection is refused, so no request reached anyone.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = listener.local_addr().unwrap();
+    drop(listener);
+    let mut setup = matrix_setup();
+    setup.api_base = Some(format!("http://{dead}/einstein/platform/v1"));
+    let gateway = Gateway::start_with(mount, setup).await;
+    let (status, body) = post_json(
+        &gateway,
+        "/v1/chat/completions",
+        &chat(CHAT_MODEL, "nobody there"),
+    )
+    .await;
+    check(
+        "nothing listening",
+        Expect::Error {
+            status: 502,
+            kind: "api_error",
+            code: Some("upstream_unreachable"),
+            says: "cannot connect",
+        },
+        status,
+        &body,
+    );
+    let scrape = gateway.scrape().await;
+    let attempts = r#"sfbridge_upstream_attempts_total{outcome="connect_error"}"#;
+    let retries = r#"sfbridge_upstream_retries_total{reason="connect_error"}"#;
+    assert_eq!(sample(&scrape, attempts), 3.0, "{scrape}");
+    assert_eq!(sample(&scrape, retries), 2.0, "{scrape}");
+    assert_eq!(gateway.counters().token_requests, 1);
+    assert_eq!(gateway.counters().chat_requests, 0);
     gateway.stop().await;
 }
 

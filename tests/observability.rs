@@ -716,6 +716,7 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
         ("busy", 0),
         ("client_error", 0),
         ("connect_error", 0),
+        ("connection_lost_after_send", 0),
         ("connection_reset", 0),
         ("failed", 0),
         ("ok", 6),

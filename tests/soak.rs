@@ -148,11 +148,12 @@ const SCENARIOS: &[Scenario] = &[
         calls: 1,
     },
     Scenario {
-        name: "connection reset once",
+        // Closed after the request was read: the generation may have run, so no resend.
+        name: "connection lost after send",
         fault: Some((FaultKind::Reset, 1)),
-        status: 200,
-        kind: "",
-        calls: 2,
+        status: 502,
+        kind: "api_error",
+        calls: 1,
     },
     Scenario {
         name: "truncated JSON",

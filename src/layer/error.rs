@@ -217,7 +217,9 @@ impl BridgeError {
                     Some("upstream_timeout"),
                     None,
                 ),
-                UpstreamError::Connect(_) | UpstreamError::Transport(_) => (
+                UpstreamError::Connect(_)
+                | UpstreamError::NotSent(_)
+                | UpstreamError::Transport(_) => (
                     StatusCode::BAD_GATEWAY,
                     Upstream,
                     Some("upstream_unreachable"),

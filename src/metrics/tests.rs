@@ -432,7 +432,8 @@ fn performance_summary_when_nothing_happened() {
                 "attempts": 0,
                 "retries": 0,
                 "by_outcome": {
-                    "busy": 0, "client_error": 0, "connect_error": 0, "connection_reset": 0,
+                    "busy": 0, "client_error": 0, "connect_error": 0, "connection_lost_after_send": 0,
+                    "connection_reset": 0,
                     "failed": 0, "ok": 0, "rate_limited": 0, "server_error": 0, "timeout": 0,
                     "too_large": 0, "unauthorized": 0, "unavailable": 0
                 }

@@ -25,7 +25,9 @@ pub enum Fault {
     MalformedJson,
     /// 200 with the valid answer cut in half (an invalid request still gets its error, whole).
     TruncatedJson,
-    /// Close the connection without sending any response.
+    /// Close the connection without sending any response, after reading the whole request
+    /// (it is counted and recorded): a client sees a connection lost after sending, as when a
+    /// load balancer closes a long generation.
     ConnectionReset,
     /// 200 with the valid answer padded with trailing spaces (still valid JSON) to this many
     /// bytes, sent in chunks without a `Content-Length` so its size shows only while reading.

@@ -39,7 +39,9 @@ pub(crate) struct Outgoing<'a> {
 /// How a success answer's body is wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Receive {
-    /// Read whole (bounded) within the attempt, so a connection that breaks mid-body is retried.
+    /// Read whole (bounded) within the attempt, so a connection that breaks mid-body is one
+    /// failed attempt (retried only under `retry.connection_lost_after_send`: the answer had
+    /// started, so the generation ran).
     Whole,
     /// Handed over as it arrives, for a streaming surface: no retry once it is handed over.
     Streamed,
@@ -397,6 +399,7 @@ mod tests {
             max_attempts: 3,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::MAX,
+            connection_lost_after_send: false,
         });
         let dispatcher = Dispatcher::new(
             unbounded,

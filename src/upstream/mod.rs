@@ -3,10 +3,10 @@
 //!
 //! [`Upstream`] sends one attempt and hands back the answer's head with an [`UpstreamBody`] that
 //! is read as it arrives; it knows nothing of request semantics. Retrying (429, 423, 500, 503 and
-//! connection failures, with exponential backoff, jitter and `Retry-After`, within a deadline) is
-//! decided by the pure [`RetryPolicy`] and carried out in one place only, the exchange, beside
-//! the token and the resend after a 401, so an embedding gateway that retries too knows exactly
-//! what it multiplies.
+//! requests that never reached Salesforce, with exponential backoff, jitter and `Retry-After`,
+//! within a deadline) is decided by the pure [`RetryPolicy`] and carried out in one place only,
+//! the exchange, beside the token and the resend after a 401, so an embedding gateway that
+//! retries too knows exactly what it multiplies.
 //!
 //! ```no_run
 //! use sf_models_bridge::{upstream::Upstream, Config};
@@ -55,7 +55,14 @@ pub enum UpstreamError {
     /// The attempt took longer than its timeout.
     #[error("Salesforce did not answer in time")]
     Timeout,
-    /// The connection broke before the whole answer arrived.
+    /// The connection closed before the request was written on it: the HTTP client handed the
+    /// request back unsent, so Salesforce never saw it. (When that connection came from the
+    /// pool, hyper-util has already resent the request once on another by itself.)
+    #[error("the connection to Salesforce closed before the request was sent")]
+    NotSent(#[source] reqwest::Error),
+    /// The connection broke after the request was written, or may have been: before the
+    /// answer came, or while its body was read. Salesforce may have run (and billed) the
+    /// generation, so it is retried only if the conf says so.
     #[error("the connection to Salesforce broke before the answer was complete")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The request could not be built, such as an invalid URL.
@@ -76,6 +83,14 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Classifies a reqwest error by type, never by its message. Whether the request reached
+    /// Salesforce decides whether it may be sent again, and only two kinds say it did not:
+    /// `is_connect` (hyper-util's connector failed: DNS, TCP or TLS, before any byte of the
+    /// request) and a request error whose cause is hyper's `Canceled`, which hyper reports only
+    /// together with the request it hands back unwritten (see `handed_back_unsent`).
+    /// Everything else, "connection closed before message completed" included, is treated as
+    /// sent: on a reused connection it may mean the server dropped the request unread, but
+    /// nothing tells the bridge so.
     pub(crate) fn from_reqwest(err: reqwest::Error) -> Self {
         // URLs can carry credentials in other deployments; never keep one in an error.
         let err = err.without_url();
@@ -85,6 +100,8 @@ impl UpstreamError {
             UpstreamError::Connect(err)
         } else if err.is_builder() {
             UpstreamError::InvalidRequest(err)
+        } else if err.is_request() && handed_back_unsent(&err) {
+            UpstreamError::NotSent(err)
         } else {
             UpstreamError::Transport(Box::new(err))
         }
@@ -95,13 +112,34 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect(_) => AttemptOutcome::ConnectError,
             UpstreamError::Timeout | UpstreamError::DeadlineExceeded(_) => AttemptOutcome::Timeout,
-            UpstreamError::Transport(_) => AttemptOutcome::ConnectionReset,
+            UpstreamError::NotSent(_) => AttemptOutcome::ConnectionReset,
+            UpstreamError::Transport(_) => AttemptOutcome::ConnectionLostAfterSend,
             UpstreamError::TooLarge(_) => AttemptOutcome::TooLarge,
             UpstreamError::InvalidRequest(_)
             | UpstreamError::Overloaded
             | UpstreamError::Build(_) => AttemptOutcome::Failed,
         }
     }
+}
+
+/// Whether `err`'s causes include hyper's `Canceled`. hyper creates that kind only where it
+/// gives the request back unwritten (`TrySendError` with the message: the dispatcher had not
+/// started it when the connection closed, or the connection was not ready), and hyper-util
+/// wraps that as its own `Canceled` kind, after resending by itself on a reused connection. A
+/// request that was written and then lost is reported as `IncompleteMessage` or an I/O error
+/// instead, without the request. (hyper-util's own `is_canceled` is private, hence the walk.)
+fn handed_back_unsent(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = err.source();
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// What the bridge needs of its upstream client: [`Upstream`], or any service of the same shape
@@ -289,6 +327,7 @@ impl Service<Request<Bytes>> for Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tower::ServiceExt;
 
     fn request(uri: &str, parsed_from: Option<&str>) -> Request<Bytes> {
         let mut request = Request::post(uri)
@@ -365,6 +404,161 @@ mod tests {
             read_limited(chunked(&["01234", "56789", "x"]), 10).await,
             None
         );
+    }
+
+    /// A conf with every optional key at its default.
+    fn default_config() -> crate::Config {
+        let toml = r#"
+            [salesforce]
+            api_base      = "https://api.salesforce.com/einstein/platform/v1"
+            token_url     = "https://acme.my.salesforce.com/services/oauth2/token"
+            client_id     = "3MVG9example"
+            client_secret = "placeholder"
+
+            [[routes]]
+            model            = "gpt-4o-mini"
+            salesforce_model = "sfdc_ai__DefaultOpenAIGPT4OmniMini"
+        "#;
+        crate::Config::from_toml_with_env(toml, |_| None).unwrap()
+    }
+
+    /// The retry policy of the default `[retry]` section.
+    fn default_policy() -> RetryPolicy {
+        RetryPolicy::new(&default_config().retry)
+    }
+
+    /// Whether the default policy retries `error` after a first attempt.
+    fn retried(error: &UpstreamError) -> bool {
+        let verdict = default_policy().decide(1, error.outcome(), None, None, 0.0);
+        matches!(verdict, Verdict::RetryAfter(_))
+    }
+
+    /// The error of one call through [`Upstream`] to a server that reads the whole request,
+    /// then writes `answer` (maybe nothing) and closes the connection; the body, if a head came
+    /// back, is read whole as the exchange does.
+    async fn error_after_reading_request(answer: &'static str) -> UpstreamError {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            // The request ends with its 2-byte body, "{}", after the blank line.
+            let mut request = Vec::new();
+            let mut buf = [0; 4096];
+            while !request.ends_with(b"\r\n\r\n{}") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed first");
+                request.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let upstream = Upstream::new(&default_config().salesforce).unwrap();
+        let request = Request::post(url).body(Bytes::from_static(b"{}")).unwrap();
+        let result = upstream.clone().oneshot(request).await;
+        server.await.unwrap();
+        match result {
+            Ok(response) => response
+                .into_body()
+                .read_capped(MAX_ANSWER_BYTES)
+                .await
+                .expect_err("the body breaks"),
+            Err(error) => error,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_after_the_request_was_read_is_not_retried() {
+        // A load balancer closing a long generation: the upstream may have done (and billed)
+        // the work, so the call must not be made again.
+        let error = error_after_reading_request("").await;
+        assert!(
+            matches!(error, UpstreamError::Transport(_)),
+            "closed with no answer: {error:?}"
+        );
+        assert!(!retried(&error), "closed with no answer: {error:?}");
+
+        let error = error_after_reading_request(
+            "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"generation\"",
+        )
+        .await;
+        assert!(
+            matches!(error, UpstreamError::Transport(_)),
+            "closed mid-body: {error:?}"
+        );
+        assert!(!retried(&error), "closed mid-body: {error:?}");
+    }
+
+    /// A chain of causes, as reqwest and hyper-util wrap hyper's errors.
+    #[derive(Debug, thiserror::Error)]
+    #[error("wrapped")]
+    struct Wrapped(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+    fn wrapped_twice(error: hyper::Error) -> Wrapped {
+        Wrapped(Box::new(Wrapped(Box::new(error))))
+    }
+
+    /// hyper's own error for `request` sent on an HTTP/1 connection whose peer runs `peer`.
+    async fn hyper_error<F>(
+        serve: bool,
+        peer: impl FnOnce(tokio::io::DuplexStream) -> F,
+    ) -> hyper::Error
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (client, server) = tokio::io::duplex(4096);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake::<
+            _,
+            http_body_util::Empty<Bytes>,
+        >(hyper_util::rt::TokioIo::new(client))
+        .await
+        .unwrap();
+        if serve {
+            tokio::spawn(connection);
+        } else {
+            drop(connection);
+        }
+        tokio::spawn(peer(server));
+        let request = Request::get("/")
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        sender.send_request(request).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn only_a_request_handed_back_unwritten_counts_as_unsent() {
+        // The connection's task is gone before the request is given to it: hyper hands it back.
+        let canceled = hyper_error(false, |_peer| async {}).await;
+        assert!(canceled.is_canceled(), "{canceled:?}");
+        assert!(handed_back_unsent(&wrapped_twice(canceled)));
+
+        // The peer reads the whole request, then closes: "connection closed before message
+        // completed", which is what a load balancer closing a long generation looks like.
+        let incomplete = hyper_error(true, |mut peer| async move {
+            use tokio::io::AsyncReadExt;
+            let mut request = Vec::new();
+            let mut buf = [0; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                match peer.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        assert!(incomplete.is_incomplete_message(), "{incomplete:?}");
+        assert!(!handed_back_unsent(&wrapped_twice(incomplete)));
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_retried_connect_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let upstream = Upstream::new(&default_config().salesforce).unwrap();
+        let request = Request::post(url).body(Bytes::from_static(b"{}")).unwrap();
+        let error = upstream.clone().oneshot(request).await.unwrap_err();
+        assert!(matches!(error, UpstreamError::Connect(_)), "{error:?}");
+        assert!(retried(&error), "{error:?}");
     }
 
     #[test]

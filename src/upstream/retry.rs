@@ -25,10 +25,14 @@ pub enum AttemptOutcome {
     Unavailable,
     /// No answer in time.
     Timeout,
-    /// No connection.
+    /// No connection: none could be made, so no request went out.
     ConnectError,
-    /// The connection broke before the answer was complete.
+    /// The connection closed before the request was written on it: hyper handed the request
+    /// back unsent, so the Models API never saw it.
     ConnectionReset,
+    /// The connection broke after the request was written (or may have been): before or
+    /// while the answer came. The Models API may have run, and billed, the generation.
+    ConnectionLostAfterSend,
     /// The answer was larger than the bridge reads.
     TooLarge,
     /// The attempt could not be made.
@@ -37,7 +41,7 @@ pub enum AttemptOutcome {
 
 impl AttemptOutcome {
     /// Every outcome.
-    pub const ALL: [AttemptOutcome; 12] = [
+    pub const ALL: [AttemptOutcome; 13] = [
         AttemptOutcome::Ok,
         AttemptOutcome::RateLimited,
         AttemptOutcome::Busy,
@@ -48,18 +52,21 @@ impl AttemptOutcome {
         AttemptOutcome::Timeout,
         AttemptOutcome::ConnectError,
         AttemptOutcome::ConnectionReset,
+        AttemptOutcome::ConnectionLostAfterSend,
         AttemptOutcome::TooLarge,
         AttemptOutcome::Failed,
     ];
 
-    /// The outcomes the policy may retry (500 among the server errors, not 502 or 504).
-    pub const RETRIED: [AttemptOutcome; 6] = [
+    /// The outcomes the policy may retry (500 among the server errors, not 502 or 504; a
+    /// connection lost after sending only when `retry.connection_lost_after_send` is on).
+    pub const RETRIED: [AttemptOutcome; 7] = [
         AttemptOutcome::RateLimited,
         AttemptOutcome::Busy,
         AttemptOutcome::ServerError,
         AttemptOutcome::Unavailable,
         AttemptOutcome::ConnectError,
         AttemptOutcome::ConnectionReset,
+        AttemptOutcome::ConnectionLostAfterSend,
     ];
 
     /// The outcome of an HTTP answer.
@@ -88,21 +95,27 @@ impl AttemptOutcome {
             AttemptOutcome::Timeout => "timeout",
             AttemptOutcome::ConnectError => "connect_error",
             AttemptOutcome::ConnectionReset => "connection_reset",
+            AttemptOutcome::ConnectionLostAfterSend => "connection_lost_after_send",
             AttemptOutcome::TooLarge => "too_large",
             AttemptOutcome::Failed => "failed",
         }
     }
 
-    /// Whether the Models API documents (or the network suggests) that trying again may work.
-    /// Timeouts are not retried: a generation that ran out of time would run out again, and
-    /// was probably billed. Neither is an oversized answer: the same request would get one again.
-    fn is_retryable(self, status: Option<StatusCode>) -> bool {
+    /// Whether trying again may work: the statuses the Models API documents as retryable, and
+    /// failures that show the request never reached it (a failed connection, or one closed
+    /// before the request was written), so a retry cannot run a generation twice. A connection lost after the request was
+    /// written may have run (and billed) the generation, so it is retried only when
+    /// `lost_after_send` says so (`retry.connection_lost_after_send`). Timeouts are not
+    /// retried: a generation that ran out of time would run out again, and was probably billed.
+    /// Neither is an oversized answer: the same request would get one again.
+    fn is_retryable(self, status: Option<StatusCode>, lost_after_send: bool) -> bool {
         match self {
             AttemptOutcome::RateLimited
             | AttemptOutcome::Busy
             | AttemptOutcome::Unavailable
             | AttemptOutcome::ConnectError
             | AttemptOutcome::ConnectionReset => true,
+            AttemptOutcome::ConnectionLostAfterSend => lost_after_send,
             AttemptOutcome::ServerError => status == Some(StatusCode::INTERNAL_SERVER_ERROR),
             AttemptOutcome::Ok
             | AttemptOutcome::Unauthorized
@@ -132,6 +145,7 @@ pub struct RetryPolicy {
     max_attempts: u32,
     base_delay: Duration,
     max_delay: Duration,
+    connection_lost_after_send: bool,
 }
 
 impl RetryPolicy {
@@ -141,6 +155,7 @@ impl RetryPolicy {
             max_attempts: config.max_attempts.max(1),
             base_delay: config.base_delay,
             max_delay: config.max_delay,
+            connection_lost_after_send: config.connection_lost_after_send,
         }
     }
 
@@ -159,7 +174,9 @@ impl RetryPolicy {
         retry_after: Option<Duration>,
         jitter: f64,
     ) -> Verdict {
-        if attempt >= self.max_attempts || !outcome.is_retryable(status) {
+        if attempt >= self.max_attempts
+            || !outcome.is_retryable(status, self.connection_lost_after_send)
+        {
             return Verdict::Stop;
         }
         match retry_after {
@@ -197,10 +214,16 @@ pub(super) mod tests {
 
     /// Three attempts, 200 ms doubling to 5 s.
     pub(in crate::upstream) fn policy() -> RetryPolicy {
+        policy_resending(false)
+    }
+
+    /// The test policy, with `retry.connection_lost_after_send` set to `resend`.
+    fn policy_resending(resend: bool) -> RetryPolicy {
         RetryPolicy::new(&RetryConfig {
             max_attempts: 3,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
+            connection_lost_after_send: resend,
         })
     }
 
@@ -230,24 +253,52 @@ pub(super) mod tests {
             );
             assert_eq!(matches!(verdict, Verdict::RetryAfter(_)), retried, "{code}");
         }
-        for (outcome, retried) in [
-            (AttemptOutcome::ConnectError, true),
-            (AttemptOutcome::ConnectionReset, true),
-            (AttemptOutcome::Timeout, false),
-        ] {
-            let verdict = p.decide(1, outcome, None, None, 0.0);
-            assert_eq!(
-                matches!(verdict, Verdict::RetryAfter(_)),
-                retried,
-                "{outcome:?}"
-            );
+    }
+
+    #[test]
+    fn failures_without_an_answer_are_retried_only_if_the_request_never_went_out() {
+        // (outcome, retried by default, retried with retry.connection_lost_after_send = true)
+        let table = [
+            // No connection: nothing was sent.
+            (AttemptOutcome::ConnectError, true, true),
+            // Closed before the request was written (hyper handed it back): nothing was sent.
+            (AttemptOutcome::ConnectionReset, true, true),
+            // Lost after the request was written: the generation may have run and been billed.
+            (AttemptOutcome::ConnectionLostAfterSend, false, true),
+            (AttemptOutcome::Timeout, false, false),
+            (AttemptOutcome::TooLarge, false, false),
+            (AttemptOutcome::Failed, false, false),
+        ];
+        for (outcome, by_default, resending) in table {
+            for (resend, retried) in [(false, by_default), (true, resending)] {
+                let verdict = policy_resending(resend).decide(1, outcome, None, None, 0.0);
+                assert_eq!(
+                    matches!(verdict, Verdict::RetryAfter(_)),
+                    retried,
+                    "{outcome:?}, connection_lost_after_send = {resend}"
+                );
+            }
         }
     }
 
     #[test]
-    fn retried_lists_exactly_the_retryable_outcomes() {
+    fn the_switch_changes_nothing_but_connections_lost_after_send() {
         for outcome in AttemptOutcome::ALL {
-            let retryable = outcome.is_retryable(Some(StatusCode::INTERNAL_SERVER_ERROR));
+            for code in [200, 401, 404, 423, 429, 500, 502, 503, 504] {
+                let status = Some(StatusCode::from_u16(code).unwrap());
+                let decide =
+                    |resend| policy_resending(resend).decide(1, outcome, status, None, 0.0);
+                if outcome != AttemptOutcome::ConnectionLostAfterSend {
+                    assert_eq!(decide(false), decide(true), "{outcome:?} {code}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn retried_lists_exactly_the_outcomes_retryable_under_some_conf() {
+        for outcome in AttemptOutcome::ALL {
+            let retryable = outcome.is_retryable(Some(StatusCode::INTERNAL_SERVER_ERROR), true);
             assert_eq!(
                 AttemptOutcome::RETRIED.contains(&outcome),
                 retryable,

@@ -76,6 +76,8 @@ pub struct Setup {
     pub retry: String,
     /// Extra sections (`[auth]`, ...), appended before the routes.
     pub sections: String,
+    /// Where model calls go instead of the mock (the token endpoint stays the mock's).
+    pub api_base: Option<String>,
 }
 
 impl Default for Setup {
@@ -86,6 +88,7 @@ impl Default for Setup {
             salesforce: String::new(),
             retry: "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 100\n".to_owned(),
             sections: String::new(),
+            api_base: None,
         }
     }
 }
@@ -148,7 +151,7 @@ salesforce_model = "sfdc_ai__DefaultBedrockAnthropicClaude4Sonnet"
 model = "gpt-4o"
 salesforce_model = "sfdc_ai__DefaultGPT4Omni"
 "#,
-            api_base = mock.api_base(),
+            api_base = self.api_base.clone().unwrap_or_else(|| mock.api_base()),
             token_url = mock.token_url(),
             id = self.mock.client_id,
             secret = self.mock.client_secret,

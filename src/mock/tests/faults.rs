@@ -141,6 +141,14 @@ async fn connection_reset_closes_without_a_response() {
     )
     .await;
     assert!(result.is_err(), "no response expected");
+    // The whole request was read (and counted) before the close: to a client, the connection
+    // was lost after the request was sent, which is the case the bridge must not resend.
+    assert_eq!(mock.state().counters().chat_requests, 1);
+    let recorded = mock
+        .state()
+        .last_model_request()
+        .expect("the request was recorded");
+    assert_eq!(recorded.body, body.as_bytes());
 
     // At the socket level: the request goes out, nothing at all comes back before the close.
     let mut stream = tokio::net::TcpStream::connect(mock.addr()).await.unwrap();
