@@ -4,7 +4,7 @@
 //! answer an ordinary request normally.
 //!
 //! Also here: recovery from a token endpoint outage without a refresh storm, the upstream
-//! concurrency limit (`overloaded`), the total deadline bounding retries, a
+//! concurrency limit (`overloaded`), the total deadline bounding retries and token waits, a
 //! hanging token endpoint delaying nobody while the cached token is valid, and 1,000 concurrent
 //! requests at token expiry causing exactly one token fetch.
 
@@ -30,6 +30,7 @@ for_each_mount!(
     token_outage_recovers_without_a_refresh_storm,
     full_upstream_answers_overloaded_instead_of_queueing,
     the_deadline_bounds_retries,
+    the_deadline_bounds_the_wait_for_a_token,
     a_hanging_token_endpoint_delays_nobody_while_the_token_is_valid,
     thousand_concurrent_requests_at_token_expiry_fetch_one_token,
 );
@@ -685,6 +686,57 @@ async fn the_deadline_bounds_retries(mount: Mount) {
         "{took:?}"
     );
     assert_serves(&gateway).await;
+    gateway.stop().await;
+}
+
+async fn the_deadline_bounds_the_wait_for_a_token(mount: Mount) {
+    // The deadline counts from the request's arrival, so a token endpoint slower than it cannot
+    // stretch a request past it: 504 after 2 s, not an answer after 5.
+    let timed_out = Expect::Error {
+        status: 504,
+        kind: "api_error",
+        code: Some("upstream_timeout"),
+        says: "deadline of 2s",
+    };
+    let setup = Setup::default().salesforce("request_deadline_secs = 2");
+    let gateway = Gateway::start_with(mount, setup).await;
+    gateway
+        .upstream()
+        .inject_token_fault(TokenFault::Slow(Duration::from_secs(5)), 1);
+    let started = Instant::now();
+    let (status, body) =
+        post_json(&gateway, "/v1/chat/completions", &chat(CHAT_MODEL, "first")).await;
+    let took = started.elapsed();
+    check("token endpoint answers after 5 s", timed_out, status, &body);
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_millis(3500),
+        "first token: {took:?}"
+    );
+    println!("{mount:?}: 504 after {took:?} waiting for a first token");
+    assert_eq!(gateway.counters().chat_requests, 0);
+
+    // The fetch was not abandoned with the request: its token lands and is used, no second fetch.
+    tokio::time::sleep(Duration::from_millis(5300).saturating_sub(started.elapsed())).await;
+    assert_serves(&gateway).await;
+    assert_eq!(gateway.counters().token_requests, 1);
+
+    // After a 401 the resend waits for a new token: the same deadline bounds that wait.
+    gateway.upstream().revoke_tokens();
+    gateway
+        .upstream()
+        .inject_token_fault(TokenFault::Slow(Duration::from_secs(5)), 1);
+    let started = Instant::now();
+    let (status, body) = post_json(
+        &gateway,
+        "/v1/chat/completions",
+        &chat(CHAT_MODEL, "revoked"),
+    )
+    .await;
+    let took = started.elapsed();
+    check("401, then a token after 5 s", timed_out, status, &body);
+    assert!(took < Duration::from_millis(3500), "after a 401: {took:?}");
+    assert_eq!(gateway.counters().token_requests, 2);
+    println!("{mount:?}: 504 after {took:?} waiting for a token after a 401");
     gateway.stop().await;
 }
 

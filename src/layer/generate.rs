@@ -66,6 +66,8 @@ where
     };
     finisher.set_model(prepared.route.model.clone());
     let upstream_time = finisher.upstream_time();
+    // The deadline counts from the request's arrival: reading its body already spent some of it.
+    let started = finisher.started();
     let fallback_id = format!(
         "{}{}",
         front.id_prefix(),
@@ -76,7 +78,7 @@ where
     let delivery = prepared.delivery;
     if delivery.stream.is_none() {
         let rendered = async {
-            let answer = exchange(&shared, &inner, &prepared, &upstream_time).await?;
+            let answer = exchange(&shared, &inner, &prepared, &upstream_time, started).await?;
             let ctx = AnswerCtx {
                 fallback_id: &fallback_id,
                 created,
@@ -105,7 +107,8 @@ where
     let ignored = prepared.ignored.clone();
     let mut work: PendingAnswer = Box::pin(
         async move {
-            let answer = exchange(&shared_for_work, &inner, &prepared, &upstream_time).await?;
+            let answer =
+                exchange(&shared_for_work, &inner, &prepared, &upstream_time, started).await?;
             let ctx = AnswerCtx {
                 fallback_id: &fallback_id,
                 created,
@@ -243,12 +246,13 @@ struct Success {
 }
 
 /// Calls the Models API and reads its final answer: a success, or the failure its error answer
-/// says, read by the route's surface.
+/// says, read by the route's surface. The deadline counts from `started`, the request's arrival.
 async fn exchange<S: UpstreamService>(
     shared: &Shared,
     inner: &S,
     prepared: &Prepared,
     upstream_time: &UpstreamTime,
+    started: Instant,
 ) -> Result<Success, Failed> {
     let outgoing = Outgoing {
         target: prepared.route.surface.target(prepared.reading),
@@ -269,7 +273,7 @@ async fn exchange<S: UpstreamService>(
             &shared.tokens,
             &outgoing,
             Receive::Whole,
-            Instant::now(),
+            started,
             &observer,
         )
         .await
