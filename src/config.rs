@@ -160,7 +160,8 @@ pub struct SalesforceConfig {
     pub connect_timeout: Duration,
     /// `timeout_secs`: the limit on one upstream attempt.
     pub timeout: Duration,
-    /// `request_deadline_secs`: the limit on one caller request, across all retries.
+    /// `request_deadline_secs`: the limit on one caller request, from its arrival: reading its
+    /// body, waiting for tokens and all retries.
     pub request_deadline: Duration,
     /// `max_request_bytes`: larger request bodies get 413.
     pub max_request_bytes: usize,

@@ -4,7 +4,8 @@
 //! answer an ordinary request normally.
 //!
 //! Also here: recovery from a token endpoint outage without a refresh storm, the upstream
-//! concurrency limit (`overloaded`), the total deadline bounding retries, and 1,000 concurrent
+//! concurrency limit (`overloaded`), the total deadline bounding retries and token waits, a
+//! hanging token endpoint delaying nobody while the cached token is valid, and 1,000 concurrent
 //! requests at token expiry causing exactly one token fetch.
 
 mod common;
@@ -32,6 +33,8 @@ for_each_mount!(
     token_outage_recovers_without_a_refresh_storm,
     full_upstream_answers_overloaded_instead_of_queueing,
     the_deadline_bounds_retries,
+    the_deadline_bounds_the_wait_for_a_token,
+    a_hanging_token_endpoint_delays_nobody_while_the_token_is_valid,
     thousand_concurrent_requests_at_token_expiry_fetch_one_token,
 );
 
@@ -795,6 +798,150 @@ async fn the_deadline_bounds_retries(mount: Mount) {
         "{took:?}"
     );
     assert_serves(&gateway).await;
+    gateway.stop().await;
+}
+
+async fn the_deadline_bounds_the_wait_for_a_token(mount: Mount) {
+    // The deadline counts from the request's arrival, so a token endpoint slower than it cannot
+    // stretch a request past it: 504 after 2 s, not an answer after 5.
+    let timed_out = Expect::Error {
+        status: 504,
+        kind: "api_error",
+        code: Some("upstream_timeout"),
+        says: "deadline of 2s",
+    };
+    let setup = Setup::default().salesforce("request_deadline_secs = 2");
+    let gateway = Gateway::start_with(mount, setup).await;
+    gateway
+        .upstream()
+        .inject_token_fault(TokenFault::Slow(Duration::from_secs(5)), 1);
+    let started = Instant::now();
+    let (status, body) =
+        post_json(&gateway, "/v1/chat/completions", &chat(CHAT_MODEL, "first")).await;
+    let took = started.elapsed();
+    check("token endpoint answers after 5 s", timed_out, status, &body);
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_millis(3500),
+        "first token: {took:?}"
+    );
+    println!("{mount:?}: 504 after {took:?} waiting for a first token");
+    assert_eq!(gateway.counters().chat_requests, 0);
+
+    // The fetch was not abandoned with the request: its token lands and is used, no second fetch.
+    tokio::time::sleep(Duration::from_millis(5300).saturating_sub(started.elapsed())).await;
+    assert_serves(&gateway).await;
+    assert_eq!(gateway.counters().token_requests, 1);
+
+    // After a 401 the resend waits for a new token: the same deadline bounds that wait.
+    gateway.upstream().revoke_tokens();
+    gateway
+        .upstream()
+        .inject_token_fault(TokenFault::Slow(Duration::from_secs(5)), 1);
+    let started = Instant::now();
+    let (status, body) = post_json(
+        &gateway,
+        "/v1/chat/completions",
+        &chat(CHAT_MODEL, "revoked"),
+    )
+    .await;
+    let took = started.elapsed();
+    check("401, then a token after 5 s", timed_out, status, &body);
+    assert!(took < Duration::from_millis(3500), "after a 401: {took:?}");
+    assert_eq!(gateway.counters().token_requests, 2);
+    println!("{mount:?}: 504 after {took:?} waiting for a token after a 401");
+    gateway.stop().await;
+}
+
+/// Sends `count` chat requests one after another through `client`: each one's status (0 when it
+/// got no answer in the client's timeout) and latency.
+async fn latencies(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    count: usize,
+    label: &str,
+) -> Vec<(u16, Duration)> {
+    let mut measured = Vec::with_capacity(count);
+    for i in 0..count {
+        let sent = Instant::now();
+        let answer = client
+            .post(gateway.url("/v1/chat/completions"))
+            .json(&chat(CHAT_MODEL, &format!("{label} {i}")))
+            .send()
+            .await;
+        let status = match answer {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                response.bytes().await.map_or(0, |_| status)
+            }
+            Err(_) => 0,
+        };
+        measured.push((status, sent.elapsed()));
+    }
+    measured
+}
+
+/// The p99 of `measured`: with 20 samples, the slowest.
+fn p99(measured: &[(u16, Duration)]) -> Duration {
+    let mut times: Vec<Duration> = measured.iter().map(|(_, took)| *took).collect();
+    times.sort();
+    let rank = (times.len() * 99).div_ceil(100).max(1);
+    times.get(rank - 1).copied().unwrap_or_default()
+}
+
+async fn a_hanging_token_endpoint_delays_nobody_while_the_token_is_valid(mount: Mount) {
+    // The first token is opaque, so the bridge believes `token_ttl_secs`: with this skew it is
+    // fresh for 4 s (half its lifetime) and valid for 8 s. Every fetch after it hangs for a
+    // minute, longer than the bridge's 30 s token timeout.
+    let setup = Setup::default().salesforce("token_ttl_secs = 8\ntoken_refresh_skew_secs = 7");
+    let gateway = Gateway::start_with(mount, setup).await;
+    gateway.upstream().inject_token_fault(TokenFault::NotJwt, 1);
+    gateway
+        .upstream()
+        .inject_token_fault(TokenFault::Slow(Duration::from_secs(60)), ALWAYS);
+    // Short enough that a request stuck behind the hanging fetch fails the test quickly.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    assert_serves(&gateway).await;
+    let fetched = Instant::now();
+    assert_eq!(gateway.counters().token_requests, 1);
+    let baseline = latencies(&client, &gateway, 20, "baseline").await;
+
+    // Into the refresh window, 4 s before the token expires: the first request starts the
+    // (hanging) refresh and all of them keep the cached token.
+    tokio::time::sleep(Duration::from_millis(4300).saturating_sub(fetched.elapsed())).await;
+    let window = latencies(&client, &gateway, 20, "window").await;
+    // Past 8 s the token has expired and waiting is right: say so if a slow machine got there.
+    let ended = format!(
+        "the window requests ended {:?} after the token fetch (it expires at 8 s)",
+        fetched.elapsed()
+    );
+
+    let failed: Vec<_> = window.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "in the refresh window: {failed:?}; {ended}"
+    );
+    let (normal, refreshing) = (p99(&baseline), p99(&window));
+    // Twice normal, with a floor a loaded 2-core machine cannot reach by accident (a request
+    // waiting on the hanging fetch would take 10 s).
+    let limit = (normal * 2).max(Duration::from_millis(500));
+    assert!(
+        refreshing <= limit,
+        "p99 {refreshing:?} while refreshing vs {normal:?} normally (limit {limit:?}); {ended}"
+    );
+    assert_eq!(
+        gateway.counters().token_requests,
+        2,
+        "one refresh, in the background, for all the requests"
+    );
+    let scrape = gateway.scrape().await;
+    assert!(
+        scrape.contains(r#"sfbridge_token_cache_total{event="refresh_ahead"} 1"#),
+        "{scrape}"
+    );
+    println!("{mount:?}: p99 {normal:?} normally, {refreshing:?} with the token endpoint hanging");
     gateway.stop().await;
 }
 

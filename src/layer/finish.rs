@@ -64,6 +64,11 @@ impl Finisher {
         self.model = Some(model);
     }
 
+    /// When the request arrived: its deadline counts from here.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
     pub(crate) fn upstream_time(&self) -> UpstreamTime {
         self.upstream.clone()
     }

@@ -78,6 +78,8 @@ where
     };
     finisher.set_model(prepared.route.model.clone());
     let upstream_time = finisher.upstream_time();
+    // The deadline counts from the request's arrival: reading its body already spent some of it.
+    let started = finisher.started();
     let fallback_id = format!(
         "{}{}",
         front.id_prefix(),
@@ -87,7 +89,7 @@ where
 
     if prepared.delivery.stream.is_none() {
         let rendered = async {
-            let answer = exchange(&shared, &inner, &prepared, &upstream_time).await?;
+            let answer = exchange(&shared, &inner, &prepared, &upstream_time, started).await?;
             let ctx = prepared.answer_ctx(&fallback_id, created);
             render(&shared.metrics, &prepared, &answer, |answer| {
                 front.answer_json(&answer, &ctx)
@@ -111,7 +113,8 @@ where
     let ignored = prepared.ignored.clone();
     let mut work: PendingAnswer = Box::pin(
         async move {
-            let answer = exchange(&shared_for_work, &inner, &prepared, &upstream_time).await?;
+            let answer =
+                exchange(&shared_for_work, &inner, &prepared, &upstream_time, started).await?;
             let ctx = prepared.answer_ctx(&fallback_id, created);
             render(&shared_for_work.metrics, &prepared, &answer, |answer| {
                 front.answer_events(&answer, &ctx)
@@ -246,12 +249,13 @@ struct Success {
 }
 
 /// Calls the Models API and reads its final answer: a success, or the failure its error answer
-/// says, read by the route's surface.
+/// says, read by the route's surface. The deadline counts from `started`, the request's arrival.
 async fn exchange<S: UpstreamService>(
     shared: &Shared,
     inner: &S,
     prepared: &Prepared,
     upstream_time: &UpstreamTime,
+    started: Instant,
 ) -> Result<Success, Failed> {
     let outgoing = Outgoing {
         target: prepared.route.surface.target(prepared.reading),
@@ -272,7 +276,7 @@ async fn exchange<S: UpstreamService>(
             &shared.tokens,
             &outgoing,
             Receive::Whole,
-            Instant::now(),
+            started,
             &observer,
         )
         .await

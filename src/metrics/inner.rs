@@ -134,7 +134,7 @@ impl Inner {
         )?;
         let token_cache = counter(
             "sfbridge_token_cache_total",
-            "Salesforce token cache events: hit, miss, refresh, refresh_failure.",
+            "Salesforce token cache events: hit, miss, refresh_ahead, refresh, refresh_failure.",
             "event",
         )?;
         let extractor_paths = counter(

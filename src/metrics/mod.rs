@@ -37,7 +37,7 @@
 //! | `sfbridge_upstream_duration_seconds` | | histogram: one Models API attempt |
 //! | `sfbridge_upstream_attempts_total` | `outcome` | Models API attempts, by outcome |
 //! | `sfbridge_upstream_retries_total` | `reason` | attempts that retried an earlier one, by why |
-//! | `sfbridge_token_cache_total` | `event` | token cache `hit`, `miss`, `refresh`, `refresh_failure` |
+//! | `sfbridge_token_cache_total` | `event` | token cache `hit`, `miss`, `refresh_ahead` (a background refresh started), `refresh`, `refresh_failure` |
 //! | `sfbridge_extractor_paths_total` | `path` | responses by extractor path (`primary`, a fallback, `none`) |
 //! | `sfbridge_prompt_tokens_total` | `model` | prompt tokens Salesforce reported |
 //! | `sfbridge_completion_tokens_total` | `model` | completion tokens Salesforce reported |
@@ -236,7 +236,8 @@ impl Metrics {
         self.inner.upstream_duration.observe(duration.as_secs_f64());
     }
 
-    /// Records a token cache event: `"hit"`, `"miss"`, `"refresh"` or `"refresh_failure"`.
+    /// Records a token cache event: `"hit"`, `"miss"`, `"refresh_ahead"`, `"refresh"` or
+    /// `"refresh_failure"`.
     pub fn token_event(&self, event: &'static str) {
         self.inner.token_cache.inc(event);
     }

@@ -47,7 +47,7 @@ pub struct RequestSummary {
 /// Token cache lookups and refreshes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenCacheSummary {
-    /// Lookups answered by a cached, fresh token.
+    /// Lookups answered by a cached, unexpired token without waiting.
     pub hits: u64,
     /// Lookups that had to wait for a token.
     pub misses: u64,

@@ -1,4 +1,5 @@
-//! The token cache: freshness, single flight, failure cooldown, invalidation and readiness.
+//! The token cache: freshness, refresh ahead of expiry, single flight, failure cooldown,
+//! invalidation and readiness.
 //!
 //! All state sits behind one `std::sync::Mutex` that is only ever held for a few synchronous
 //! lines, never across an `.await` and never while the observer runs or a task is spawned. A fetch
@@ -24,6 +25,16 @@ const MAX_COOLDOWN: Duration = Duration::from_secs(30);
 const REFUSAL_MEMORY: Duration = Duration::from_secs(60);
 /// The shortest time a token is cached, so an already-expired `exp` cannot cause a fetch per request.
 const MIN_FRESH: Duration = Duration::from_secs(1);
+/// The shortest time a token is served before it counts as expired, whatever its `exp` says. A
+/// local clock running ahead of Salesforce's makes every token look expired on arrival; without
+/// this floor each one would be refetched, with callers waiting, every [`MIN_FRESH`]. A token
+/// Salesforce really has expired is answered 401, which drops it and resends with a new one.
+const MIN_LIFETIME: Duration = Duration::from_secs(5);
+/// No refresh ahead of expiry starts sooner than this after the previous fetch ended, success or
+/// failure, so a short lifetime or a skewed clock cannot turn refresh-ahead into a fetch per
+/// request. Kept well under [`MIN_LIFETIME`] so that a refresh ahead still has time to land
+/// before the token it replaces expires.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 /// Lifetimes above this are not believed: refetching once a day costs nothing, and it keeps a
 /// far-future `exp` from overflowing `Instant`.
 const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -31,31 +42,36 @@ const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// What happened on a [`TokenCache`] call, for metrics (see [`TokenCache::with_observer`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TokenEvent {
-    /// A request got a cached token without waiting.
+    /// A request got a cached, unexpired token without waiting (in the refresh window too).
     Hit,
-    /// A request had no fresh token: it waited for a fetch, or got the last fetch error during the
-    /// cooldown.
+    /// A request had no unexpired token: it waited for a fetch, or got the last fetch error
+    /// during the cooldown.
     Miss,
-    /// A fetch succeeded.
+    /// A request found the token in its refresh window and started a fetch in the background; it
+    /// got the cached token without waiting, and is counted as a [`Hit`](Self::Hit) too.
+    RefreshAhead,
+    /// A fetch succeeded, whether callers waited for it or it ran ahead in the background.
     Refresh,
-    /// A fetch failed.
+    /// A fetch failed, whether callers waited for it or it ran ahead in the background.
     RefreshFailure,
 }
 
 impl TokenEvent {
     /// Every event.
-    pub const ALL: [TokenEvent; 4] = [
+    pub const ALL: [TokenEvent; 5] = [
         TokenEvent::Hit,
         TokenEvent::Miss,
+        TokenEvent::RefreshAhead,
         TokenEvent::Refresh,
         TokenEvent::RefreshFailure,
     ];
 
-    /// A fixed label value: `hit`, `miss`, `refresh` or `refresh_failure`.
+    /// A fixed label value: `hit`, `miss`, `refresh_ahead`, `refresh` or `refresh_failure`.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenEvent::Hit => "hit",
             TokenEvent::Miss => "miss",
+            TokenEvent::RefreshAhead => "refresh_ahead",
             TokenEvent::Refresh => "refresh",
             TokenEvent::RefreshFailure => "refresh_failure",
         }
@@ -78,12 +94,17 @@ pub enum Readiness {
 ///
 /// - A token is *fresh* until `lifetime − refresh_skew` after it was fetched, but never for less
 ///   than half its lifetime nor less than one second, so a short-lived token cannot cause a
-///   fetch per request. Lifetimes are capped at one day.
-/// - At most one fetch runs at a time; every request without a fresh token waits for it.
-/// - After a failed fetch, requests get that error at once, without fetching, for a cooldown of
-///   1 s that doubles with each consecutive failure up to 30 s; the first request after the
-///   cooldown fetches again. While the previous token has not expired (the `refresh_skew` window),
-///   requests get that token instead of the error.
+///   fetch per request. It *expires* after its lifetime, but never less than 5 s after it was
+///   fetched (a clock running ahead of Salesforce's must not make every token expire on
+///   arrival). Lifetimes are capped at one day.
+/// - Between the two (the `refresh_skew` window) requests get the cached token at once, and one
+///   of them starts a fetch in the background. Such a refresh ahead starts no sooner than 2 s
+///   after the previous fetch ended, nor during a failure cooldown.
+/// - Only a request with no unexpired token waits for a fetch. At most one fetch runs at a
+///   time, and every waiting request shares it.
+/// - After a failed fetch, requests without an unexpired token get that error at once, without
+///   fetching, for a cooldown of 1 s that doubles with each consecutive failure up to 30 s; the
+///   first request after the cooldown fetches again.
 ///
 /// Fetches run in spawned tasks, so [`get`](Self::get) must be called within a Tokio runtime.
 #[derive(Clone)]
@@ -106,6 +127,8 @@ struct State {
     flight: Option<Flight>,
     failure: Option<Failure>,
     succeeded_once: bool,
+    /// When the last fetch ended, to space out refreshes ahead of expiry.
+    last_fetch: Option<Instant>,
     refusal: Option<Refusal>,
     observer: Option<Observer>,
 }
@@ -136,6 +159,9 @@ enum Step {
     Wait(Flight),
     /// Wait for a fetch this caller registered and must now spawn, outside the lock.
     Start(Flight, FetchGuard),
+    /// Use the cached token now, and spawn (outside the lock) the fetch this caller registered
+    /// to replace it; nobody waits for that fetch unless the token expires or is dropped first.
+    Ahead(AccessToken, FetchGuard),
 }
 
 impl TokenCache {
@@ -158,8 +184,10 @@ impl TokenCache {
         self
     }
 
-    /// A token to call the Models API with: the cached one while fresh, otherwise the result of
-    /// the fetch in flight (starting one if needed). Waits at most for one fetch.
+    /// A token to call the Models API with: the cached one until it expires (starting a fetch in
+    /// the background once it is in its refresh window), otherwise the result of the fetch in
+    /// flight (starting one if needed). Waits at most for one fetch, and only when no unexpired
+    /// token is cached.
     pub async fn get(&self) -> Result<AccessToken, TokenError> {
         let (step, observer) = {
             let mut state = self.inner.lock();
@@ -185,6 +213,13 @@ impl TokenCache {
                 guard.spawn();
                 emit(observer.as_ref(), TokenEvent::Miss);
                 flight.await
+            }
+            Step::Ahead(token, guard) => {
+                guard.spawn();
+                tracing::debug!("refreshing the Salesforce token ahead of its expiry");
+                emit(observer.as_ref(), TokenEvent::Hit);
+                emit(observer.as_ref(), TokenEvent::RefreshAhead);
+                Ok(token)
             }
         }
     }
@@ -277,10 +312,21 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// What a request arriving at `now` does. Only a request with no unexpired token waits.
     fn step(this: &Arc<Self>, state: &mut State, now: Instant) -> Step {
         if let Some(cached) = &state.cached {
             if now < cached.fresh_until {
                 return Step::Hit(cached.token.clone());
+            }
+            if now < cached.expires_at {
+                // The refresh window: the token still works for a while, so nobody waits for
+                // its replacement.
+                let token = cached.token.clone();
+                if !state.may_refresh_ahead(now) {
+                    return Step::Hit(token);
+                }
+                let (_flight, guard) = Self::register(this, state);
+                return Step::Ahead(token, guard);
             }
         }
         if let Some(flight) = &state.flight {
@@ -288,12 +334,15 @@ impl Inner {
         }
         if let Some(failure) = &state.failure {
             if now < failure.retry_at {
-                return match state.usable(now) {
-                    Some(token) => Step::Hit(token),
-                    None => Step::Cooldown(failure.error.clone()),
-                };
+                return Step::Cooldown(failure.error.clone());
             }
         }
+        let (flight, guard) = Self::register(this, state);
+        Step::Start(flight, guard)
+    }
+
+    /// Registers a fetch as the one in flight; the caller spawns the returned guard.
+    fn register(this: &Arc<Self>, state: &mut State) -> (Flight, FetchGuard) {
         let (reply, outcome) = oneshot::channel();
         let flight = async move { outcome.await.unwrap_or(Err(TokenError::Aborted)) }
             .boxed()
@@ -303,7 +352,7 @@ impl Inner {
             inner: Arc::clone(this),
             reply: Some(reply),
         };
-        Step::Start(flight, guard)
+        (flight, guard)
     }
 
     /// Records a fetch's outcome and returns what its waiters get.
@@ -314,6 +363,7 @@ impl Inner {
         let now = Instant::now();
         let mut state = self.lock();
         state.flight = None;
+        state.last_fetch = Some(now);
         let observer = state.observer.clone();
         match result {
             Ok(FetchedToken { token, lifetime }) => {
@@ -321,7 +371,7 @@ impl Inner {
                 state.cached = Some(Cached {
                     token: token.clone(),
                     fresh_until: now + fresh_for(lifetime, self.refresh_skew),
-                    expires_at: now + lifetime,
+                    expires_at: now + lifetime.max(MIN_LIFETIME),
                 });
                 state.failure = None;
                 state.succeeded_once = true;
@@ -362,6 +412,19 @@ impl Inner {
 }
 
 impl State {
+    /// Whether a refresh ahead of expiry may start at `now`: none is in flight, no failure
+    /// cooldown runs, and the last fetch ended at least [`MIN_REFRESH_INTERVAL`] ago.
+    fn may_refresh_ahead(&self, now: Instant) -> bool {
+        self.flight.is_none()
+            && self
+                .failure
+                .as_ref()
+                .is_none_or(|failure| now >= failure.retry_at)
+            && self
+                .last_fetch
+                .is_none_or(|ended| now >= ended + MIN_REFRESH_INTERVAL)
+    }
+
     /// The cached token if it has not expired, fresh or not.
     fn usable(&self, now: Instant) -> Option<AccessToken> {
         self.cached
@@ -497,6 +560,16 @@ mod tests {
                 .count()
         }
 
+        /// How many events have this metric label.
+        fn count_label(&self, label: &str) -> usize {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.as_str() == label)
+                .count()
+        }
+
         fn take(&self) -> Vec<TokenEvent> {
             std::mem::take(&mut *self.0.lock().unwrap())
         }
@@ -518,6 +591,20 @@ mod tests {
         tokio::time::advance(Duration::from_secs_f64(secs)).await;
     }
 
+    /// Lets a fetch spawned in the background with no delay run to its end.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    /// `cache.get()`, asserting it did not wait: with the clock paused, any wait for a fetch
+    /// moves it forward.
+    async fn get_at_once(cache: &TokenCache) -> AccessToken {
+        let asked = Instant::now();
+        let token = cache.get().await.unwrap();
+        assert_eq!(asked.elapsed(), Duration::ZERO, "get() waited for a fetch");
+        token
+    }
+
     #[tokio::test(start_paused = true)]
     async fn fresh_token_is_a_hit_and_fetches_once() {
         let fake = Fake::new(Duration::from_millis(100), LIFETIME);
@@ -536,17 +623,23 @@ mod tests {
         cache.get().await.unwrap();
         advance_secs(1739.0).await; // lifetime − skew − 1
         assert_eq!(cache.get().await.unwrap(), token(1));
+        assert_eq!(fake.calls(), 1);
         advance_secs(1.5).await;
-        assert_eq!(cache.get().await.unwrap(), token(2));
+        // In the refresh window: the cached token at once, its successor fetched in the background.
+        assert_eq!(get_at_once(&cache).await, token(1));
+        settle().await;
         assert_eq!(fake.calls(), 2);
+        assert_eq!(get_at_once(&cache).await, token(2));
         assert_eq!(
             events.take(),
             [
                 TokenEvent::Miss,
                 TokenEvent::Refresh,
                 TokenEvent::Hit,
-                TokenEvent::Miss,
-                TokenEvent::Refresh
+                TokenEvent::Hit,
+                TokenEvent::RefreshAhead,
+                TokenEvent::Refresh,
+                TokenEvent::Hit,
             ]
         );
     }
@@ -558,23 +651,156 @@ mod tests {
         cache.get().await.unwrap();
         advance_secs(14.0).await;
         cache.get().await.unwrap();
+        settle().await;
         assert_eq!(fake.calls(), 1);
         advance_secs(2.0).await;
-        cache.get().await.unwrap();
+        assert_eq!(get_at_once(&cache).await, token(1));
+        settle().await;
+        assert_eq!(fake.calls(), 2);
+        assert_eq!(get_at_once(&cache).await, token(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_expired_on_arrival_costs_no_waits_and_no_storm() {
+        // A clock running ahead of Salesforce's: every token looks expired on arrival. Each
+        // fetch takes 1 s.
+        let fake = Fake::new(Duration::from_secs(1), Duration::ZERO);
+        let (cache, _) = cache(&fake);
+        assert_eq!(cache.get().await.unwrap(), token(1)); // nothing cached: waits once
+        for _ in 0..10 {
+            assert_eq!(get_at_once(&cache).await, token(1));
+        }
+        assert_eq!(fake.calls(), 1);
+
+        // A request every 100 ms for a minute: none waits, and a refresh starts with the first
+        // request 2 s after the previous fetch ended (it lands 1 s later, well before the 5 s
+        // floor runs out): one fetch per 3.1 s, at 3.1, 6.2, ... 58.9 s.
+        for _ in 0..600 {
+            advance_secs(0.1).await;
+            get_at_once(&cache).await;
+        }
+        settle().await;
+        assert_eq!(fake.calls(), 1 + 19);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_the_refresh_window_nobody_waits_for_the_refresh() {
+        // The token endpoint hangs for 30 s.
+        let fake = Fake::new(Duration::from_secs(30), LIFETIME);
+        let (cache, events) = cache(&fake);
+        assert_eq!(cache.get().await.unwrap(), token(1));
+        advance_secs(1750.0).await; // inside the skew window: 50 s before expiry
+
+        for _ in 0..100 {
+            assert_eq!(get_at_once(&cache).await, token(1));
+        }
+        settle().await;
+        assert_eq!(
+            fake.calls(),
+            2,
+            "one fetch in the background for all of them"
+        );
+        assert_eq!(events.count_label("refresh_ahead"), 1);
+        assert_eq!(
+            events.count_label("miss"),
+            1,
+            "only the very first get waited"
+        );
+
+        // The refresh lands; its token is served from then on.
+        advance_secs(30.0).await;
+        settle().await;
+        assert_eq!(get_at_once(&cache).await, token(2));
         assert_eq!(fake.calls(), 2);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn expired_token_is_still_cached_for_a_second() {
-        let fake = Fake::new(Duration::ZERO, Duration::ZERO);
-        let (cache, _) = cache(&fake);
-        for _ in 0..10 {
-            cache.get().await.unwrap();
-        }
-        assert_eq!(fake.calls(), 1);
-        advance_secs(1.0).await;
+    async fn a_failing_refresh_ahead_backs_off() {
+        let fake = Fake::new(Duration::ZERO, LIFETIME);
+        let (cache, events) = cache(&fake);
         cache.get().await.unwrap();
+        fake.fail(true);
+        advance_secs(1741.0).await; // 59 s before expiry
+
+        // A request every 100 ms for 50 s: each gets the old token at once. Attempts start no
+        // sooner than 2 s after the last one, nor within its cooldown (1, 2, 4, 8, 16 s): at
+        // 0, 2, 4, 8, 16 and 32 s.
+        for _ in 0..500 {
+            assert_eq!(get_at_once(&cache).await, token(1));
+            settle().await;
+            advance_secs(0.1).await;
+        }
+        assert_eq!(fake.calls(), 1 + 6);
+        assert_eq!(events.count(TokenEvent::RefreshFailure), 6);
+        assert_eq!(events.count_label("refresh_ahead"), 6);
+        assert_eq!(cache.readiness(), Readiness::Ready);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_401_during_a_refresh_ahead_waits_for_that_refresh() {
+        let fake = Fake::new(Duration::from_secs(5), LIFETIME);
+        let (cache, _) = cache(&fake);
+        let stale = cache.get().await.unwrap();
+        advance_secs(1750.0).await;
+        assert_eq!(get_at_once(&cache).await, stale);
+        settle().await;
         assert_eq!(fake.calls(), 2);
+
+        // The token is refused: the resend waits for the refresh already running.
+        assert!(cache.invalidate(&stale));
+        assert_eq!(cache.get().await.unwrap(), token(2));
+        assert_eq!(fake.calls(), 2);
+    }
+
+    #[test]
+    fn refresh_ahead_decision_table() {
+        let now = Instant::now();
+        let secs = Duration::from_secs_f64;
+        let failure = |retry_in: f64| Failure {
+            error: TokenError::NoAccessToken,
+            consecutive: 1,
+            retry_at: now + secs(retry_in),
+        };
+        let flight: Flight = futures_util::future::pending().boxed().shared();
+        let cases = [
+            (State::default(), true, "first refresh"),
+            (
+                State {
+                    flight: Some(flight),
+                    ..State::default()
+                },
+                false,
+                "a fetch is in flight",
+            ),
+            (
+                State {
+                    failure: Some(failure(0.5)),
+                    ..State::default()
+                },
+                false,
+                "failure cooldown running",
+            ),
+            (
+                State {
+                    failure: Some(failure(0.0)),
+                    last_fetch: now.checked_sub(secs(2.0)),
+                    ..State::default()
+                },
+                true,
+                "cooldown over, 2 s since the last fetch",
+            ),
+            (
+                State {
+                    last_fetch: now.checked_sub(secs(1.9)),
+                    ..State::default()
+                },
+                false,
+                "the last fetch ended under 2 s ago",
+            ),
+        ];
+        for (state, expected, case) in cases {
+            assert_eq!(state.may_refresh_ahead(now), expected, "{case}");
+        }
     }
 
     #[test]
@@ -742,11 +968,12 @@ mod tests {
         cache.get().await.unwrap();
         fake.fail(true);
 
-        // In the skew window: the refresh fails, the old token still works.
+        // In the skew window: the refresh ahead fails, the old token still works.
         advance_secs(1750.0).await;
-        assert_eq!(cache.get().await.unwrap(), token(1));
+        assert_eq!(get_at_once(&cache).await, token(1));
+        settle().await;
         assert_eq!(fake.calls(), 2);
-        assert_eq!(cache.get().await.unwrap(), token(1)); // cooling down: no fetch
+        assert_eq!(get_at_once(&cache).await, token(1)); // cooling down: no fetch
         assert_eq!(fake.calls(), 2);
         assert_eq!(cache.readiness(), Readiness::Ready);
         assert_eq!(events.count(TokenEvent::RefreshFailure), 1);
@@ -754,6 +981,7 @@ mod tests {
         // Once it expires, the error comes through.
         advance_secs(60.0).await;
         assert!(matches!(cache.get().await, Err(TokenError::NoAccessToken)));
+        assert_eq!(fake.calls(), 3);
         assert_eq!(
             cache.readiness(),
             Readiness::NotReady {
@@ -767,7 +995,7 @@ mod tests {
         let fresh = cache.get().await.unwrap();
         fake.fail(true);
         advance_secs(1750.0).await;
-        assert_eq!(cache.get().await.unwrap(), fresh);
+        assert_eq!(get_at_once(&cache).await, fresh);
         cache.invalidate(&fresh);
         assert!(cache.get().await.is_err());
     }
@@ -905,13 +1133,10 @@ mod tests {
 
     #[test]
     fn event_labels() {
-        let labels = [
-            TokenEvent::Hit,
-            TokenEvent::Miss,
-            TokenEvent::Refresh,
-            TokenEvent::RefreshFailure,
-        ]
-        .map(TokenEvent::as_str);
-        assert_eq!(labels, ["hit", "miss", "refresh", "refresh_failure"]);
+        let labels = TokenEvent::ALL.map(TokenEvent::as_str);
+        assert_eq!(
+            labels,
+            ["hit", "miss", "refresh_ahead", "refresh", "refresh_failure"]
+        );
     }
 }

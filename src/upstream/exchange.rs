@@ -1,6 +1,7 @@
 //! The exchange: the one road to Salesforce. A reader follows a call here from the token to the
 //! final answer: a cached token, attempts under a concurrency limit and a deadline, retries as
-//! the [`RetryPolicy`] decides, and after a 401 one resend with a freshly fetched token.
+//! the [`RetryPolicy`] decides, and after a 401 one resend with a freshly fetched token. The
+//! deadline counts from the caller's request's arrival and bounds all of it, token waits included.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -17,7 +18,7 @@ use super::{
     AttemptTimeout, Target, UpstreamBody, UpstreamError, UpstreamService, MAX_ANSWER_BYTES,
 };
 use crate::surface::{APP_CONTEXT, APP_CONTEXT_HEADER, CLIENT_FEATURE, CLIENT_FEATURE_HEADER};
-use crate::token::{TokenCache, TokenError};
+use crate::token::{AccessToken, TokenCache, TokenError};
 
 /// Told about every attempt, retry and wait, for metrics and logs.
 pub(crate) trait AttemptObserver {
@@ -65,7 +66,7 @@ pub(crate) enum ExchangeError {
     /// The token cannot be sent in a header.
     #[error("the Salesforce token endpoint returned a token that cannot be sent in a header")]
     UnusableToken,
-    /// Every attempt failed without an answer, or the deadline passed.
+    /// Every attempt failed without an answer, or the deadline passed (waiting for a token too).
     #[error("{0}")]
     Upstream(#[source] UpstreamError),
 }
@@ -99,7 +100,8 @@ impl Dispatcher {
     }
 
     /// Makes the call: a cached token, the retry loop, and after a 401 one resend with a freshly
-    /// fetched token. The deadline counts from `started`.
+    /// fetched token. The deadline counts from `started`, when the caller's request arrived, so
+    /// reading its body and waiting for tokens (twice after a 401) count against it.
     pub(crate) async fn exchange<S: UpstreamService>(
         &self,
         service: &S,
@@ -112,9 +114,9 @@ impl Dispatcher {
         let mut refreshed = false;
         loop {
             let waited = Instant::now();
-            let token = tokens.get().await;
+            let token = self.token_within_deadline(tokens, started).await;
             observer.waited(waited.elapsed());
-            let token = token.map_err(ExchangeError::Token)?;
+            let token = token?;
             let bearer = token
                 .bearer_header()
                 .cloned()
@@ -157,6 +159,39 @@ impl Dispatcher {
         }
     }
 
+    /// A token, waited for no longer than the deadline (counted from `started`) leaves. Running
+    /// out of it is the deadline's error, a 504 like any other request that outlived its
+    /// deadline, not a token failure (503): the token endpoint may be slow, not broken. The fetch
+    /// cut short goes on in the background, and its token is cached for the next request.
+    async fn token_within_deadline(
+        &self,
+        tokens: &TokenCache,
+        started: Instant,
+    ) -> Result<AccessToken, ExchangeError> {
+        // `timeout` polls `get` first, so a cached token is used even with no time left; the
+        // retry loop then answers the deadline.
+        match tokio::time::timeout(self.remaining(started), tokens.get()).await {
+            Ok(token) => token.map_err(ExchangeError::Token),
+            Err(_) => {
+                tracing::debug!("no Salesforce token within the request's deadline");
+                Err(ExchangeError::Upstream(UpstreamError::DeadlineExceeded(
+                    self.deadline,
+                )))
+            }
+        }
+    }
+
+    /// What is left of the deadline counted from `started`; `Duration::MAX` for a deadline too
+    /// far off to represent.
+    fn remaining(&self, started: Instant) -> Duration {
+        // `Instant + Duration` panics on overflow; a deadline too far off to represent is none.
+        started
+            .checked_add(self.deadline)
+            .map_or(Duration::MAX, |at| {
+                at.saturating_duration_since(Instant::now())
+            })
+    }
+
     /// Sends `make_request()` until the policy stops or the deadline (counted from `started`)
     /// would pass. The last answer is returned whatever its status.
     pub(crate) async fn send<S: UpstreamService>(
@@ -167,13 +202,7 @@ impl Dispatcher {
         started: Instant,
         observer: &(dyn AttemptObserver + Send + Sync),
     ) -> Result<Exchanged, UpstreamError> {
-        // `Instant + Duration` panics on overflow; a deadline too far off to represent is none.
-        let deadline = started.checked_add(self.deadline);
-        let remaining = || {
-            deadline.map_or(Duration::MAX, |at| {
-                at.saturating_duration_since(Instant::now())
-            })
-        };
+        let remaining = || self.remaining(started);
         let mut attempt: u32 = 0;
         loop {
             attempt = attempt.saturating_add(1);
@@ -420,6 +449,106 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(exchange.status, 429);
+    }
+
+    /// A token source that answers after `0`.
+    struct SlowSource(Duration);
+
+    impl crate::token::TokenSource for SlowSource {
+        fn fetch(
+            &self,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = Result<crate::token::FetchedToken, TokenError>>
+                    + Send
+                    + '_,
+            >,
+        > {
+            Box::pin(async move {
+                tokio::time::sleep(self.0).await;
+                Ok(crate::token::FetchedToken {
+                    token: AccessToken::new("t0k3n"),
+                    lifetime: Duration::from_secs(1800),
+                })
+            })
+        }
+    }
+
+    fn outgoing_to(target: &Target) -> Outgoing<'_> {
+        Outgoing {
+            target,
+            body: Bytes::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_a_token_counts_against_the_deadline() {
+        let tokens = TokenCache::new(SlowSource(Duration::from_secs(5)), Duration::ZERO);
+        let (service, calls) = scripted(&[]);
+        let target = Target::parse("http://127.0.0.1:9/models/m/chat-generations").unwrap();
+        let started = Instant::now();
+        let result = dispatcher(Duration::from_secs(2))
+            .exchange(
+                &service,
+                &tokens,
+                &outgoing_to(&target),
+                Receive::Whole,
+                started,
+                &Recorder::default(),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(ExchangeError::Upstream(UpstreamError::DeadlineExceeded(d))) if d == Duration::from_secs(2)),
+            "{result:?}"
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+        // The fetch went on: its token is there for the next request, at once.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        tokio::task::yield_now().await;
+        let started = Instant::now();
+        let exchanged = dispatcher(Duration::from_secs(2))
+            .exchange(
+                &service,
+                &tokens,
+                &outgoing_to(&target),
+                Receive::Whole,
+                started,
+                &Recorder::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(exchanged.status, 200);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_spent_before_the_exchange_counts_against_the_deadline() {
+        let tokens = TokenCache::new(SlowSource(Duration::ZERO), Duration::ZERO);
+        let (service, calls) = scripted(&[]);
+        let target = Target::parse("http://127.0.0.1:9/models/m/chat-generations").unwrap();
+        // The caller's body took the whole deadline to arrive.
+        let started = Instant::now();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let result = dispatcher(Duration::from_secs(2))
+            .exchange(
+                &service,
+                &tokens,
+                &outgoing_to(&target),
+                Receive::Whole,
+                started,
+                &Recorder::default(),
+            )
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(ExchangeError::Upstream(UpstreamError::DeadlineExceeded(_)))
+            ),
+            "{result:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test(start_paused = true)]

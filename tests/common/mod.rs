@@ -424,11 +424,13 @@ pub async fn post_json_via(
 /// `callers` concurrent requests arrive just after the cached token expired: all succeed, and the
 /// token endpoint is called exactly once for them.
 pub async fn callers_at_token_expiry_fetch_one_token(mount: Mount, callers: usize) {
-    // The first token is opaque, so the bridge gives it `token_ttl_secs` (2 s) while the mock
-    // keeps accepting it: expiry is the bridge's alone, and no caller can meet a 401. The
-    // refresh answers a JWT that lives 30 minutes, after 500 ms, like a real token endpoint.
+    // The first token is opaque, so the bridge gives it `token_ttl_secs` (5 s, the shortest
+    // lifetime the cache believes) while the mock keeps accepting it: expiry is the bridge's
+    // alone, and no caller can meet a 401. With no refresh skew nothing is refreshed ahead, so
+    // every caller after expiry waits for the one fetch. The refresh answers a JWT that lives 30
+    // minutes, after 500 ms, like a real token endpoint.
     let setup = Setup::default().salesforce(
-        "token_ttl_secs = 2\ntoken_refresh_skew_secs = 0\nmax_concurrent_requests = 1024",
+        "token_ttl_secs = 5\ntoken_refresh_skew_secs = 0\nmax_concurrent_requests = 1024",
     );
     let gateway = std::sync::Arc::new(Gateway::start_with(mount, setup).await);
     gateway
@@ -442,7 +444,7 @@ pub async fn callers_at_token_expiry_fetch_one_token(mount: Mount, callers: usiz
         post_json(&gateway, "/v1/chat/completions", &chat(CHAT_MODEL, "first")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(gateway.counters().token_requests, 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await; // the token has now expired
+    tokio::time::sleep(Duration::from_millis(5100)).await; // the token has now expired
 
     // One pooled client: with no idle connection to reuse, each caller opens its own, so all
     // callers are in flight at once.
