@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use sf_models_bridge::mock::Fault;
+
 use common::{
     assert_serves, chat, error_kind, get_json, http, panics, post_json, status_and_json, Gateway,
     Mount, Setup, CALLER_KEY, CHAT_MODEL,
@@ -25,6 +27,7 @@ for_each_mount!(
     deep_nesting_gets_400,
     gigantic_strings_within_the_limit_are_served,
     trickled_body_is_cut_off_by_the_body_deadline,
+    a_caller_that_leaves_cancels_its_upstream_call,
 );
 
 /// The body limit of these tests' bridges.
@@ -649,6 +652,78 @@ async fn trickled_headers_are_cut_off_by_the_header_deadline_axum_only() {
     assert_serves(&gateway).await;
     let (status, _) = get_json(&gateway, "/health").await;
     assert_eq!(status, 200);
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// The sum of a metric family's samples whose line contains each of `labels`, 0 when absent.
+fn metric_sum(scrape: &str, name: &str, labels: &[&str]) -> f64 {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The chat endpoint's series (a scrape is itself in flight on its own endpoint).
+const CHAT: &[&str] = &[r#"endpoint="chat_completions""#];
+
+/// A caller that disconnects while its (non-streamed) request waits on a slow Salesforce gives
+/// up its upstream call: within a second the upstream connection is closed (the mock counts the
+/// call abandoned), the in-flight gauge is back to 0, and the request is counted as a 499.
+async fn a_caller_that_leaves_cancels_its_upstream_call(mount: Mount) {
+    let panicked = panics();
+    let gateway = Gateway::start_with(mount, setup()).await;
+    assert_serves(&gateway).await; // the token is cached: only the model call is slow
+    gateway
+        .upstream()
+        .inject(Fault::Slow(Duration::from_secs(20)), 1);
+    let body = serde_json::to_string(&chat(CHAT_MODEL, "I will not wait")).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {CALLER_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_flight = metric_sum(&gateway.scrape().await, "sfbridge_in_flight_requests", CHAT);
+    assert_eq!(
+        in_flight, 1.0,
+        "the request is in flight before the caller leaves"
+    );
+    drop(stream);
+    let left = Instant::now();
+
+    let (abandoned, in_flight, closed) = loop {
+        let scrape = gateway.scrape().await;
+        let abandoned = gateway.counters().abandoned_model_calls;
+        let in_flight = metric_sum(&scrape, "sfbridge_in_flight_requests", CHAT);
+        // 499 has no label of its own among the error statuses: it is counted as "other".
+        let closed = errors_counted(&scrape, "chat_completions", "other");
+        if (abandoned, in_flight, closed) == (1, 0.0, 1) || left.elapsed() > Duration::from_secs(3)
+        {
+            break (abandoned, in_flight, closed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = left.elapsed();
+    eprintln!("{mount:?}: upstream call abandoned {took:?} after the caller left");
+    assert_eq!(abandoned, 1, "the upstream call was not cancelled");
+    assert_eq!(in_flight, 0.0, "the request is still in flight");
+    assert_eq!(closed, 1, "no 499 was counted");
+    assert!(
+        took < Duration::from_secs(1),
+        "cancelled only after {took:?}"
+    );
+    assert_eq!(
+        gateway.counters().chat_requests,
+        2,
+        "no retry after the caller left"
+    );
+
+    assert_serves(&gateway).await;
     assert_eq!(panics(), panicked, "nothing panicked");
     gateway.stop().await;
 }

@@ -1,10 +1,12 @@
 //! [`BridgeFilter`]: one call, made from any gateway's `request_filter`, that serves the bridge's
 //! paths with the Tower service and leaves every other path alone.
 
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 
 use http::StatusCode;
 use pingora::proxy::Session;
+use pingora::ErrorType;
 use tower::ServiceExt;
 
 use super::body;
@@ -71,8 +73,13 @@ where
     /// discarded for a moment after the answer, so that closing does not reset the connection
     /// before the client reads it.
     ///
-    /// An `Err` means the client could not be written to; return it from `request_filter` and
-    /// Pingora closes the connection.
+    /// While the service works on a request whose body it has read, the client's connection is
+    /// watched: a client that closes it (or resets it) makes `try_serve` drop the service's
+    /// response future at once, which cancels the work (for the bridge: the upstream call, its
+    /// retries and its slot; the request is recorded as a 499), and return an `Err`.
+    ///
+    /// An `Err` means the client is gone or could not be written to; return it from
+    /// `request_filter` and Pingora closes the connection without an answer.
     ///
     /// ```
     /// # use std::convert::Infallible;
@@ -115,14 +122,20 @@ where
         let request = body::to_http_request(session.req_header(), body);
         let answered = {
             let mut answer = pin!(self.service.clone().oneshot(request));
-            let mut pumping = pin!(pump.run(session));
-            // The answer first: one ready without the body never lets the pump read a byte. The
-            // pump ends early when the body is read to its end or dropped; it is dropped, and
-            // stops reading, once the answer is ready.
-            tokio::select! {
-                biased;
-                answered = &mut answer => answered,
-                () = &mut pumping => answer.await,
+            let early = {
+                let mut pumping = pin!(pump.run(session));
+                // The answer first: one ready without the body never lets the pump read a byte.
+                // The pump ends early when the body is read to its end or dropped; it is
+                // dropped, and stops reading, once the answer is ready.
+                tokio::select! {
+                    biased;
+                    answered = &mut answer => Some(answered),
+                    () = &mut pumping => None,
+                }
+            };
+            match early {
+                Some(answered) => answered,
+                None => unless_the_client_leaves(session, answer).await?,
             }
         };
         let Ok(response) = answered;
@@ -140,6 +153,40 @@ where
         }
         Ok(true)
     }
+}
+
+/// Awaits `answer` while watching the client's connection, as pingora-proxy does while it waits
+/// on an upstream: a client that leaves gets an `Err` at once, and `answer` is dropped with it,
+/// which cancels the service's work (the upstream call, its retries, its slot) instead of letting
+/// it run to its deadline for nobody.
+///
+/// Only a request whose body was read to its end is watched: reading the connection then can
+/// only find its end, or the start of a pipelined request. A body the service dropped unread
+/// stays unread (and the answer will close the connection anyway).
+async fn unless_the_client_leaves<F: Future>(
+    session: &mut Session,
+    mut answer: Pin<&mut F>,
+) -> pingora::Result<F::Output> {
+    if !session.is_body_done() {
+        return Ok(answer.await);
+    }
+    tokio::select! {
+        biased;
+        answered = &mut answer => return Ok(answered),
+        watched = session.read_body_or_idle(true) => match watched {
+            // Bytes after the request: the client is still there, pipelining. One byte of its
+            // next request was consumed, so this connection cannot carry it.
+            Err(e) if e.etype() == &ErrorType::ConnectError => session.set_keepalive(None),
+            // EOF, a reset, or a closed HTTP/2 stream: nobody waits for the answer.
+            Err(e) => {
+                tracing::debug!(error = %e, "client left before the answer; cancelling");
+                return Err(e.into_down());
+            }
+            // Not returned once the body is done; if it were, there is nothing to watch.
+            Ok(_) => {}
+        },
+    }
+    Ok(answer.await)
 }
 
 /// Reads and discards what the client still sends, for [`LINGER`] at most: closing a connection
