@@ -134,6 +134,9 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// `shutdown_grace_secs`: how long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// `write_timeout_secs`: how long one blocked write to a client may wait for it to read
+    /// (the idle time of a write, not the whole response's).
+    pub write_timeout: Duration,
 }
 
 /// `[salesforce]`.
@@ -299,6 +302,7 @@ struct RawServer {
     header_read_timeout_secs: u64,
     body_read_timeout_secs: u64,
     shutdown_grace_secs: u64,
+    write_timeout_secs: u64,
 }
 
 impl Default for RawServer {
@@ -308,6 +312,7 @@ impl Default for RawServer {
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 30,
             shutdown_grace_secs: 10,
+            write_timeout_secs: 30,
         }
     }
 }
@@ -469,6 +474,10 @@ impl RawConfig {
             "server.shutdown_grace_secs",
             self.server.shutdown_grace_secs,
         )?;
+        let write_timeout = seconds(
+            "server.write_timeout_secs",
+            positive("server.write_timeout_secs", self.server.write_timeout_secs)?,
+        )?;
 
         let sf = self.salesforce;
         let api_base = http_url("salesforce.api_base", &sf.api_base)?
@@ -606,6 +615,7 @@ impl RawConfig {
                 header_read_timeout,
                 body_read_timeout,
                 shutdown_grace,
+                write_timeout,
             },
             salesforce,
             retry,
@@ -757,11 +767,24 @@ mod tests {
     }
 
     #[test]
+    fn zero_write_timeout_names_the_key() {
+        let text = format!("[server]\nwrite_timeout_secs = 0\n{MINIMAL}");
+        let err = Config::from_toml_with_env(&text, env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "server.write_timeout_secs: must be greater than 0"
+        );
+        let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
+        assert_eq!(config.server.write_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
     fn durations_longer_than_a_day_name_the_key() {
         let cases = [
             ("[server]", "header_read_timeout_secs", "86401"),
             ("[server]", "body_read_timeout_secs", "86401"),
             ("[server]", "shutdown_grace_secs", "86401"),
+            ("[server]", "write_timeout_secs", "86401"),
             ("[salesforce]", "token_refresh_skew_secs", "86401"),
             ("[salesforce]", "token_ttl_secs", "86401"),
             ("[salesforce]", "connect_timeout_secs", "86401"),

@@ -28,6 +28,7 @@ for_each_mount!(
     gigantic_strings_within_the_limit_are_served,
     trickled_body_is_cut_off_by_the_body_deadline,
     a_caller_that_leaves_cancels_its_upstream_call,
+    a_client_that_stops_reading_is_cut_after_the_write_timeout,
 );
 
 /// The body limit of these tests' bridges.
@@ -722,6 +723,62 @@ async fn a_caller_that_leaves_cancels_its_upstream_call(mount: Mount) {
         2,
         "no retry after the caller left"
     );
+
+    assert_serves(&gateway).await;
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// A client that asks for a large answer and never reads it is disconnected once a write has
+/// waited `write_timeout_secs`, instead of holding its connection and its answer forever.
+async fn a_client_that_stops_reading_is_cut_after_the_write_timeout(mount: Mount) {
+    let panicked = panics();
+    // An answer larger than every socket buffer between the bridge and the client (a send buffer
+    // grows to 4 MiB at most here, and the client's receive buffer is kept small), so the
+    // bridge's writes block for good.
+    const CONTENT: usize = 6 * 1024 * 1024;
+    let setup = Setup::default()
+        .salesforce(&format!("max_request_bytes = {}", 2 * CONTENT))
+        .server("write_timeout_secs = 1");
+    let gateway = Gateway::start_with(mount, setup).await;
+    let body = serde_json::to_string(&chat(CHAT_MODEL, &"a".repeat(CONTENT))).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {CALLER_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(gateway.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // The answer takes a while to make (megabytes of JSON, parsed and written twice): wait for
+    // its first byte without reading it (a peek leaves the receive window as full as it was).
+    let mut first = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(20), stream.peek(&mut first))
+        .await
+        .expect("the answer starts within 20 s")
+        .expect("peek");
+    let answering = Instant::now();
+
+    // Not a byte read for write_timeout + 2 s ...
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // ... then what the bridge wrote before it gave up, and the end of the connection: a bridge
+    // still waiting to write would now send the whole answer and keep the connection open.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer)).await;
+    eprintln!(
+        "{mount:?}: {} bytes of the answer arrived, connection {}",
+        answer.len(),
+        if read.is_ok() { "closed" } else { "still open" }
+    );
+    assert!(
+        read.is_ok(),
+        "the connection was not closed within write_timeout + 2 s"
+    );
+    assert!(answer.len() < CONTENT, "the whole answer was written");
+    assert!(answering.elapsed() < Duration::from_secs(6));
 
     assert_serves(&gateway).await;
     assert_eq!(panics(), panicked, "nothing panicked");

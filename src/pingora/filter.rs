@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::time::Duration;
 
 use http::StatusCode;
 use pingora::proxy::Session;
@@ -27,7 +28,11 @@ use crate::Endpoint;
 pub struct BridgeFilter<S> {
     service: S,
     claimed: Claimed,
+    write_timeout: Duration,
 }
+
+/// [`BridgeFilter::write_timeout`]'s default, that of `server.write_timeout_secs`.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl<S> BridgeFilter<S> {
     /// A filter around `service`, taking every path of the bridge's.
@@ -35,7 +40,18 @@ impl<S> BridgeFilter<S> {
         Self {
             service,
             claimed: Claimed::ALL,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
+    }
+
+    /// How long one write of an answer may wait for the client to read it (default 30 s, as
+    /// `server.write_timeout_secs`): a client that stops reading is then disconnected, instead
+    /// of holding its connection and its answer forever. It bounds the idle time of each write,
+    /// not the whole answer, so a slow reader that keeps reading is never cut. The ready-made
+    /// gateway sets it from `server.write_timeout_secs`.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
     }
 
     /// Leaves `endpoints` to the gateway: [`try_serve`](Self::try_serve) returns `Ok(false)` for
@@ -146,7 +162,7 @@ where
             session.set_keepalive(None);
         }
         let status = response.status();
-        body::write_response(session, response).await?;
+        body::write_response(session, response, self.write_timeout).await?;
         // After a 408 the client was too slow already: lingering would only hold it longer.
         if !read_to_end && pump.client_may_be_sending() && status != StatusCode::REQUEST_TIMEOUT {
             linger(session).await;
@@ -208,7 +224,6 @@ mod tests {
     use http_body::Body;
     use http_body_util::{BodyExt, Full};
     use std::convert::Infallible;
-    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
     use tower::Layer;
 

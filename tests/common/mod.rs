@@ -74,6 +74,8 @@ pub struct Setup {
     pub retry: String,
     /// Extra sections (`[auth]`, ...), appended before the routes.
     pub sections: String,
+    /// Extra `[server]` keys, one per line.
+    pub server: String,
 }
 
 impl Default for Setup {
@@ -83,6 +85,7 @@ impl Default for Setup {
             salesforce: String::new(),
             retry: "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 100\n".to_owned(),
             sections: String::new(),
+            server: String::new(),
         }
     }
 }
@@ -92,6 +95,13 @@ impl Setup {
     pub fn salesforce(mut self, keys: &str) -> Self {
         self.salesforce.push_str(keys);
         self.salesforce.push('\n');
+        self
+    }
+
+    /// Adds `[server]` keys.
+    pub fn server(mut self, keys: &str) -> Self {
+        self.server.push_str(keys);
+        self.server.push('\n');
         self
     }
 
@@ -111,6 +121,7 @@ listen = "127.0.0.1:0"
 header_read_timeout_secs = 2
 body_read_timeout_secs = 2
 shutdown_grace_secs = 2
+{server}
 
 [salesforce]
 api_base = "{api_base}"
@@ -144,6 +155,7 @@ salesforce_model = "sfdc_ai__DefaultGPT4Omni"
             salesforce = self.salesforce,
             retry = self.retry,
             sections = self.sections,
+            server = self.server,
         )
     }
 }
