@@ -192,7 +192,7 @@ pub struct AuthConfig {
 }
 
 /// `[pingora]`: read by the Pingora gateway only.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PingoraConfig {
     /// `upstream`: `host:port` where paths that are not the bridge's are proxied; none: 404.
     pub upstream: Option<String>,
@@ -202,6 +202,22 @@ pub struct PingoraConfig {
     pub upstream_sni: String,
     /// `server_conf`: Pingora's own YAML server conf (threads, grace period).
     pub server_conf: Option<PathBuf>,
+    /// `strip_caller_credentials`: whether the caller's `Authorization`, `api-key` and
+    /// `x-api-key` are removed from requests proxied to `upstream` (default: yes; they are the
+    /// bridge's keys, not the upstream's).
+    pub strip_caller_credentials: bool,
+}
+
+impl Default for PingoraConfig {
+    fn default() -> Self {
+        Self {
+            upstream: None,
+            upstream_tls: false,
+            upstream_sni: String::new(),
+            server_conf: None,
+            strip_caller_credentials: true,
+        }
+    }
 }
 
 /// `[[routes]]`: one OpenAI model name and the Salesforce model it is served by.
@@ -370,13 +386,26 @@ struct RawAuth {
     api_keys: Vec<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawPingora {
     upstream: Option<String>,
     upstream_tls: bool,
     upstream_sni: String,
     server_conf: Option<String>,
+    strip_caller_credentials: bool,
+}
+
+impl Default for RawPingora {
+    fn default() -> Self {
+        Self {
+            upstream: None,
+            upstream_tls: false,
+            upstream_sni: String::new(),
+            server_conf: None,
+            strip_caller_credentials: true,
+        }
+    }
 }
 
 mod defaults {
@@ -577,6 +606,7 @@ impl RawConfig {
             upstream_tls: self.pingora.upstream_tls,
             upstream_sni: self.pingora.upstream_sni,
             server_conf: self.pingora.server_conf.map(PathBuf::from),
+            strip_caller_credentials: self.pingora.strip_caller_credentials,
         };
 
         if self.routes.is_empty() {

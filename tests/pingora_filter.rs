@@ -738,3 +738,77 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
         "the grace period was not waited"
     );
 }
+
+/// A plain HTTP/1 upstream that answers with the request's headers, one `name: value` a line.
+async fn header_echo_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: Request<hyper::body::Incoming>| async move {
+                        let mut text = String::new();
+                        for (name, value) in request.headers() {
+                            let value = String::from_utf8_lossy(value.as_bytes());
+                            text.push_str(&format!("{name}: {value}\n"));
+                        }
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    addr
+}
+
+/// The caller's keys are the bridge's: the ready-made gateway keeps `Authorization`, `api-key`
+/// and `x-api-key` from the upstream of other paths, unless told otherwise.
+#[tokio::test]
+async fn callers_keys_are_not_proxied_to_the_upstream() {
+    let upstream = header_echo_upstream().await;
+    let seen_upstream = |gateway: &RunningGateway| {
+        let url = url(gateway, "/app/whoami");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("authorization", "Bearer sk-caller-secret")
+                .header("api-key", "sk-caller-secret")
+                .header("x-api-key", "sk-caller-secret")
+                .header("x-other", "kept")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+
+    let stripping = spawn_gateway(&config(&format!("upstream = \"{upstream}\"")), bridge())
+        .await
+        .unwrap();
+    let seen = seen_upstream(&stripping).await;
+    assert!(seen.contains("x-other: kept\n"), "{seen}");
+    assert!(!seen.contains("sk-caller-secret"), "{seen}");
+    stripping.stop().await;
+
+    let forwarding = config(&format!(
+        "upstream = \"{upstream}\"\nstrip_caller_credentials = false"
+    ));
+    let forwarding = spawn_gateway(&forwarding, bridge()).await.unwrap();
+    let seen = seen_upstream(&forwarding).await;
+    for name in ["authorization: Bearer ", "api-key: ", "x-api-key: "] {
+        assert!(
+            seen.contains(&format!("{name}sk-caller-secret\n")),
+            "{seen}"
+        );
+    }
+    forwarding.stop().await;
+}
