@@ -698,6 +698,26 @@ async fn without_upstream_other_paths_get_a_404_envelope() {
     gateway.stop().await;
 }
 
+/// The 404 quotes the path as the service's own 404 does: 200 characters at most, so a 10 KB path
+/// does not come back whole.
+#[tokio::test]
+async fn the_404_quotes_a_long_path_cut_short() {
+    let gateway = spawn_gateway(&config(""), bridge()).await.unwrap();
+    let path = format!("/{}", "p".repeat(10 * 1024));
+    let response = reqwest::get(url(&gateway, &path)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let value: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    let message = value["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Invalid URL (GET /ppp"), "{message}");
+    assert!(
+        message.chars().count() < 250,
+        "{} characters",
+        message.len()
+    );
+    gateway.stop().await;
+}
+
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     // conf/pingora.yaml: grace_period_seconds 3.
