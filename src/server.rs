@@ -7,7 +7,7 @@
 //! `TCP_NODELAY`, closes a connection whose client stops reading once one write has waited
 //! `[server] write_timeout_secs` (hyper has no write timeout), and on shutdown stops accepting,
 //! lets in-flight requests finish for up to
-//! `[server] shutdown_grace_secs`, then returns. Request *bodies* are bounded by the bridge itself
+//! `[server] shutdown_grace_secs`, then closes the connections still open and returns. Request *bodies* are bounded by the bridge itself
 //! (`body_read_timeout_secs`); wrap the application's own routes in tower-http's
 //! `RequestBodyTimeoutLayer` for theirs.
 //!
@@ -39,6 +39,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
@@ -49,7 +50,8 @@ use crate::config::ServerConfig;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight requests for at
-/// most `config.shutdown_grace`.
+/// most `config.shutdown_grace`, then closes the connections still open (cancelling their
+/// requests) and returns.
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
@@ -71,10 +73,15 @@ pub async fn serve<S, B>(
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
     tokio::pin!(shutdown);
+    // Every connection's task, so that those still open after the grace period can be closed:
+    // a task merely spawned would outlive `serve`, and keep its request running.
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+            // Reap finished connections so the set does not grow for the life of the server.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
@@ -92,7 +99,7 @@ pub async fn serve<S, B>(
             TowerToHyperService::new(service.clone()),
         );
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
@@ -104,8 +111,14 @@ pub async fn serve<S, B>(
         .await
         .is_err()
     {
-        tracing::warn!("grace period over: closing the remaining connections");
+        tracing::warn!(
+            connections = connections.len(),
+            "grace period over: closing the remaining connections"
+        );
     }
+    // Aborting a task drops its connection (the socket closes) and its request's future (the
+    // upstream call is cancelled and the request recorded as abandoned).
+    connections.shutdown().await;
 }
 
 /// A connection whose writes fail with [`io::ErrorKind::TimedOut`] once one has waited

@@ -784,3 +784,43 @@ async fn a_client_that_stops_reading_is_cut_after_the_write_timeout(mount: Mount
     assert_eq!(panics(), panicked, "nothing panicked");
     gateway.stop().await;
 }
+
+/// After the shutdown grace period, `server::serve` closes the connections still open, as it
+/// says, rather than leaving their tasks running after it returned.
+///
+/// Axum mount only: the Pingora mount's grace period is Pingora's own, and the harness stops
+/// Pingora gateways at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_open_after_the_grace_period_are_closed_axum_only() {
+    let panicked = panics();
+    let gateway = Gateway::start_with(Mount::Axum, setup()).await; // shutdown_grace_secs = 2
+    assert_serves(&gateway).await;
+    gateway
+        .upstream()
+        .inject(Fault::Slow(Duration::from_secs(30)), 1);
+    let body = serde_json::to_string(&chat(CHAT_MODEL, "outlive the grace period")).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let stopping = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), gateway.stop())
+        .await
+        .expect("serve returns after the grace period");
+    let mut answer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer)).await;
+    let took = stopping.elapsed();
+    assert!(
+        closed.is_ok(),
+        "the connection is still open {took:?} after the stop"
+    );
+    assert!(took < Duration::from_secs(4), "closed only after {took:?}");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(panics(), panicked, "nothing panicked");
+}
