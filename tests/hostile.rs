@@ -29,6 +29,7 @@ for_each_mount!(
     trickled_body_is_cut_off_by_the_body_deadline,
     a_caller_that_leaves_cancels_its_upstream_call,
     a_client_that_stops_reading_is_cut_after_the_write_timeout,
+    a_stream_is_in_flight_until_written_and_a_499_when_left,
 );
 
 /// The body limit of these tests' bridges.
@@ -823,4 +824,89 @@ async fn connections_still_open_after_the_grace_period_are_closed_axum_only() {
     assert!(took < Duration::from_secs(4), "closed only after {took:?}");
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
     assert_eq!(panics(), panicked, "nothing panicked");
+}
+
+/// A streamed answer counts as in flight while it is written, not only until Salesforce
+/// answered, and a caller that leaves mid-stream is a 499, not a 200.
+async fn a_stream_is_in_flight_until_written_and_a_499_when_left(mount: Mount) {
+    let panicked = panics();
+    // Events far larger than the socket buffers, so the stream is still being written while
+    // the client does not read.
+    const CONTENT: usize = 6 * 1024 * 1024;
+    let setup = Setup::default().salesforce(&format!("max_request_bytes = {}", 2 * CONTENT));
+    let gateway = Gateway::start_with(mount, setup).await;
+    let mut request = chat(CHAT_MODEL, &"a".repeat(CONTENT));
+    request["stream"] = json!(true);
+    let body = serde_json::to_string(&request).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {CALLER_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(gateway.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // Wait for the answer's events without reading them: the keep-alive comments of a waiting
+    // stream are a few bytes, the events megabytes.
+    let started = Instant::now();
+    let mut seen = vec![0u8; 64 * 1024];
+    loop {
+        let peeked = stream.peek(&mut seen).await.expect("peek");
+        if peeked >= 2048 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no events within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let scrape = gateway.scrape().await;
+    let in_flight = metric_sum(&scrape, "sfbridge_in_flight_requests", CHAT);
+    let answered = metric_sum(
+        &scrape,
+        "sfbridge_requests_total",
+        &[CHAT[0], r#"status_class="2xx""#],
+    );
+    assert_eq!(
+        (in_flight, answered),
+        (1.0, 0.0),
+        "a stream still being written is in flight and not yet answered"
+    );
+
+    drop(stream);
+    let left = Instant::now();
+    let (in_flight, answered, closed) = loop {
+        let scrape = gateway.scrape().await;
+        let in_flight = metric_sum(&scrape, "sfbridge_in_flight_requests", CHAT);
+        let answered = metric_sum(
+            &scrape,
+            "sfbridge_requests_total",
+            &[CHAT[0], r#"status_class="2xx""#],
+        );
+        // 499 has no label of its own among the error statuses: it is counted as "other".
+        let closed = errors_counted(&scrape, "chat_completions", "other");
+        if in_flight == 0.0 || left.elapsed() > Duration::from_secs(3) {
+            break (in_flight, answered, closed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        in_flight, 0.0,
+        "the stream is still in flight after its caller left"
+    );
+    assert_eq!(
+        (answered, closed),
+        (0.0, 1),
+        "a stream left mid-way is a 499"
+    );
+
+    assert_serves(&gateway).await;
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
 }
