@@ -602,6 +602,39 @@ mod tests {
         );
     }
 
+    /// A client that leaves while the service works makes `try_serve` drop the service's future
+    /// (cancelling its work) and return an `Err`, at once rather than when the work ends.
+    #[tokio::test]
+    async fn a_client_that_leaves_cancels_the_service() {
+        struct Dropped(std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = dropped.clone();
+        let slow = tower::service_fn(move |_: http::Request<SessionBody>| {
+            let guard = Dropped(flag.clone());
+            async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(guard);
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
+            }
+        });
+        let (mut session, client) = session("GET /v1/models HTTP/1.1\r\n\r\n").await;
+        drop(client);
+        let served = tokio::time::timeout(
+            Duration::from_secs(1),
+            BridgeFilter::new(slow).try_serve(&mut session),
+        )
+        .await
+        .expect("given up within 1 s");
+        assert!(served.is_err());
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(session.response_written().is_none());
+    }
+
     /// A body that breaks mid-way reaches the service as an `io::Error` of a kind other than
     /// `TimedOut`.
     #[tokio::test]
