@@ -26,7 +26,8 @@ use pingora::server::configuration::Opt;
 use sf_models_bridge::pingora::{add_gateway, build_server};
 use sf_models_bridge::{Config, SalesforceLayer, Upstream};
 use tower::Layer;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -41,17 +42,20 @@ struct Args {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    // Pingora logs whole request headers, callers' keys included, at TRACE: cap it at DEBUG, but
-    // only when TRACE is on, as the directive would otherwise raise it (a DEBUG line per request
-    // under RUST_LOG=warn).
-    let filter = if filter.max_level_hint() == Some(LevelFilter::TRACE) {
-        filter.add_directive("pingora_proxy=debug".parse()?)
-    } else {
-        filter
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+    // Pingora logs the whole header it sends upstream on proxied paths, callers' keys included:
+    // `pingora_proxy` at DEBUG, `pingora_core` at TRACE. Those two targets stay below those
+    // levels whatever RUST_LOG says. A second filter that must also pass caps them without ever
+    // raising them (a directive added to RUST_LOG's filter would turn `warn` into `info` there).
+    let no_header_dumps = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("pingora_proxy", LevelFilter::INFO)
+        .with_target("pingora_core", LevelFilter::DEBUG);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_filter(filter.and(no_header_dumps)),
+        )
         .init();
     let args = Args::parse();
     let config = Config::from_path(&args.config)?;

@@ -137,6 +137,9 @@ pub struct ServerConfig {
     /// `body_budget_bytes`: the request-body bytes all requests together may hold while they are
     /// read; past it, 503 at once.
     pub body_budget_bytes: usize,
+    /// `write_timeout_secs`: how long one blocked write to a client may wait for it to read
+    /// (the idle time of a write, not the whole response's).
+    pub write_timeout: Duration,
 }
 
 /// `[salesforce]`.
@@ -197,7 +200,7 @@ pub struct AuthConfig {
 }
 
 /// `[pingora]`: read by the Pingora gateway only.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PingoraConfig {
     /// `upstream`: `host:port` where paths that are not the bridge's are proxied; none: 404.
     pub upstream: Option<String>,
@@ -207,6 +210,22 @@ pub struct PingoraConfig {
     pub upstream_sni: String,
     /// `server_conf`: Pingora's own YAML server conf (threads, grace period).
     pub server_conf: Option<PathBuf>,
+    /// `strip_caller_credentials`: whether the caller's `Authorization`, `api-key` and
+    /// `x-api-key` are removed from requests proxied to `upstream` (default: yes; they are the
+    /// bridge's keys, not the upstream's).
+    pub strip_caller_credentials: bool,
+}
+
+impl Default for PingoraConfig {
+    fn default() -> Self {
+        Self {
+            upstream: None,
+            upstream_tls: false,
+            upstream_sni: String::new(),
+            server_conf: None,
+            strip_caller_credentials: true,
+        }
+    }
 }
 
 /// `[[routes]]`: one OpenAI model name and the Salesforce model it is served by.
@@ -308,6 +327,7 @@ struct RawServer {
     body_read_timeout_secs: u64,
     shutdown_grace_secs: u64,
     body_budget_bytes: usize,
+    write_timeout_secs: u64,
 }
 
 impl Default for RawServer {
@@ -318,6 +338,7 @@ impl Default for RawServer {
             body_read_timeout_secs: 30,
             shutdown_grace_secs: 10,
             body_budget_bytes: 64 * 1024 * 1024,
+            write_timeout_secs: 30,
         }
     }
 }
@@ -377,13 +398,26 @@ struct RawAuth {
     api_keys: Vec<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawPingora {
     upstream: Option<String>,
     upstream_tls: bool,
     upstream_sni: String,
     server_conf: Option<String>,
+    strip_caller_credentials: bool,
+}
+
+impl Default for RawPingora {
+    fn default() -> Self {
+        Self {
+            upstream: None,
+            upstream_tls: false,
+            upstream_sni: String::new(),
+            server_conf: None,
+            strip_caller_credentials: true,
+        }
+    }
 }
 
 mod defaults {
@@ -480,6 +514,10 @@ impl RawConfig {
         let shutdown_grace = seconds(
             "server.shutdown_grace_secs",
             self.server.shutdown_grace_secs,
+        )?;
+        let write_timeout = seconds(
+            "server.write_timeout_secs",
+            positive("server.write_timeout_secs", self.server.write_timeout_secs)?,
         )?;
 
         let sf = self.salesforce;
@@ -587,6 +625,7 @@ impl RawConfig {
             upstream_tls: self.pingora.upstream_tls,
             upstream_sni: self.pingora.upstream_sni,
             server_conf: self.pingora.server_conf.map(PathBuf::from),
+            strip_caller_credentials: self.pingora.strip_caller_credentials,
         };
 
         if self.routes.is_empty() {
@@ -626,6 +665,7 @@ impl RawConfig {
                 body_read_timeout,
                 shutdown_grace,
                 body_budget_bytes: self.server.body_budget_bytes,
+                write_timeout,
             },
             salesforce,
             retry,
@@ -778,11 +818,24 @@ mod tests {
     }
 
     #[test]
+    fn zero_write_timeout_names_the_key() {
+        let text = format!("[server]\nwrite_timeout_secs = 0\n{MINIMAL}");
+        let err = Config::from_toml_with_env(&text, env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "server.write_timeout_secs: must be greater than 0"
+        );
+        let config = Config::from_toml_with_env(MINIMAL, env).unwrap();
+        assert_eq!(config.server.write_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
     fn durations_longer_than_a_day_name_the_key() {
         let cases = [
             ("[server]", "header_read_timeout_secs", "86401"),
             ("[server]", "body_read_timeout_secs", "86401"),
             ("[server]", "shutdown_grace_secs", "86401"),
+            ("[server]", "write_timeout_secs", "86401"),
             ("[salesforce]", "token_refresh_skew_secs", "86401"),
             ("[salesforce]", "token_ttl_secs", "86401"),
             ("[salesforce]", "connect_timeout_secs", "86401"),

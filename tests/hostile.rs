@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use sf_models_bridge::mock::Fault;
+
 use common::{
     assert_serves, chat, error_kind, get_json, http, panics, post_json, status_and_json, Gateway,
     Mount, Setup, CALLER_KEY, CHAT_MODEL,
@@ -25,6 +27,9 @@ for_each_mount!(
     deep_nesting_gets_400,
     gigantic_strings_within_the_limit_are_served,
     trickled_body_is_cut_off_by_the_body_deadline,
+    a_caller_that_leaves_cancels_its_upstream_call,
+    a_client_that_stops_reading_is_cut_after_the_write_timeout,
+    a_stream_is_in_flight_until_written_and_a_499_when_left,
     bodies_being_read_share_one_budget,
 );
 
@@ -650,6 +655,259 @@ async fn trickled_headers_are_cut_off_by_the_header_deadline_axum_only() {
     assert_serves(&gateway).await;
     let (status, _) = get_json(&gateway, "/health").await;
     assert_eq!(status, 200);
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// The sum of a metric family's samples whose line contains each of `labels`, 0 when absent.
+fn metric_sum(scrape: &str, name: &str, labels: &[&str]) -> f64 {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The chat endpoint's series (a scrape is itself in flight on its own endpoint).
+const CHAT: &[&str] = &[r#"endpoint="chat_completions""#];
+
+/// A caller that disconnects while its (non-streamed) request waits on a slow Salesforce gives
+/// up its upstream call: within a second the upstream connection is closed (the mock counts the
+/// call abandoned), the in-flight gauge is back to 0, and the request is counted as a 499.
+async fn a_caller_that_leaves_cancels_its_upstream_call(mount: Mount) {
+    let panicked = panics();
+    let gateway = Gateway::start_with(mount, setup()).await;
+    assert_serves(&gateway).await; // the token is cached: only the model call is slow
+    gateway
+        .upstream()
+        .inject(Fault::Slow(Duration::from_secs(20)), 1);
+    let body = serde_json::to_string(&chat(CHAT_MODEL, "I will not wait")).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {CALLER_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let in_flight = metric_sum(&gateway.scrape().await, "sfbridge_in_flight_requests", CHAT);
+    assert_eq!(
+        in_flight, 1.0,
+        "the request is in flight before the caller leaves"
+    );
+    drop(stream);
+    let left = Instant::now();
+
+    let (abandoned, in_flight, closed) = loop {
+        let scrape = gateway.scrape().await;
+        let abandoned = gateway.counters().abandoned_model_calls;
+        let in_flight = metric_sum(&scrape, "sfbridge_in_flight_requests", CHAT);
+        // 499 has no label of its own among the error statuses: it is counted as "other".
+        let closed = errors_counted(&scrape, "chat_completions", "other");
+        if (abandoned, in_flight, closed) == (1, 0.0, 1) || left.elapsed() > Duration::from_secs(3)
+        {
+            break (abandoned, in_flight, closed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = left.elapsed();
+    eprintln!("{mount:?}: upstream call abandoned {took:?} after the caller left");
+    assert_eq!(abandoned, 1, "the upstream call was not cancelled");
+    assert_eq!(in_flight, 0.0, "the request is still in flight");
+    assert_eq!(closed, 1, "no 499 was counted");
+    assert!(
+        took < Duration::from_secs(1),
+        "cancelled only after {took:?}"
+    );
+    assert_eq!(
+        gateway.counters().chat_requests,
+        2,
+        "no retry after the caller left"
+    );
+
+    assert_serves(&gateway).await;
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// A client that asks for a large answer and never reads it is disconnected once a write has
+/// waited `write_timeout_secs`, instead of holding its connection and its answer forever.
+async fn a_client_that_stops_reading_is_cut_after_the_write_timeout(mount: Mount) {
+    let panicked = panics();
+    // An answer larger than every socket buffer between the bridge and the client (a send buffer
+    // grows to 4 MiB at most here, and the client's receive buffer is kept small), so the
+    // bridge's writes block for good.
+    const CONTENT: usize = 6 * 1024 * 1024;
+    let setup = Setup::default()
+        .salesforce(&format!("max_request_bytes = {}", 2 * CONTENT))
+        .server("write_timeout_secs = 1");
+    let gateway = Gateway::start_with(mount, setup).await;
+    let body = serde_json::to_string(&chat(CHAT_MODEL, &"a".repeat(CONTENT))).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {CALLER_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(gateway.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // The answer takes a while to make (megabytes of JSON, parsed and written twice): wait for
+    // its first byte without reading it (a peek leaves the receive window as full as it was).
+    let mut first = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(20), stream.peek(&mut first))
+        .await
+        .expect("the answer starts within 20 s")
+        .expect("peek");
+    let answering = Instant::now();
+
+    // Not a byte read for write_timeout + 2 s ...
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // ... then what the bridge wrote before it gave up, and the end of the connection: a bridge
+    // still waiting to write would now send the whole answer and keep the connection open.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer)).await;
+    eprintln!(
+        "{mount:?}: {} bytes of the answer arrived, connection {}",
+        answer.len(),
+        if read.is_ok() { "closed" } else { "still open" }
+    );
+    assert!(
+        read.is_ok(),
+        "the connection was not closed within write_timeout + 2 s"
+    );
+    assert!(answer.len() < CONTENT, "the whole answer was written");
+    assert!(answering.elapsed() < Duration::from_secs(6));
+
+    assert_serves(&gateway).await;
+    assert_eq!(panics(), panicked, "nothing panicked");
+    gateway.stop().await;
+}
+
+/// After the shutdown grace period, `server::serve` closes the connections still open, as it
+/// says, rather than leaving their tasks running after it returned.
+///
+/// Axum mount only: the Pingora mount's grace period is Pingora's own, and the harness stops
+/// Pingora gateways at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_open_after_the_grace_period_are_closed_axum_only() {
+    let panicked = panics();
+    let gateway = Gateway::start_with(Mount::Axum, setup()).await; // shutdown_grace_secs = 2
+    assert_serves(&gateway).await;
+    gateway
+        .upstream()
+        .inject(Fault::Slow(Duration::from_secs(30)), 1);
+    let body = serde_json::to_string(&chat(CHAT_MODEL, "outlive the grace period")).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let stopping = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), gateway.stop())
+        .await
+        .expect("serve returns after the grace period");
+    let mut answer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer)).await;
+    let took = stopping.elapsed();
+    assert!(
+        closed.is_ok(),
+        "the connection is still open {took:?} after the stop"
+    );
+    assert!(took < Duration::from_secs(4), "closed only after {took:?}");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(panics(), panicked, "nothing panicked");
+}
+
+/// A streamed answer counts as in flight while it is written, not only until Salesforce
+/// answered, and a caller that leaves mid-stream is a 499, not a 200.
+async fn a_stream_is_in_flight_until_written_and_a_499_when_left(mount: Mount) {
+    let panicked = panics();
+    // Events far larger than the socket buffers, so the stream is still being written while
+    // the client does not read.
+    const CONTENT: usize = 6 * 1024 * 1024;
+    let setup = Setup::default().salesforce(&format!("max_request_bytes = {}", 2 * CONTENT));
+    let gateway = Gateway::start_with(mount, setup).await;
+    let mut request = chat(CHAT_MODEL, &"a".repeat(CONTENT));
+    request["stream"] = json!(true);
+    let body = serde_json::to_string(&request).unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {CALLER_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut stream = socket.connect(gateway.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // Wait for the answer's events without reading them: the keep-alive comments of a waiting
+    // stream are a few bytes, the events megabytes.
+    let started = Instant::now();
+    let mut seen = vec![0u8; 64 * 1024];
+    loop {
+        let peeked = stream.peek(&mut seen).await.expect("peek");
+        if peeked >= 2048 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no events within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let scrape = gateway.scrape().await;
+    let in_flight = metric_sum(&scrape, "sfbridge_in_flight_requests", CHAT);
+    let answered = metric_sum(
+        &scrape,
+        "sfbridge_requests_total",
+        &[CHAT[0], r#"status_class="2xx""#],
+    );
+    assert_eq!(
+        (in_flight, answered),
+        (1.0, 0.0),
+        "a stream still being written is in flight and not yet answered"
+    );
+
+    drop(stream);
+    let left = Instant::now();
+    let (in_flight, answered, closed) = loop {
+        let scrape = gateway.scrape().await;
+        let in_flight = metric_sum(&scrape, "sfbridge_in_flight_requests", CHAT);
+        let answered = metric_sum(
+            &scrape,
+            "sfbridge_requests_total",
+            &[CHAT[0], r#"status_class="2xx""#],
+        );
+        // 499 has no label of its own among the error statuses: it is counted as "other".
+        let closed = errors_counted(&scrape, "chat_completions", "other");
+        if in_flight == 0.0 || left.elapsed() > Duration::from_secs(3) {
+            break (in_flight, answered, closed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        in_flight, 0.0,
+        "the stream is still in flight after its caller left"
+    );
+    assert_eq!(
+        (answered, closed),
+        (0.0, 1),
+        "a stream left mid-way is a 499"
+    );
+
+    assert_serves(&gateway).await;
     assert_eq!(panics(), panicked, "nothing panicked");
     gateway.stop().await;
 }

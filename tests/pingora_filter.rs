@@ -698,6 +698,26 @@ async fn without_upstream_other_paths_get_a_404_envelope() {
     gateway.stop().await;
 }
 
+/// The 404 quotes the path as the service's own 404 does: 200 characters at most, so a 10 KB path
+/// does not come back whole.
+#[tokio::test]
+async fn the_404_quotes_a_long_path_cut_short() {
+    let gateway = spawn_gateway(&config(""), bridge()).await.unwrap();
+    let path = format!("/{}", "p".repeat(10 * 1024));
+    let response = reqwest::get(url(&gateway, &path)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let value: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    let message = value["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Invalid URL (GET /ppp"), "{message}");
+    assert!(
+        message.chars().count() < 250,
+        "{} characters",
+        message.len()
+    );
+    gateway.stop().await;
+}
+
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     // conf/pingora.yaml: grace_period_seconds 3.
@@ -737,4 +757,78 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
         started.elapsed() >= Duration::from_secs(3),
         "the grace period was not waited"
     );
+}
+
+/// A plain HTTP/1 upstream that answers with the request's headers, one `name: value` a line.
+async fn header_echo_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: Request<hyper::body::Incoming>| async move {
+                        let mut text = String::new();
+                        for (name, value) in request.headers() {
+                            let value = String::from_utf8_lossy(value.as_bytes());
+                            text.push_str(&format!("{name}: {value}\n"));
+                        }
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                    .ok();
+            });
+        }
+    });
+    addr
+}
+
+/// The caller's keys are the bridge's: the ready-made gateway keeps `Authorization`, `api-key`
+/// and `x-api-key` from the upstream of other paths, unless told otherwise.
+#[tokio::test]
+async fn callers_keys_are_not_proxied_to_the_upstream() {
+    let upstream = header_echo_upstream().await;
+    let seen_upstream = |gateway: &RunningGateway| {
+        let url = url(gateway, "/app/whoami");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("authorization", "Bearer sk-caller-secret")
+                .header("api-key", "sk-caller-secret")
+                .header("x-api-key", "sk-caller-secret")
+                .header("x-other", "kept")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+
+    let stripping = spawn_gateway(&config(&format!("upstream = \"{upstream}\"")), bridge())
+        .await
+        .unwrap();
+    let seen = seen_upstream(&stripping).await;
+    assert!(seen.contains("x-other: kept\n"), "{seen}");
+    assert!(!seen.contains("sk-caller-secret"), "{seen}");
+    stripping.stop().await;
+
+    let forwarding = config(&format!(
+        "upstream = \"{upstream}\"\nstrip_caller_credentials = false"
+    ));
+    let forwarding = spawn_gateway(&forwarding, bridge()).await.unwrap();
+    let seen = seen_upstream(&forwarding).await;
+    for name in ["authorization: Bearer ", "api-key: ", "x-api-key: "] {
+        assert!(
+            seen.contains(&format!("{name}sk-caller-secret\n")),
+            "{seen}"
+        );
+    }
+    forwarding.stop().await;
 }

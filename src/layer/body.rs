@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::error::Failed;
+use super::error::{BridgeError, Failed};
 use super::finish::Finisher;
 use crate::front::sse::KEEP_ALIVE;
 use crate::front::{ErrorFormat, EventSource};
@@ -27,6 +27,34 @@ pub(crate) type PendingAnswer =
 /// A response body: complete JSON, or a stream of server-sent events produced as it is polled.
 pub struct BridgeBody {
     kind: Kind,
+    /// How a stream's request ends once its last frame is taken; recorded when the body is
+    /// dropped then (the writer has the last frame), so that the in-flight gauge counts the
+    /// stream while it is written. A stream dropped before that drops its [`Finisher`]
+    /// unfinished: its caller left mid-stream, a 499.
+    ending: Option<Ending>,
+}
+
+/// The outcome of a stream, recorded when the stream has been handed over whole.
+enum Ending {
+    Answered(Finisher),
+    Failed {
+        finisher: Finisher,
+        status: http::StatusCode,
+        error: BridgeError,
+    },
+}
+
+impl Ending {
+    fn record(self) {
+        match self {
+            Ending::Answered(finisher) => finisher.finish(http::StatusCode::OK),
+            Ending::Failed {
+                finisher,
+                status,
+                error,
+            } => finisher.fail(status, &error),
+        }
+    }
 }
 
 enum Kind {
@@ -38,6 +66,8 @@ enum Kind {
         finisher: Option<Finisher>,
         errors: &'static dyn ErrorFormat,
     },
+    /// The last frame is an error event.
+    FailedEvent(Bytes),
     Events(Box<dyn EventSource>),
     Done,
 }
@@ -47,19 +77,21 @@ impl BridgeBody {
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         Self {
             kind: Kind::Full(Some(bytes.into())),
+            ending: None,
         }
     }
 
-    /// The events of a complete answer.
-    pub(crate) fn events(events: Box<dyn EventSource>) -> Self {
+    /// The events of a complete answer; `finisher` records a 200 once they are all taken.
+    pub(crate) fn events(events: Box<dyn EventSource>, finisher: Finisher) -> Self {
         Self {
             kind: Kind::Events(events),
+            ending: Some(Ending::Answered(finisher)),
         }
     }
 
     /// An event stream that sends a keep-alive comment every `period` until `answer` resolves,
     /// then its events, or an error event in the words of `errors` if it fails. `finisher` is
-    /// told the outcome.
+    /// told the outcome once the last frame is taken.
     pub(crate) fn waiting(
         answer: PendingAnswer,
         period: Duration,
@@ -75,7 +107,17 @@ impl BridgeBody {
                 finisher: Some(finisher),
                 errors,
             },
+            ending: None,
         }
+    }
+}
+
+impl Drop for BridgeBody {
+    fn drop(&mut self) {
+        if let (Kind::Done, Some(ending)) = (&self.kind, self.ending.take()) {
+            ending.record();
+        }
+        // Otherwise the stream was cut short: the finisher, dropped unfinished, records a 499.
     }
 }
 
@@ -85,6 +127,7 @@ impl fmt::Debug for BridgeBody {
             Kind::Full(_) => "Full",
             Kind::Waiting { .. } => "Waiting",
             Kind::Events(_) => "Events",
+            Kind::FailedEvent(_) => "FailedEvent",
             Kind::Done => "Done",
         };
         f.debug_struct("BridgeBody").field("kind", &kind).finish()
@@ -114,20 +157,19 @@ impl Body for BridgeBody {
                     errors,
                 } => match answer.as_mut().poll(cx) {
                     Poll::Ready(Ok(events)) => {
-                        if let Some(finisher) = finisher.take() {
-                            finisher.finish(http::StatusCode::OK);
-                        }
+                        this.ending = finisher.take().map(Ending::Answered);
                         this.kind = Kind::Events(events);
                     }
                     // The headers have left: the upstream's id is only in the request's span.
                     Poll::Ready(Err(Failed { error, .. })) => {
                         let failure = error.failure();
-                        if let Some(finisher) = finisher.take() {
-                            finisher.fail(failure.status, &error);
-                        }
                         let event = errors.error_event(&failure);
-                        this.kind = Kind::Done;
-                        return Poll::Ready(Some(Ok(Frame::data(event))));
+                        this.ending = finisher.take().map(|finisher| Ending::Failed {
+                            finisher,
+                            status: failure.status,
+                            error,
+                        });
+                        this.kind = Kind::FailedEvent(event);
                     }
                     Poll::Pending => {
                         ready!(keepalive.poll_tick(cx));
@@ -145,6 +187,11 @@ impl Body for BridgeBody {
                         return Poll::Ready(Some(Ok(Frame::data(frame.freeze()))));
                     }
                 }
+                Kind::FailedEvent(event) => {
+                    let event = std::mem::take(event);
+                    this.kind = Kind::Done;
+                    return Poll::Ready(Some(Ok(Frame::data(event))));
+                }
                 Kind::Done => return Poll::Ready(None),
             }
         }
@@ -154,7 +201,7 @@ impl Body for BridgeBody {
         match &self.kind {
             Kind::Full(bytes) => bytes.is_none(),
             Kind::Done => true,
-            Kind::Waiting { .. } | Kind::Events(_) => false,
+            Kind::Waiting { .. } | Kind::Events(_) | Kind::FailedEvent(_) => false,
         }
     }
 
@@ -162,7 +209,7 @@ impl Body for BridgeBody {
         match &self.kind {
             Kind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Kind::Full(None) | Kind::Done => SizeHint::with_exact(0),
-            Kind::Waiting { .. } | Kind::Events(_) => SizeHint::default(),
+            Kind::Waiting { .. } | Kind::Events(_) | Kind::FailedEvent(_) => SizeHint::default(),
         }
     }
 }

@@ -125,10 +125,7 @@ where
     // Most answers come within seconds: waiting one keep-alive period first lets their errors
     // keep their real status (a 429 stays a 429) instead of becoming an event in a 200 stream.
     let body = match tokio::time::timeout(keepalive, &mut work).await {
-        Ok(Ok(events)) => {
-            finisher.finish(StatusCode::OK);
-            BridgeBody::events(events)
-        }
+        Ok(Ok(events)) => BridgeBody::events(events, finisher),
         Ok(Err(failed)) => return error_response(finisher, failed, &request_id, errors),
         Err(_) => BridgeBody::waiting(work, keepalive, finisher, errors),
     };

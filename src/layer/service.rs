@@ -24,6 +24,9 @@ use crate::front::{ErrorFormat, OpenAiErrors};
 use crate::token::Readiness;
 use crate::upstream::{RequestBody, UpstreamService};
 
+/// How much of an unknown path a 404 quotes: enough to spot a typo, never a flood.
+pub(crate) const MAX_PATH_CHARS: usize = 200;
+
 /// The header carrying the request id, taken from the caller or generated, and returned.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
 /// Carries the Models API's own `x-request-id`, for support cases.
@@ -150,7 +153,7 @@ where
         let started = Instant::now();
         let request_id = request_id(request.headers());
         let Some(endpoint) = Endpoint::from_path(request.uri().path()) else {
-            let path: String = request.uri().path().chars().take(200).collect();
+            let path: String = request.uri().path().chars().take(MAX_PATH_CHARS).collect();
             let failure = BridgeError::NotFound(path).failure();
             let body = OpenAiErrors.error_json(&failure);
             return ResponseFuture::ready(json_response(failure.status, body, &request_id));

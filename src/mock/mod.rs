@@ -29,7 +29,7 @@
 //!
 //! | request | effect |
 //! |---|---|
-//! | `GET /__mock/counters` | [`Counters`] as JSON: `{"token_requests":1,"tokens_issued":1,"chat_requests":3,"generation_requests":0,"embedding_requests":0}` |
+//! | `GET /__mock/counters` | [`Counters`] as JSON: `{"token_requests":1,"tokens_issued":1,"chat_requests":3,"generation_requests":0,"embedding_requests":0,"abandoned_model_calls":0}` |
 //! | `POST /__mock/faults` | [`MockState::inject`], body below |
 //! | `DELETE /__mock/faults` | [`MockState::clear_faults`] (model and token faults) |
 //! | `POST /__mock/token_faults` | [`MockState::inject_token_fault`], body below |

@@ -92,6 +92,19 @@ async fn respond(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    let answering = state.answering();
+    let response = respond_now(state, operation, model, headers, body).await;
+    answering.disarm();
+    response
+}
+
+async fn respond_now(
+    state: &MockState,
+    operation: Operation,
+    model: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let latency = state.settings().latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -62,6 +62,9 @@ pub struct Counters {
     pub generation_requests: u64,
     /// `POST …/embeddings` requests.
     pub embedding_requests: u64,
+    /// Model calls whose connection closed (the caller gave up) before the mock answered.
+    #[serde(default)]
+    pub abandoned_model_calls: u64,
 }
 
 impl Counters {
@@ -91,16 +94,18 @@ struct AtomicCounters {
     chat_requests: AtomicU64,
     generation_requests: AtomicU64,
     embedding_requests: AtomicU64,
+    abandoned_model_calls: AtomicU64,
 }
 
 impl AtomicCounters {
-    fn all(&self) -> [&AtomicU64; 5] {
+    fn all(&self) -> [&AtomicU64; 6] {
         [
             &self.token_requests,
             &self.tokens_issued,
             &self.chat_requests,
             &self.generation_requests,
             &self.embedding_requests,
+            &self.abandoned_model_calls,
         ]
     }
 }
@@ -162,7 +167,7 @@ impl MockState {
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        let [token_requests, tokens_issued, chat_requests, generation_requests, embedding_requests] =
+        let [token_requests, tokens_issued, chat_requests, generation_requests, embedding_requests, abandoned_model_calls] =
             self.inner
                 .counters
                 .all()
@@ -173,6 +178,7 @@ impl MockState {
             chat_requests,
             generation_requests,
             embedding_requests,
+            abandoned_model_calls,
         }
     }
 
@@ -209,6 +215,13 @@ impl MockState {
             Operation::Embeddings => &counters.embedding_requests,
         };
         counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a model call as abandoned when the returned guard is dropped before it is
+    /// [`disarm`](Answering::disarm)ed: hyper drops the handler's future when the caller's
+    /// connection closes, and that drop is the only trace the caller's leaving leaves here.
+    pub(crate) fn answering(&self) -> Answering {
+        Answering(Some(self.clone()))
     }
 
     pub(crate) fn count_token_request(&self) {
@@ -262,5 +275,28 @@ impl MockState {
             .control
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// See [`MockState::answering`].
+#[derive(Debug)]
+pub(crate) struct Answering(Option<MockState>);
+
+impl Answering {
+    /// The answer is ready: the call was not abandoned.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.take() {
+            state
+                .inner
+                .counters
+                .abandoned_model_calls
+                .fetch_add(1, Ordering::SeqCst);
+        }
     }
 }

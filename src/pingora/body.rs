@@ -2,7 +2,9 @@
 //! around the body the service reads on demand; the service's response out, header first, then
 //! frame by frame.
 
+use std::future::Future;
 use std::pin::pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
@@ -49,9 +51,14 @@ pub(super) fn to_http_request<B>(header: &RequestHeader, body: B) -> http::Reque
 
 /// Writes the service's response: the header, then each body frame as the body produces it, so an
 /// event stream leaves chunk by chunk and a slow client slows the producer down (backpressure).
+///
+/// Each write may wait `write_timeout` for the client to read; a client that stops reading fails
+/// the write then, and Pingora closes the connection, rather than holding it (and the answer)
+/// forever. Time the body spends producing a frame is not counted.
 pub(super) async fn write_response<B>(
     session: &mut Session,
     response: http::Response<B>,
+    write_timeout: Duration,
 ) -> pingora::Result<()>
 where
     B: Body<Data = Bytes>,
@@ -76,23 +83,40 @@ where
     }
     let header = Box::new(ResponseHeader::from(parts));
     let end = bodiless || body.is_end_stream();
-    session.write_response_header(header, end).await?;
+    within(write_timeout, session.write_response_header(header, end)).await?;
     if end {
-        return session.write_response_body(None, true).await;
+        return within(write_timeout, session.write_response_body(None, true)).await;
     }
     loop {
         let Some(frame) = body.frame().await else {
-            return session.write_response_body(None, true).await;
+            return within(write_timeout, session.write_response_body(None, true)).await;
         };
         let frame = frame
             .map_err(|e| Error::because(ErrorType::InternalError, "bridge response body", e))?;
         let end = body.is_end_stream();
         // Trailers have nowhere to go on HTTP/1 (Pingora drops them too): only data is written.
         let data = frame.into_data().unwrap_or_default();
-        session.write_response_body(Some(data), end).await?;
+        within(write_timeout, session.write_response_body(Some(data), end)).await?;
         if end {
             return Ok(());
         }
+    }
+}
+
+/// `write`, failed once it has waited `limit`. The error is a downstream `WriteError`, which
+/// Pingora treats as a dead connection: it closes it without trying to write an error answer
+/// (which would only block again).
+async fn within<T>(
+    limit: Duration,
+    write: impl Future<Output = pingora::Result<T>>,
+) -> pingora::Result<T> {
+    match tokio::time::timeout(limit, write).await {
+        Ok(written) => written,
+        Err(_) => Error::e_explain(
+            ErrorType::WriteError,
+            "the client did not read the answer within server.write_timeout_secs",
+        )
+        .map_err(|e| e.into_down()),
     }
 }
 

@@ -8,8 +8,9 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use crate::layer::service::{request_id, REQUEST_ID};
+use crate::layer::service::{request_id, MAX_PATH_CHARS, REQUEST_ID};
 use crate::openai::{ErrorBody, ErrorType};
+use crate::text::sanitize;
 
 /// One error answer: a status and its OpenAI envelope.
 #[derive(Debug)]
@@ -25,7 +26,8 @@ impl ErrorAnswer {
             status: StatusCode::NOT_FOUND,
             body: ErrorBody::new(
                 ErrorType::InvalidRequestError,
-                format!("Invalid URL ({method} {path})"),
+                // Cut and cleaned as the service's own 404 is: the path is the caller's.
+                format!("Invalid URL ({method} {})", sanitize(path, MAX_PATH_CHARS)),
             )
             .code("not_found"),
         }
@@ -65,5 +67,19 @@ mod tests {
                 "code": "not_found",
             }})
         );
+    }
+
+    #[test]
+    fn not_found_quotes_a_long_path_cut_short() {
+        let path = format!("/{}", "p".repeat(10 * 1024));
+        let answer = ErrorAnswer::not_found(&http::Method::GET, &path);
+        let value: serde_json::Value = serde_json::from_slice(&answer.body.to_json()).unwrap();
+        let message = value["error"]["message"].as_str().unwrap();
+        let quoted = message
+            .strip_prefix("Invalid URL (GET ")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap();
+        assert_eq!(quoted.chars().count(), MAX_PATH_CHARS);
+        assert!(quoted.ends_with('…'), "{quoted}");
     }
 }

@@ -1,10 +1,13 @@
 //! [`BridgeFilter`]: one call, made from any gateway's `request_filter`, that serves the bridge's
 //! paths with the Tower service and leaves every other path alone.
 
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::time::Duration;
 
 use http::StatusCode;
 use pingora::proxy::Session;
+use pingora::ErrorType;
 use tower::ServiceExt;
 
 use super::body;
@@ -25,7 +28,11 @@ use crate::Endpoint;
 pub struct BridgeFilter<S> {
     service: S,
     claimed: Claimed,
+    write_timeout: Duration,
 }
+
+/// [`BridgeFilter::write_timeout`]'s default, that of `server.write_timeout_secs`.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl<S> BridgeFilter<S> {
     /// A filter around `service`, taking every path of the bridge's.
@@ -33,7 +40,18 @@ impl<S> BridgeFilter<S> {
         Self {
             service,
             claimed: Claimed::ALL,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
+    }
+
+    /// How long one write of an answer may wait for the client to read it (default 30 s, as
+    /// `server.write_timeout_secs`): a client that stops reading is then disconnected, instead
+    /// of holding its connection and its answer forever. It bounds the idle time of each write,
+    /// not the whole answer, so a slow reader that keeps reading is never cut. The ready-made
+    /// gateway sets it from `server.write_timeout_secs`.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
     }
 
     /// Leaves `endpoints` to the gateway: [`try_serve`](Self::try_serve) returns `Ok(false)` for
@@ -71,8 +89,13 @@ where
     /// discarded for a moment after the answer, so that closing does not reset the connection
     /// before the client reads it.
     ///
-    /// An `Err` means the client could not be written to; return it from `request_filter` and
-    /// Pingora closes the connection.
+    /// While the service works on a request whose body it has read, the client's connection is
+    /// watched: a client that closes it (or resets it) makes `try_serve` drop the service's
+    /// response future at once, which cancels the work (for the bridge: the upstream call, its
+    /// retries and its slot; the request is recorded as a 499), and return an `Err`.
+    ///
+    /// An `Err` means the client is gone or could not be written to; return it from
+    /// `request_filter` and Pingora closes the connection without an answer.
     ///
     /// ```
     /// # use std::convert::Infallible;
@@ -115,14 +138,20 @@ where
         let request = body::to_http_request(session.req_header(), body);
         let answered = {
             let mut answer = pin!(self.service.clone().oneshot(request));
-            let mut pumping = pin!(pump.run(session));
-            // The answer first: one ready without the body never lets the pump read a byte. The
-            // pump ends early when the body is read to its end or dropped; it is dropped, and
-            // stops reading, once the answer is ready.
-            tokio::select! {
-                biased;
-                answered = &mut answer => answered,
-                () = &mut pumping => answer.await,
+            let early = {
+                let mut pumping = pin!(pump.run(session));
+                // The answer first: one ready without the body never lets the pump read a byte.
+                // The pump ends early when the body is read to its end or dropped; it is
+                // dropped, and stops reading, once the answer is ready.
+                tokio::select! {
+                    biased;
+                    answered = &mut answer => Some(answered),
+                    () = &mut pumping => None,
+                }
+            };
+            match early {
+                Some(answered) => answered,
+                None => unless_the_client_leaves(session, answer).await?,
             }
         };
         let Ok(response) = answered;
@@ -133,13 +162,47 @@ where
             session.set_keepalive(None);
         }
         let status = response.status();
-        body::write_response(session, response).await?;
+        body::write_response(session, response, self.write_timeout).await?;
         // After a 408 the client was too slow already: lingering would only hold it longer.
         if !read_to_end && pump.client_may_be_sending() && status != StatusCode::REQUEST_TIMEOUT {
             linger(session).await;
         }
         Ok(true)
     }
+}
+
+/// Awaits `answer` while watching the client's connection, as pingora-proxy does while it waits
+/// on an upstream: a client that leaves gets an `Err` at once, and `answer` is dropped with it,
+/// which cancels the service's work (the upstream call, its retries, its slot) instead of letting
+/// it run to its deadline for nobody.
+///
+/// Only a request whose body was read to its end is watched: reading the connection then can
+/// only find its end, or the start of a pipelined request. A body the service dropped unread
+/// stays unread (and the answer will close the connection anyway).
+async fn unless_the_client_leaves<F: Future>(
+    session: &mut Session,
+    mut answer: Pin<&mut F>,
+) -> pingora::Result<F::Output> {
+    if !session.is_body_done() {
+        return Ok(answer.await);
+    }
+    tokio::select! {
+        biased;
+        answered = &mut answer => return Ok(answered),
+        watched = session.read_body_or_idle(true) => match watched {
+            // Bytes after the request: the client is still there, pipelining. One byte of its
+            // next request was consumed, so this connection cannot carry it.
+            Err(e) if e.etype() == &ErrorType::ConnectError => session.set_keepalive(None),
+            // EOF, a reset, or a closed HTTP/2 stream: nobody waits for the answer.
+            Err(e) => {
+                tracing::debug!(error = %e, "client left before the answer; cancelling");
+                return Err(e.into_down());
+            }
+            // Not returned once the body is done; if it were, there is nothing to watch.
+            Ok(_) => {}
+        },
+    }
+    Ok(answer.await)
 }
 
 /// Reads and discards what the client still sends, for [`LINGER`] at most: closing a connection
@@ -161,7 +224,6 @@ mod tests {
     use http_body::Body;
     use http_body_util::{BodyExt, Full};
     use std::convert::Infallible;
-    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
     use tower::Layer;
 
@@ -538,6 +600,39 @@ mod tests {
             !out.to_ascii_lowercase().contains("connection: close"),
             "{out}"
         );
+    }
+
+    /// A client that leaves while the service works makes `try_serve` drop the service's future
+    /// (cancelling its work) and return an `Err`, at once rather than when the work ends.
+    #[tokio::test]
+    async fn a_client_that_leaves_cancels_the_service() {
+        struct Dropped(std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = dropped.clone();
+        let slow = tower::service_fn(move |_: http::Request<SessionBody>| {
+            let guard = Dropped(flag.clone());
+            async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(guard);
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
+            }
+        });
+        let (mut session, client) = session("GET /v1/models HTTP/1.1\r\n\r\n").await;
+        drop(client);
+        let served = tokio::time::timeout(
+            Duration::from_secs(1),
+            BridgeFilter::new(slow).try_serve(&mut session),
+        )
+        .await
+        .expect("given up within 1 s");
+        assert!(served.is_err());
+        assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(session.response_written().is_none());
     }
 
     /// A body that breaks mid-way reaches the service as an `io::Error` of a kind other than

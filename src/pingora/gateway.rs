@@ -5,6 +5,7 @@ use super::BridgeService;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use async_trait::async_trait;
+use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType};
@@ -97,12 +98,19 @@ fn host_of(upstream: &str) -> Option<&str> {
 }
 
 /// A ready-made Pingora gateway: the bridge's paths are served by a [`BridgeFilter`], other paths
-/// go to `[pingora] upstream`, or get an OpenAI-style 404 when none is configured.
+/// go to `[pingora] upstream`, or get an OpenAI-style 404 when none is configured. The caller's
+/// `Authorization`, `api-key` and `x-api-key` are removed from what goes upstream unless
+/// `[pingora] strip_caller_credentials = false`.
 #[derive(Debug, Clone)]
 pub struct BridgeGateway<S> {
     filter: BridgeFilter<S>,
     upstream: Option<Upstream>,
+    strip_caller_credentials: bool,
 }
+
+/// The headers that carry a caller's key to the bridge: `Authorization` (OpenAI SDKs), `api-key`
+/// (Azure OpenAI SDKs) and `x-api-key` (Anthropic SDKs).
+const CALLER_CREDENTIALS: [&str; 3] = ["authorization", "api-key", "x-api-key"];
 
 impl<S> BridgeGateway<S> {
     /// Builds the gateway, resolving `config.upstream` once. This blocks on DNS: call it at
@@ -111,6 +119,7 @@ impl<S> BridgeGateway<S> {
         Ok(Self {
             filter,
             upstream: Upstream::resolve(config)?,
+            strip_caller_credentials: config.strip_caller_credentials,
         })
     }
 
@@ -140,6 +149,23 @@ where
         let answer = ErrorAnswer::not_found(&header.method, header.uri.path());
         answer.write(session).await?;
         Ok(true)
+    }
+
+    /// Keeps the caller's key to itself when `[pingora] strip_caller_credentials` says so: the key
+    /// is the bridge's, and neither the upstream nor Pingora's own DEBUG log of the header it sends
+    /// (written after this filter) needs to see it.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut (),
+    ) -> pingora::Result<()> {
+        if self.strip_caller_credentials {
+            for name in CALLER_CREDENTIALS {
+                upstream_request.remove_header(name);
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -172,6 +198,7 @@ mod tests {
             upstream_tls: tls,
             upstream_sni: sni.to_owned(),
             server_conf: None,
+            strip_caller_credentials: true,
         }
     }
 

@@ -73,7 +73,7 @@ pub fn add_gateway<S>(
 where
     S: BridgeService,
 {
-    let filter = BridgeFilter::new(bridge);
+    let filter = BridgeFilter::new(bridge).write_timeout(config.server.write_timeout);
     let gateway = BridgeGateway::new(filter, &config.pingora)?;
     let mut service =
         http_proxy_service_with_name(&server.configuration, gateway, "sf-models-bridge gateway");
