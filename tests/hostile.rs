@@ -31,6 +31,7 @@ for_each_mount!(
     a_client_that_stops_reading_is_cut_after_the_write_timeout,
     a_stream_is_in_flight_until_written_and_a_499_when_left,
     bodies_being_read_share_one_budget,
+    an_early_answer_to_a_client_waiting_for_100_continue_closes_its_connection,
 );
 
 /// The body limit of these tests' bridges.
@@ -945,4 +946,42 @@ async fn bodies_being_read_share_one_budget(mount: Mount) {
     assert_eq!(status, 408, "{answer}");
     let (status, answer) = post_bytes(&gateway, "/v1/chat/completions", body).await;
     assert_eq!(status, 200, "{answer}");
+}
+
+/// A client that waits for `100 Continue` and is answered on the head (a wrong key, an oversized
+/// declared length) never sends its body: the connection closes at once, rather than waiting for a
+/// body that will not come, or reading the client's next request as this one's body.
+async fn an_early_answer_to_a_client_waiting_for_100_continue_closes_its_connection(mount: Mount) {
+    let setup = setup().sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"));
+    let gateway = Gateway::start_with(mount, setup).await;
+    for (case, key, length) in [("no key", "", 1000), ("too large", CALLER_KEY, LIMIT + 1)] {
+        let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: bridge\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\
+             Expect: 100-continue\r\n\r\n"
+        );
+        let started = Instant::now();
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{case}: the connection stayed open"))
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(!answer.contains("100 continue"), "{case}: {answer}");
+        assert!(
+            answer.starts_with("http/1.1 401") || answer.starts_with("http/1.1 413"),
+            "{case}: {answer}"
+        );
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{case}: {answer}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{case}: {:?}",
+            started.elapsed()
+        );
+    }
 }

@@ -16,7 +16,7 @@ use super::body::{BridgeBody, PendingAnswer};
 use super::error::{BridgeError, Failed};
 use super::finish::{Finisher, UpstreamTime};
 use super::request_body;
-use super::service::{error_response, json_response, set_upstream_request_id, REQUEST_ID};
+use super::service::{error_response, json_response, set_upstream_request_id, unread, REQUEST_ID};
 use super::{RouteTarget, Shared};
 use crate::core::{Answer, Delivery};
 use crate::front::{AnswerCtx, Front};
@@ -66,6 +66,18 @@ where
     B: RequestBody,
 {
     let errors = front.errors();
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > shared.max_request_bytes as u64) {
+        let error = BridgeError::PayloadTooLarge(shared.max_request_bytes);
+        return unread(
+            request,
+            error_response(finisher, error, &request_id, errors),
+        );
+    }
     let prepared = match prepare(&shared, request, front).await {
         Ok(prepared) => prepared,
         Err(error) => {
@@ -151,22 +163,14 @@ fn add_headers(
     set_upstream_request_id(response, upstream_id);
 }
 
-/// Reads the body under the size limit and deadline, lets the front parse it, routes the model
-/// and lets the route's surface translate the request.
+/// Reads the body under the size limit, deadline and budget, lets the front parse it, routes the
+/// model and lets the route's surface translate the request. (A declared length over the limit
+/// was answered before.)
 async fn prepare<B: RequestBody>(
     shared: &Shared,
     request: Request<B>,
     front: &dyn Front,
 ) -> Result<Prepared, BridgeError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > shared.max_request_bytes as u64) {
-        request_body::linger(request.into_body());
-        return Err(BridgeError::PayloadTooLarge(shared.max_request_bytes));
-    }
     // The hold on the body budget ends with this function, when the caller's body is dropped.
     let (body, _hold) = request_body::read(
         request.into_body(),

@@ -95,9 +95,25 @@ pub(super) async fn read<B: RequestBody>(
     }
 }
 
+/// Sets aside the body of a request answered before it was read, and says whether its connection
+/// must close. A client that waits for `100 Continue` never got one and sends no body: waiting for
+/// it would hold the connection for nothing, and on a reused connection its next request could be
+/// read as this one's body, so the connection closes (`true`). Any other body is drained for
+/// [`LINGER`], so the answer is not lost to a reset.
+pub(super) fn set_aside<B: RequestBody>(request: http::Request<B>) -> bool {
+    let waits = request
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits {
+        linger(request.into_body());
+    }
+    waits
+}
+
 /// Reads and discards what is left of `body` for [`LINGER`], in the background, and then drops it.
 /// Call it when answering before the body was read, so the answer is not lost to a reset.
-pub(super) fn linger<B: RequestBody>(body: B) {
+fn linger<B: RequestBody>(body: B) {
     if body.is_end_stream() {
         return;
     }

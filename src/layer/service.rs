@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tower::Service;
@@ -207,17 +207,11 @@ where
                 errors,
             );
             response.headers_mut().insert(ALLOW, allowed);
-            request_body::linger(request.into_body());
-            return ResponseFuture::ready(response);
+            return ResponseFuture::ready(unread(request, response));
         }
         if row.access == Access::Key && !shared.keys.admits(request.headers()) {
-            request_body::linger(request.into_body());
-            return ResponseFuture::ready(error_response(
-                finisher,
-                BridgeError::Unauthorized,
-                &request_id,
-                errors,
-            ));
+            let response = error_response(finisher, BridgeError::Unauthorized, &request_id, errors);
+            return ResponseFuture::ready(unread(request, response));
         }
 
         match row.handler {
@@ -269,6 +263,20 @@ where
             }
         }
     }
+}
+
+/// `response`, given before `request`'s body was read: the body is set aside, and the connection
+/// closes when the client still waits for `100 Continue` (see `request_body::set_aside`).
+pub(crate) fn unread<B: RequestBody>(
+    request: Request<B>,
+    mut response: Response<BridgeBody>,
+) -> Response<BridgeBody> {
+    if request_body::set_aside(request) {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The caller's `x-request-id` when it is short and printable, else a new one. Also used by the
