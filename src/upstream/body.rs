@@ -86,6 +86,15 @@ impl UpstreamBody {
     /// bytes: from the declared length, or else while reading, so that no more than `limit`
     /// bytes are ever held.
     pub async fn read_capped(self, limit: usize) -> Result<Bytes, UpstreamError> {
+        // A body read whole already (as every one the exchange reads within its attempt) is
+        // handed over as it is, without polling or a buffer.
+        if let (Kind::Whole(Some(bytes)), None) = (&self.kind, self.limit) {
+            return if bytes.len() > limit {
+                Err(UpstreamError::TooLarge(limit))
+            } else {
+                Ok(bytes.clone())
+            };
+        }
         collect_capped(self, limit)
             .await?
             .ok_or(UpstreamError::TooLarge(limit))
