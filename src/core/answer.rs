@@ -50,6 +50,9 @@ pub struct Usage {
     pub total_tokens: u64,
     /// Input tokens served from the provider's prompt cache, when reported.
     pub cached_tokens: Option<u64>,
+    /// Input tokens written to the provider's prompt cache, when reported (Anthropic's
+    /// `cache_creation_input_tokens`); counted in `input_tokens` too.
+    pub cache_write_tokens: Option<u64>,
     /// Output tokens spent reasoning, when reported.
     pub reasoning_tokens: Option<u64>,
 }

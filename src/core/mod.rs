@@ -30,6 +30,6 @@ pub use error::TranslateError;
 pub use event::{AnswerEvents, StreamEvent, TEXT_PIECE_BYTES};
 pub use failure::{Failure, FailureClass, MAX_MESSAGE_CHARS};
 pub use request::{
-    Chat, Delivery, Embed, Message, Part, Reasoning, Request, Role, RouteKind, Sampling, Streaming,
-    Task, Text, Tool, ToolCall, ToolChoice, VectorEncoding,
+    Chat, Delivery, Embed, Message, Part, Reasoning, Request, ResponseFormat, Role, RouteKind,
+    Sampling, Streaming, Task, Text, Tool, ToolCall, ToolChoice, VectorEncoding,
 };

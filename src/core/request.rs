@@ -101,6 +101,8 @@ pub struct Chat<'a> {
     pub reasoning: Option<Reasoning<'a>>,
     /// The most tokens the answer may take.
     pub max_output_tokens: Option<u64>,
+    /// The form the answer's text must take.
+    pub response_format: Option<ResponseFormat<'a>>,
     /// How many alternative answers the caller wants (`None`: one).
     pub choices: Option<u64>,
 }
@@ -139,6 +141,9 @@ impl<'a> Message<'a> {
 pub enum Role {
     /// Instructions for the model.
     System,
+    /// Instructions for the model from the application's developer (OpenAI's newer name for
+    /// `system`; surfaces without the distinction read it as `System`).
+    Developer,
     /// The person.
     User,
     /// The model.
@@ -212,6 +217,8 @@ pub struct Sampling<'a> {
     pub temperature: Option<f64>,
     /// Nucleus sampling.
     pub top_p: Option<f64>,
+    /// Sampling from the `k` likeliest tokens only.
+    pub top_k: Option<u64>,
     /// Texts that end the answer.
     pub stop: Vec<Cow<'a, str>>,
 }
@@ -221,6 +228,26 @@ pub struct Sampling<'a> {
 pub struct Reasoning<'a> {
     /// How hard the model should think, in the provider's words (`low`, `medium`, `high`, ...).
     pub effort: Cow<'a, str>,
+}
+
+/// The form an answer's text must take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat<'a> {
+    /// Free text (the default).
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON that follows a schema.
+    JsonSchema {
+        /// The schema's name.
+        name: Cow<'a, str>,
+        /// What the schema is for, for the model.
+        description: Option<Cow<'a, str>>,
+        /// The JSON schema, as JSON text.
+        schema: Option<Cow<'a, str>>,
+        /// Whether the answer must follow the schema exactly.
+        strict: Option<bool>,
+    },
 }
 
 /// One prompt to continue.

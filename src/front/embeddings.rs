@@ -12,7 +12,7 @@ use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::{parse_json, AnswerCtx, ErrorFormat, EventSource, Front, OpenAiErrors};
+use super::{parse_json, AnswerCtx, ErrorFormat, EventSource, Front, OpenAiErrors, RenderEvents};
 use crate::core::{
     Answer, Delivery, Embed, Embeddings, Request, Task, TranslateError, VectorEncoding,
 };
@@ -49,6 +49,10 @@ impl Front for EmbeddingsFront {
         _ctx: &AnswerCtx<'_>,
     ) -> Result<Box<dyn EventSource>, BridgeError> {
         // `to_core` never asks for a stream: the Embeddings API has none.
+        Err(BridgeError::AnswerMismatch)
+    }
+
+    fn event_renderer(&self, _ctx: &AnswerCtx<'_>) -> Result<Box<dyn RenderEvents>, BridgeError> {
         Err(BridgeError::AnswerMismatch)
     }
 

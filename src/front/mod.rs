@@ -18,7 +18,7 @@ pub mod sse;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::core::{Answer, Delivery, Failure, Generation, Request, TranslateError};
+use crate::core::{Answer, Delivery, Failure, Generation, Request, StreamEvent, TranslateError};
 use crate::layer::BridgeError;
 use crate::openai::ErrorBody;
 
@@ -41,8 +41,17 @@ pub(crate) trait Front: Send + Sync + 'static {
         ctx: &AnswerCtx<'_>,
     ) -> Result<Box<dyn EventSource>, BridgeError>;
 
+    /// Renders the neutral events of a stream that arrives as it is produced.
+    fn event_renderer(&self, ctx: &AnswerCtx<'_>) -> Result<Box<dyn RenderEvents>, BridgeError>;
+
     /// How this front words its errors.
     fn errors(&self) -> &'static dyn ErrorFormat;
+}
+
+/// Renders neutral stream events in a front's wire format, one at a time, as they arrive.
+pub trait RenderEvents: Send + std::fmt::Debug {
+    /// Appends what `event` becomes for the caller to `out` (possibly nothing).
+    fn render(&mut self, event: StreamEvent<'_>, out: &mut BytesMut);
 }
 
 /// How a client API words failures: as a whole error body, and as the event that ends a stream
@@ -118,6 +127,16 @@ impl<G: OpenAiGeneration> Front for G {
             G::STREAM,
             ctx,
             answer,
+            include_usage,
+        )))
+    }
+
+    fn event_renderer(&self, ctx: &AnswerCtx<'_>) -> Result<Box<dyn RenderEvents>, BridgeError> {
+        let include_usage = ctx.delivery.stream.unwrap_or_default().include_usage;
+        Ok(Box::new(sse::OpenAiChunks::new(
+            G::STREAM,
+            ctx.fallback_id,
+            ctx,
             include_usage,
         )))
     }

@@ -24,7 +24,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use super::{usable_id, AnswerCtx, EventSource};
+use super::{usable_id, AnswerCtx, EventSource, RenderEvents};
 use crate::core::{AnswerEvents, Generation, StreamEvent, TEXT_PIECE_BYTES};
 use crate::openai::{
     finish_reason, ChatChunkChoice, ChatCompletionChunk, ChunkDelta, ChunkFunction, ChunkToolCall,
@@ -50,14 +50,60 @@ pub enum StreamKind {
     Text,
 }
 
-/// The events of one answer in OpenAI's format, encoded lazily.
-#[derive(Debug)]
-pub struct SseEvents {
+/// Renders neutral events as OpenAI chunks of one stream: every chunk repeats its id, creation
+/// time and model.
+#[derive(Debug, Clone)]
+pub struct OpenAiChunks {
     kind: StreamKind,
     id: String,
     created: u64,
     model: String,
     include_usage: bool,
+}
+
+impl OpenAiChunks {
+    /// The chunks of a stream with answer id `id`. `include_usage` is the caller's
+    /// `stream_options.include_usage`.
+    pub fn new(kind: StreamKind, id: &str, ctx: &AnswerCtx<'_>, include_usage: bool) -> Self {
+        Self {
+            kind,
+            id: id.to_owned(),
+            created: ctx.created,
+            model: ctx.model.to_owned(),
+            include_usage,
+        }
+    }
+
+    /// Appends the chunk for `event`; `false` when it has none in this format.
+    pub fn render_event(&self, buf: &mut BytesMut, event: StreamEvent<'_>) -> bool {
+        Head {
+            kind: self.kind,
+            id: &self.id,
+            created: self.created,
+            model: &self.model,
+            include_usage: self.include_usage,
+        }
+        .render(buf, event)
+    }
+
+    /// The bytes every event takes besides its content.
+    fn event_overhead(&self) -> usize {
+        EVENT_OVERHEAD
+            .saturating_add(self.id.len())
+            .saturating_add(self.model.len())
+    }
+}
+
+impl RenderEvents for OpenAiChunks {
+    fn render(&mut self, event: StreamEvent<'_>, out: &mut BytesMut) {
+        self.render_event(out, event);
+    }
+}
+
+/// The events of one answer in OpenAI's format, encoded lazily.
+#[derive(Debug)]
+pub struct SseEvents {
+    chunks: OpenAiChunks,
     events: AnswerEvents,
 }
 
@@ -70,27 +116,17 @@ impl SseEvents {
         answer: &Generation<'_>,
         include_usage: bool,
     ) -> Self {
+        let id = usable_id(answer.id).unwrap_or(ctx.fallback_id);
         Self {
-            kind,
-            id: usable_id(answer.id).unwrap_or(ctx.fallback_id).to_owned(),
-            created: ctx.created,
-            model: ctx.model.to_owned(),
-            include_usage,
+            chunks: OpenAiChunks::new(kind, id, ctx, include_usage),
             events: AnswerEvents::new(answer),
         }
     }
 
     /// Appends the next event to `buf`; `false` once every event has been written.
     pub fn next_into(&mut self, buf: &mut BytesMut) -> bool {
-        let head = Head {
-            kind: self.kind,
-            id: &self.id,
-            created: self.created,
-            model: &self.model,
-            include_usage: self.include_usage,
-        };
         while let Some(event) = self.events.next_event() {
-            if head.render(buf, event) {
+            if self.chunks.render_event(buf, event) {
                 return true;
             }
         }
@@ -112,14 +148,7 @@ impl SseEvents {
     pub fn remaining_hint(&self) -> usize {
         let (text, events) = self.events.remaining();
         text.saturating_add(text / 8)
-            .saturating_add(events.saturating_mul(self.event_overhead()))
-    }
-
-    /// The bytes every event takes besides its content.
-    fn event_overhead(&self) -> usize {
-        EVENT_OVERHEAD
-            .saturating_add(self.id.len())
-            .saturating_add(self.model.len())
+            .saturating_add(events.saturating_mul(self.chunks.event_overhead()))
     }
 }
 
@@ -303,8 +332,9 @@ impl Iterator for SseEvents {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        let mut buf =
-            BytesMut::with_capacity(CONTENT_CHUNK_BYTES.saturating_add(self.event_overhead()));
+        let mut buf = BytesMut::with_capacity(
+            CONTENT_CHUNK_BYTES.saturating_add(self.chunks.event_overhead()),
+        );
         self.next_into(&mut buf).then(|| buf.freeze())
     }
 }
@@ -351,6 +381,7 @@ mod tests {
                 output_tokens: 2,
                 total_tokens: 3,
                 cached_tokens: None,
+                cache_write_tokens: None,
                 reasoning_tokens: None,
             }),
         };

@@ -11,6 +11,7 @@
 //! | [`einstein`] | `surface = "einstein"` (the default) | `{api_base}/models/{model}/chat-generations`, `generations` |
 
 pub mod einstein;
+pub mod stream;
 
 use http::StatusCode;
 use serde::Deserialize;

@@ -20,7 +20,7 @@ pub fn chat_body<'r>(chat: &'r Chat<'_>) -> Result<ChatGenerationsRequest<'r>, T
         .enumerate()
         .map(|(index, message)| {
             let role = match message.role {
-                Role::System => "system",
+                Role::System | Role::Developer => "system",
                 Role::User => "user",
                 Role::Assistant => "assistant",
                 Role::Tool => {

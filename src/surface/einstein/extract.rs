@@ -320,6 +320,7 @@ fn normalise_usage(raw: &RawUsage) -> Option<Usage> {
             .prompt_tokens_details
             .and_then(|details| details.cached_tokens)
             .or(raw.cache_read_input_token_count),
+        cache_write_tokens: None,
         reasoning_tokens: None,
     })
 }
