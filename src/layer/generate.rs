@@ -12,11 +12,12 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::body::{BridgeBody, PendingAnswer};
+use super::body::{BridgeBody, PendingAnswer, Started};
 use super::error::{BridgeError, Failed};
 use super::finish::{Finisher, UpstreamTime};
 use super::request_body;
 use super::service::{error_response, json_response, set_upstream_request_id, unread, REQUEST_ID};
+use super::stream::{Live, Relay, Translated, Waits};
 use super::{RouteTarget, Shared};
 use crate::core::{Answer, Delivery};
 use crate::front::{AnswerCtx, Front};
@@ -25,8 +26,12 @@ use crate::openai::depth;
 use crate::surface::Reading;
 use crate::upstream::{
     AttemptObserver, AttemptOutcome, ExchangeError, Exchanged, Outgoing, Receive, RequestBody,
-    UpstreamService, MAX_ANSWER_BYTES,
+    UpstreamBody, UpstreamService, MAX_ANSWER_BYTES,
 };
+
+/// The most bytes one upstream stream may deliver: a stream that never ends is cut here, or at
+/// the request's deadline, whichever comes first.
+const MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
 
 /// Lists the request parameters that were accepted but not forwarded.
 pub(crate) const IGNORED_PARAMS: &str = "x-sfbridge-ignored-params";
@@ -123,21 +128,51 @@ where
     let shared_for_work = shared.clone();
     let keepalive = shared.keepalive;
     let ignored = prepared.ignored.clone();
-    let mut work: PendingAnswer = Box::pin(
-        async move {
-            let answer =
-                exchange(&shared_for_work, &inner, &prepared, &upstream_time, started).await?;
+    let relay = match live_relay(front, &prepared, &fallback_id, created) {
+        Ok(relay) => relay,
+        Err(error) => return error_response(finisher, error, &request_id, errors),
+    };
+    let work = async move {
+        let shared = shared_for_work;
+        let Some(relay) = relay else {
+            let answer = exchange(&shared, &inner, &prepared, &upstream_time, started).await?;
             let ctx = prepared.answer_ctx(&fallback_id, created);
-            render(&shared_for_work.metrics, &prepared, &answer, |answer| {
+            return render(&shared.metrics, &prepared, &answer, |answer| {
                 front.answer_events(&answer, &ctx)
             })
-        }
-        .instrument(finisher.span().clone()),
-    );
+            .map(Started::Events);
+        };
+        let (body, upstream_id) = exchange_head(
+            &shared,
+            &inner,
+            &prepared,
+            &upstream_time,
+            started,
+            Receive::Streamed,
+        )
+        .await?;
+        let dispatcher = &shared.dispatcher;
+        let waits = Waits {
+            idle: dispatcher.attempt_timeout(),
+            deadline: started
+                .checked_add(dispatcher.deadline())
+                .unwrap_or_else(far_future),
+            keepalive,
+            deadline_limit: dispatcher.deadline(),
+        };
+        let usage_to = (shared.metrics.clone(), prepared.route.model.clone());
+        let mut live = Live::new(body.limit(MAX_STREAM_BYTES), relay, waits, usage_to);
+        let first = live
+            .first_bytes()
+            .await
+            .map_err(|error| error.after_upstream(upstream_id))?;
+        Ok(Started::Live(Box::new(live), first))
+    };
+    let mut work: PendingAnswer = Box::pin(work.instrument(finisher.span().clone()));
     // Most answers come within seconds: waiting one keep-alive period first lets their errors
     // keep their real status (a 429 stays a 429) instead of becoming an event in a 200 stream.
     let body = match tokio::time::timeout(keepalive, &mut work).await {
-        Ok(Ok(events)) => BridgeBody::events(events, finisher),
+        Ok(Ok(started)) => BridgeBody::started(started, finisher, errors),
         Ok(Err(failed)) => return error_response(finisher, failed, &request_id, errors),
         Err(_) => BridgeBody::waiting(work, keepalive, finisher, errors),
     };
@@ -243,14 +278,35 @@ impl AttemptObserver for Attempts<'_> {
     }
 }
 
+/// The relay of a stream the route's surface streams for real, rendered by `front`; `None` when
+/// the surface answers whole.
+fn live_relay(
+    front: &dyn Front,
+    prepared: &Prepared,
+    fallback_id: &str,
+    created: u64,
+) -> Result<Option<Box<dyn Relay>>, BridgeError> {
+    let Some((unframe, reader)) = prepared.reading.stream() else {
+        return Ok(None);
+    };
+    let renderer = front.event_renderer(&prepared.answer_ctx(fallback_id, created))?;
+    Ok(Some(Box::new(Translated::new(unframe, reader, renderer))))
+}
+
+/// An instant no deadline reaches, for a deadline too far off to represent.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
 /// A success answer of the Models API, read whole.
 struct Success {
     body: Bytes,
     upstream_id: Option<HeaderValue>,
 }
 
-/// Calls the Models API and reads its final answer: a success, or the failure its error answer
-/// says, read by the route's surface. The deadline counts from `started`, the request's arrival.
+/// Calls the Models API and reads its final answer whole: a success, or the failure its error
+/// answer says, read by the route's surface. The deadline counts from `started`, the request's
+/// arrival.
 async fn exchange<S: UpstreamService>(
     shared: &Shared,
     inner: &S,
@@ -258,6 +314,32 @@ async fn exchange<S: UpstreamService>(
     upstream_time: &UpstreamTime,
     started: Instant,
 ) -> Result<Success, Failed> {
+    let (body, upstream_id) = exchange_head(
+        shared,
+        inner,
+        prepared,
+        upstream_time,
+        started,
+        Receive::Whole,
+    )
+    .await?;
+    // Read whole within the attempt already: this only unwraps it.
+    let body = body.read_capped(MAX_ANSWER_BYTES).await.map_err(|error| {
+        BridgeError::from(ExchangeError::Upstream(error)).after_upstream(upstream_id.clone())
+    })?;
+    Ok(Success { body, upstream_id })
+}
+
+/// Calls the Models API and hands over a success answer's body as `receive` says, or the
+/// failure its error answer says, read by the route's surface.
+async fn exchange_head<S: UpstreamService>(
+    shared: &Shared,
+    inner: &S,
+    prepared: &Prepared,
+    upstream_time: &UpstreamTime,
+    started: Instant,
+    receive: Receive,
+) -> Result<(UpstreamBody, Option<HeaderValue>), Failed> {
     let outgoing = Outgoing {
         target: prepared.route.surface.target(prepared.reading),
         body: prepared.body.clone(),
@@ -276,7 +358,7 @@ async fn exchange<S: UpstreamService>(
             inner,
             &shared.tokens,
             &outgoing,
-            Receive::Whole,
+            receive,
             started,
             &observer,
         )
@@ -286,18 +368,18 @@ async fn exchange<S: UpstreamService>(
     if let Some(id) = upstream_id.as_ref().and_then(|id| id.to_str().ok()) {
         tracing::Span::current().record("upstream_request_id", id);
     }
-    // Read whole within the attempt already: this only unwraps it.
-    let body = body.read_capped(MAX_ANSWER_BYTES).await.map_err(|error| {
-        BridgeError::from(ExchangeError::Upstream(error)).after_upstream(upstream_id.clone())
-    })?;
     if !status.is_success() {
+        // Error answers are read whole within the attempt: this only unwraps it.
+        let body = body.read_capped(MAX_ANSWER_BYTES).await.map_err(|error| {
+            BridgeError::from(ExchangeError::Upstream(error)).after_upstream(upstream_id.clone())
+        })?;
         let mut failure = prepared
             .reading
             .failure(status, &body, &prepared.route.salesforce_model);
         failure.retry_after = headers.get(RETRY_AFTER).cloned();
         return Err(BridgeError::UpstreamStatus(Box::new(failure)).after_upstream(upstream_id));
     }
-    Ok(Success { body, upstream_id })
+    Ok((body, upstream_id))
 }
 
 /// Lets the surface read the answer and `render` it, counting the parse path that served and

@@ -36,6 +36,7 @@ mod generate;
 pub(crate) mod request_body;
 mod routes;
 pub(crate) mod service;
+mod stream;
 #[cfg(test)]
 mod tests;
 

@@ -11,6 +11,7 @@
 //! | [`einstein`] | `surface = "einstein"` (the default) | `{api_base}/models/{model}/chat-generations`, `generations` |
 
 pub mod einstein;
+pub(crate) mod native;
 pub mod stream;
 
 use http::StatusCode;
@@ -115,6 +116,14 @@ impl Reading {
         match self {
             Reading::Einstein(operation) => einstein::read_answer(operation, body, render)
                 .map(|(rendered, path)| (rendered, path.as_str())),
+        }
+    }
+
+    /// How to read a streamed answer as it arrives: `None` for a surface that answers whole
+    /// (a stream is then emulated from the whole answer).
+    pub(crate) fn stream(self) -> Option<(Box<dyn stream::Unframe>, Box<dyn stream::ReadEvents>)> {
+        match self {
+            Reading::Einstein(_) => None,
         }
     }
 
