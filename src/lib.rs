@@ -9,6 +9,7 @@
 )]
 #![deny(unsafe_code)]
 
+pub mod anthropic;
 pub mod config;
 pub mod core;
 pub mod endpoint;
