@@ -68,8 +68,11 @@ mod catalog;
 mod errors;
 mod faults;
 mod models;
+mod native;
+mod responses;
 mod server;
 mod state;
+mod stream;
 mod token;
 mod validate;
 
@@ -159,6 +162,12 @@ impl MockSalesforce {
     /// The Models API base, `http://{addr}/einstein/platform/v1`: the conf's `api_base`.
     pub fn api_base(&self) -> String {
         format!("http://{}/einstein/platform/v1", self.addr)
+    }
+
+    /// The native surfaces' base, `http://{addr}/ai/gpt/v1`: `/responses` and
+    /// `/model/{model}/invoke` (`-with-response-stream`) hang off it.
+    pub fn gpt_api_base(&self) -> String {
+        format!("http://{}/ai/gpt/v1", self.addr)
     }
 
     /// The token endpoint, `http://{addr}/services/oauth2/token`: the conf's `token_url`.
