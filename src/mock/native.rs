@@ -30,10 +30,31 @@ pub(crate) struct Route {
     pub(crate) stream: bool,
 }
 
+/// Why a call was refused before any answer.
+#[derive(Debug)]
+pub(crate) enum Refusal<E> {
+    /// By the gateway, in Salesforce's shape.
+    Gateway(ApiError),
+    /// By the provider, in its own shape.
+    Provider(E),
+}
+
+impl<E: IntoResponse> IntoResponse for Refusal<E> {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Gateway(error) => error.into_response(),
+            Self::Provider(error) => error.into_response(),
+        }
+    }
+}
+
 /// One provider format served under `/ai/gpt/v1`.
 pub(crate) trait Surface {
     /// A checked request: what the answer is built from.
     type Call: Send;
+
+    /// The provider's refusal of a request.
+    type Error: IntoResponse;
 
     /// The content type of a streamed answer.
     const STREAM_CONTENT_TYPE: &'static str;
@@ -45,7 +66,7 @@ pub(crate) trait Surface {
     fn injected(status: StatusCode, retry_after_secs: Option<u64>) -> Response;
 
     /// The provider's checks, and the 404 for a model this surface does not serve.
-    fn check(route: &Route, body: &[u8]) -> Result<Self::Call, Response>;
+    fn check(route: &Route, body: &[u8]) -> Result<Self::Call, Refusal<Self::Error>>;
 
     /// Whether the answer is a stream.
     fn streams(call: &Self::Call) -> bool;
@@ -168,11 +189,14 @@ fn answer<S: Surface>(
     fault: Option<Fault>,
     answering: Answering,
 ) -> Response {
-    let call = match gateway(state, headers).and_then(|()| S::check(route, body)) {
+    let checked = gateway(state, headers)
+        .map_err(Refusal::Gateway)
+        .and_then(|()| S::check(route, body));
+    let call = match checked {
         Ok(call) => call,
-        Err(refused) => {
+        Err(refusal) => {
             answering.disarm();
-            return refused;
+            return refusal.into_response();
         }
     };
     if !S::streams(&call) {
@@ -240,18 +264,15 @@ fn answer<S: Surface>(
 }
 
 /// The checks of the Einstein endpoints; fast mode skips them, as it does there.
-fn gateway(state: &MockState, headers: &HeaderMap) -> Result<(), Response> {
+fn gateway(state: &MockState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.canned().is_some() {
         return Ok(());
     }
-    let checked = (|| {
-        if !validate::bearer(headers).is_some_and(|token| state.token_is_valid(token)) {
-            return Err(ApiError::InvalidAuth);
-        }
-        validate::einstein_headers(headers)?;
-        validate::content_type(headers)
-    })();
-    checked.map_err(IntoResponse::into_response)
+    if !validate::bearer(headers).is_some_and(|token| state.token_is_valid(token)) {
+        return Err(ApiError::InvalidAuth);
+    }
+    validate::einstein_headers(headers)?;
+    validate::content_type(headers)
 }
 
 /// A JSON answer in a provider's shape: `status`, `body`, and `Retry-After` when set.

@@ -16,10 +16,10 @@ use serde_json::{json, Map, Value};
 use super::answer::{now_secs, random_id};
 use super::catalog::CUSTOM_PREFIX;
 use super::errors::{injected_message, ApiError};
-use super::native::{self, json_error, Route, Surface};
+use super::native::{self, json_error, Refusal, Route, Surface};
 use super::state::MockState;
 use super::stream::{
-    self, thirds, word_deltas, words, Ev, Events, Piece, Script, Steps, StreamFault,
+    self, keep_words, thirds, word_deltas, words, Ev, Events, Piece, Script, Steps, StreamFault,
 };
 
 /// The Salesforce-managed GPT names start with this; they are served here, as observed.
@@ -68,6 +68,8 @@ pub(crate) struct Responses;
 impl Surface for Responses {
     type Call = Call;
 
+    type Error = OpenAiError;
+
     const STREAM_CONTENT_TYPE: &'static str = "text/event-stream; charset=utf-8";
 
     fn count(state: &MockState) {
@@ -92,13 +94,13 @@ impl Surface for Responses {
         json_error(status, &error.body(), retry_after_secs)
     }
 
-    fn check(_route: &Route, body: &[u8]) -> Result<Call, Response> {
-        let fields = object(body).map_err(OpenAiError::into_response)?;
-        let model = model(&fields).map_err(OpenAiError::into_response)?;
+    fn check(_route: &Route, body: &[u8]) -> Result<Call, Refusal<OpenAiError>> {
+        let fields = object(body).map_err(Refusal::Provider)?;
+        let model = model(&fields).map_err(Refusal::Provider)?;
         if !is_known(&model) {
-            return Err(ApiError::NotFound.into_response());
+            return Err(Refusal::Gateway(ApiError::NotFound));
         }
-        parse(model, &fields).map_err(OpenAiError::into_response)
+        parse(model, &fields).map_err(Refusal::Provider)
     }
 
     fn streams(call: &Call) -> bool {
@@ -157,7 +159,9 @@ impl OpenAiError {
             "code": self.code,
         }})
     }
+}
 
+impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
         json_error(self.status, &self.body(), None)
     }
@@ -599,25 +603,17 @@ impl Answer {
             (None, _) => text(format!("Echo: {}", call.user_text)),
         };
         let mut incomplete = false;
-        match (&mut said, fault) {
-            (Said::Text { deltas, .. }, Some(StreamFault::Oversized(bytes))) => {
-                deltas.insert(0, "x".repeat(bytes));
+        if let Some(StreamFault::Oversized(bytes)) = fault {
+            match &mut said {
+                Said::Text { deltas, .. } => deltas.insert(0, "x".repeat(bytes)),
+                // Leading whitespace keeps the arguments valid JSON.
+                Said::Call { deltas, .. } => deltas.insert(0, " ".repeat(bytes)),
             }
-            // Leading whitespace keeps the arguments valid JSON.
-            (Said::Call { deltas, .. }, Some(StreamFault::Oversized(bytes))) => {
-                deltas.insert(0, " ".repeat(bytes));
-            }
-            _ => {}
         }
         if let (Said::Text { deltas, .. }, Some(max), false) =
             (&mut said, call.max_output_tokens, endless)
         {
-            let max = usize::try_from(max).unwrap_or(usize::MAX);
-            if words(&deltas.concat()) > max as u64 {
-                // One word per delta, so keeping `max` deltas keeps `max` words.
-                deltas.truncate(max);
-                incomplete = true;
-            }
+            incomplete = keep_words(deltas, max);
         }
         let reasoning_tokens = if call.reasoning { REASONING_TOKENS } else { 0 };
         let cached_tokens = if call.cached { CACHED_TOKENS } else { 0 };

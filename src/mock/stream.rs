@@ -358,6 +358,39 @@ pub(crate) fn thirds(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Cuts `deltas` to their first `max` words; whether anything was cut.
+pub(crate) fn keep_words(deltas: &mut Vec<String>, max: u64) -> bool {
+    let mut seen = 0;
+    let mut keep = deltas.len();
+    for (at, delta) in deltas.iter().enumerate() {
+        seen += words(delta);
+        if seen > max {
+            keep = at;
+            break;
+        }
+    }
+    let cut = keep < deltas.len();
+    deltas.truncate(keep);
+    cut
+}
+
+/// Cuts `deltas` to the first `at` bytes of their concatenation (`at` on a character boundary).
+pub(crate) fn keep_bytes(deltas: &mut Vec<String>, at: usize) {
+    let mut left = at;
+    let mut keep = 0;
+    for delta in deltas.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        if delta.len() > left {
+            delta.truncate(left);
+        }
+        left -= delta.len();
+        keep += 1;
+    }
+    deltas.truncate(keep);
+}
+
 /// Words, for the mock's token counts.
 pub(crate) fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
@@ -457,9 +490,12 @@ mod tests {
             .iter()
             .position(|step| *step == Step::Pause(Duration::from_secs(1)))
             .unwrap();
-        let before: usize = written(Box::new(steps[..pause].to_vec().into_iter()))
+        let before: usize = steps[..pause]
             .iter()
-            .map(Bytes::len)
+            .map(|step| match step {
+                Step::Write(bytes) => bytes.len(),
+                Step::Pause(_) => 0,
+            })
             .sum();
         assert_eq!(before, 10);
         // After it, each write ends inside a frame.
@@ -487,5 +523,18 @@ mod tests {
         assert_eq!(thirds(r#"{"echo":"é"}"#).concat(), r#"{"echo":"é"}"#);
         assert_eq!(thirds("abcdefghi"), ["abc", "def", "ghi"]);
         assert_eq!(thirds("ab"), ["a", "b"]);
+    }
+
+    #[test]
+    fn cuts_keep_words_or_bytes() {
+        let mut deltas = word_deltas("Echo: a b c");
+        assert!(keep_words(&mut deltas, 2));
+        assert_eq!(deltas, ["Echo:", " a"]);
+        assert!(!keep_words(&mut deltas, 2));
+        let mut deltas = vec!["x".repeat(4), "Echo:".to_owned(), " a".to_owned()];
+        keep_bytes(&mut deltas, 7);
+        assert_eq!(deltas, ["xxxx", "Ech"]);
+        keep_bytes(&mut deltas, 0);
+        assert!(deltas.is_empty());
     }
 }
