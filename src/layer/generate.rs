@@ -22,6 +22,7 @@ use crate::core::{Answer, Delivery};
 use crate::front::{AnswerCtx, Front};
 use crate::metrics::Metrics;
 use crate::openai::depth;
+use crate::openai::request::report_ignored;
 use crate::surface::Reading;
 use crate::upstream::{
     AttemptObserver, AttemptOutcome, ExchangeError, Exchanged, Outgoing, Receive, RequestBody,
@@ -192,20 +193,25 @@ async fn prepare<B: RequestBody>(
             wanted: request.task.kind(),
         });
     }
-    // The caller's body is a close upper bound for the translated one.
+    // The caller's body is a close upper bound for the translated one. Streams are emulated
+    // from whole answers until the flow reads upstream streams, so none is asked for yet.
     let call = route
         .surface
-        .call(&request.task, body.len())
+        .call(&request.task, false, body.len())
         .map_err(|error| BridgeError::Unsupported {
             route: route.model.clone(),
             surface: route.surface.kind().as_str(),
             error,
         })?;
+    let mut ignored = request.ignored;
+    for name in call.dropped {
+        report_ignored(&mut ignored, name.into());
+    }
     Ok(Prepared {
         body: Bytes::from(call.body),
         reading: call.reading,
         delivery: request.delivery,
-        ignored: ignored_header(&request.ignored),
+        ignored: ignored_header(&ignored),
         route,
     })
 }

@@ -64,6 +64,9 @@ pub(crate) enum Reading {
 pub(crate) struct Call {
     pub(crate) body: Vec<u8>,
     pub(crate) reading: Reading,
+    /// The caller's settings this surface does not forward, by their Chat Completions names, to
+    /// be reported back (`x-sfbridge-ignored-params`) rather than dropped silently.
+    pub(crate) dropped: Vec<&'static str>,
 }
 
 impl RouteSurface {
@@ -83,15 +86,19 @@ impl RouteSurface {
         }
     }
 
-    /// The upstream call for `task`; `size_hint` sizes the body's buffer.
-    pub(crate) fn call(&self, task: &Task<'_>, size_hint: usize) -> Result<Call, TranslateError> {
+    /// The upstream call for `task`, asking for an upstream stream when `stream` is set and the
+    /// surface has one; `size_hint` sizes the body's buffer.
+    pub(crate) fn call(
+        &self,
+        task: &Task<'_>,
+        stream: bool,
+        size_hint: usize,
+    ) -> Result<Call, TranslateError> {
         match self {
             RouteSurface::Einstein(urls) => {
-                let (operation, body) = urls.call(task, size_hint)?;
-                Ok(Call {
-                    body,
-                    reading: Reading::Einstein(operation),
-                })
+                // Answers whole: a stream is emulated from the whole answer.
+                let _ = stream;
+                urls.call(task, size_hint)
             }
         }
     }

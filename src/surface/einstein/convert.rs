@@ -39,6 +39,27 @@ pub fn chat_body<'r>(chat: &'r Chat<'_>) -> Result<ChatGenerationsRequest<'r>, T
     Ok(ChatGenerationsRequest { messages })
 }
 
+/// The Chat Completions names of the settings `chat` carries, all of which this surface drops:
+/// the documented API has no generation settings (they belong to a model configured in Einstein
+/// Studio). An output limit is reported as `max_tokens` whichever name the caller used.
+pub fn dropped_settings(chat: &Chat<'_>) -> Vec<&'static str> {
+    let sampling = &chat.sampling;
+    [
+        ("temperature", sampling.temperature.is_some()),
+        ("top_p", sampling.top_p.is_some()),
+        ("top_k", sampling.top_k.is_some()),
+        ("stop", !sampling.stop.is_empty()),
+        ("max_tokens", chat.max_output_tokens.is_some()),
+        ("tool_choice", chat.tool_choice.is_some()),
+        ("parallel_tool_calls", chat.parallel_tool_calls.is_some()),
+        ("reasoning_effort", chat.reasoning.is_some()),
+        ("response_format", chat.response_format.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect()
+}
+
 /// The body of `generations` for a prompt.
 pub fn text_body<'r>(text: &'r Text<'_>) -> Result<GenerationsRequest<'r>, TranslateError> {
     check_choices(text.choices)?;
@@ -303,5 +324,34 @@ mod tests {
             embed_body(&embed).unwrap_err(),
             TranslateError::Setting("dimensions")
         );
+    }
+
+    #[test]
+    fn every_generation_setting_is_reported_dropped() {
+        let text: &'static [u8] = serde_json::to_vec(&json!({"model": "m",
+            "messages": [{"role": "user", "content": "x"}],
+            "temperature": 0.2, "top_p": 0.9, "max_completion_tokens": 7, "stop": ["END"],
+            "tool_choice": "none", "parallel_tool_calls": false, "reasoning_effort": "low",
+            "response_format": {"type": "text"}}))
+        .unwrap()
+        .leak();
+        let request = front::chat::to_core(serde_json::from_slice(text).unwrap()).unwrap();
+        let Task::Chat(chat) = &request.task else {
+            panic!("not a chat")
+        };
+        assert_eq!(
+            dropped_settings(chat),
+            [
+                "temperature",
+                "top_p",
+                "stop",
+                "max_tokens",
+                "tool_choice",
+                "parallel_tool_calls",
+                "reasoning_effort",
+                "response_format"
+            ]
+        );
+        assert!(dropped_settings(&Chat::default()).is_empty());
     }
 }

@@ -373,6 +373,7 @@ mod tests {
                 output_tokens: 607,
                 total_tokens: 646,
                 cached_tokens: Some(0),
+                cache_write_tokens: None,
                 reasoning_tokens: None,
             })
         );
@@ -393,6 +394,7 @@ mod tests {
                 output_tokens: 31,
                 total_tokens: 73,
                 cached_tokens: Some(0),
+                cache_write_tokens: None,
                 reasoning_tokens: None,
             })
         );
@@ -572,6 +574,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 11,
                     cached_tokens: Some(5),
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
@@ -582,6 +585,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 11,
                     cached_tokens: Some(5),
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
@@ -592,6 +596,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 5,
                     cached_tokens: None,
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
@@ -602,6 +607,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 9,
                     cached_tokens: None,
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
@@ -612,6 +618,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 5,
                     cached_tokens: None,
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),

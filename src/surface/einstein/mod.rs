@@ -30,7 +30,7 @@ mod extract;
 mod request;
 mod response;
 
-pub use convert::{chat_body, embed_body, generation, text_body};
+pub use convert::{chat_body, dropped_settings, embed_body, generation, text_body};
 pub use error::{read_failure, ErrorResponse};
 pub use extract::{
     extract, normalise_finish_reason, parse, read_embeddings, ExtractError, ExtractPath, Extracted,
@@ -42,6 +42,7 @@ pub use response::{
     TextGeneration,
 };
 
+use super::{Call, Reading};
 use crate::core::{Answer, Task, TranslateError};
 use crate::upstream::Target;
 
@@ -92,19 +93,30 @@ impl Urls {
         })
     }
 
-    /// The operation and the request body for `task`.
-    pub(crate) fn call(
-        &self,
-        task: &Task<'_>,
-        size_hint: usize,
-    ) -> Result<(Operation, Vec<u8>), TranslateError> {
-        Ok(match task {
-            Task::Chat(chat) => (Operation::Chat, encode(&chat_body(chat)?, size_hint)),
-            Task::Text(text) => (Operation::Text, encode(&text_body(text)?, size_hint)),
+    /// The call for `task`: this surface answers whole, so a stream is emulated from the whole
+    /// answer, and every generation setting is reported as dropped (see [`dropped_settings`]).
+    pub(crate) fn call(&self, task: &Task<'_>, size_hint: usize) -> Result<Call, TranslateError> {
+        let (operation, body, dropped) = match task {
+            Task::Chat(chat) => (
+                Operation::Chat,
+                encode(&chat_body(chat)?, size_hint),
+                dropped_settings(chat),
+            ),
+            Task::Text(text) => (
+                Operation::Text,
+                encode(&text_body(text)?, size_hint),
+                Vec::new(),
+            ),
             Task::Embed(embed) => (
                 Operation::Embeddings(embed.inputs.len()),
                 encode(&embed_body(embed)?, size_hint),
+                Vec::new(),
             ),
+        };
+        Ok(Call {
+            body,
+            reading: Reading::Einstein(operation),
+            dropped,
         })
     }
 
