@@ -84,6 +84,18 @@ pub enum TranslateError {
     /// Nothing to embed.
     #[error("`input` must hold at least one string")]
     NoInput,
+    /// A tool result that does not name the call it answers, on a surface that pairs them by
+    /// id (or a tool message holding anything but its result).
+    #[error(
+        "messages[{index}]: a tool result needs the id of the call it answers (`tool_call_id`)"
+    )]
+    ToolResultId {
+        /// The message's position.
+        index: usize,
+    },
+    /// Texts to embed, on a surface without embeddings.
+    #[error("this surface has no embeddings")]
+    NoEmbeddings,
 }
 
 impl TranslateError {
@@ -107,6 +119,10 @@ impl TranslateError {
             TranslateError::Echo => "echo".into(),
             TranslateError::Setting(name) => Cow::Borrowed(name),
             TranslateError::InputTokens | TranslateError::NoInput => "input".into(),
+            TranslateError::ToolResultId { index } => {
+                format!("messages[{index}].tool_call_id").into()
+            }
+            TranslateError::NoEmbeddings => "model".into(),
         }
     }
 }

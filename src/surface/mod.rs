@@ -9,16 +9,20 @@
 //! | module | conf | upstream |
 //! |---|---|---|
 //! | [`einstein`] | `surface = "einstein"` (the default) | `{api_base}/models/{model}/chat-generations`, `generations` |
+//! | [`responses`] | `surface = "responses"` | `{gpt_api_base}/responses` (GPT models) |
 
 pub mod einstein;
+pub mod responses;
+pub mod sse;
 pub mod stream;
 
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::config::SalesforceConfig;
-use crate::core::{Answer, Failure, Task, TranslateError};
+use crate::core::{Answer, Failure, RouteKind, Task, TranslateError};
 use crate::upstream::Target;
+use stream::{ReadEvents, Unframe};
 
 /// `x-sfdc-app-context`, required on every call to every surface.
 pub const APP_CONTEXT_HEADER: &str = "x-sfdc-app-context";
@@ -36,6 +40,8 @@ pub enum SurfaceKind {
     /// The documented `einstein/platform/v1` API: no tools, no streaming.
     #[default]
     Einstein,
+    /// The native `/ai/gpt/v1/responses` API of GPT models: tools, streaming, settings.
+    Responses,
 }
 
 impl SurfaceKind {
@@ -43,6 +49,15 @@ impl SurfaceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SurfaceKind::Einstein => "einstein",
+            SurfaceKind::Responses => "responses",
+        }
+    }
+
+    /// Whether this surface can serve routes of `kind`.
+    pub fn serves(self, kind: RouteKind) -> bool {
+        match self {
+            SurfaceKind::Einstein => true,
+            SurfaceKind::Responses => kind == RouteKind::Chat,
         }
     }
 }
@@ -51,12 +66,17 @@ impl SurfaceKind {
 #[derive(Debug)]
 pub(crate) enum RouteSurface {
     Einstein(einstein::Urls),
+    Responses(responses::Endpoint),
 }
 
 /// How to read the answer of one upstream call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
     Einstein(einstein::Operation),
+    /// A `/responses` call, which asked for a stream or not.
+    Responses {
+        stream: bool,
+    },
 }
 
 /// One upstream call, ready to send to [`RouteSurface::target`].
@@ -76,6 +96,9 @@ impl RouteSurface {
             SurfaceKind::Einstein => {
                 einstein::Urls::new(&config.api_base, model).map(Self::Einstein)
             }
+            SurfaceKind::Responses => {
+                responses::Endpoint::new(&config.gpt_api_base, model).map(Self::Responses)
+            }
         }
     }
 
@@ -83,6 +106,7 @@ impl RouteSurface {
     pub(crate) fn kind(&self) -> SurfaceKind {
         match self {
             RouteSurface::Einstein(_) => SurfaceKind::Einstein,
+            RouteSurface::Responses(_) => SurfaceKind::Responses,
         }
     }
 
@@ -95,11 +119,9 @@ impl RouteSurface {
         size_hint: usize,
     ) -> Result<Call, TranslateError> {
         match self {
-            RouteSurface::Einstein(urls) => {
-                // Answers whole: a stream is emulated from the whole answer.
-                let _ = stream;
-                urls.call(task, size_hint)
-            }
+            // Answers whole: a stream is emulated from the whole answer.
+            RouteSurface::Einstein(urls) => urls.call(task, size_hint),
+            RouteSurface::Responses(endpoint) => endpoint.call(task, stream, size_hint),
         }
     }
 
@@ -107,6 +129,11 @@ impl RouteSurface {
     pub(crate) fn target(&self, reading: Reading) -> &Target {
         match (self, reading) {
             (RouteSurface::Einstein(urls), Reading::Einstein(operation)) => urls.target(operation),
+            // A reading is only ever made by its own route's surface: this pair never meets.
+            (RouteSurface::Einstein(urls), Reading::Responses { .. }) => {
+                urls.target(einstein::Operation::Chat)
+            }
+            (RouteSurface::Responses(endpoint), _) => endpoint.target(),
         }
     }
 }
@@ -122,6 +149,10 @@ impl Reading {
         match self {
             Reading::Einstein(operation) => einstein::read_answer(operation, body, render)
                 .map(|(rendered, path)| (rendered, path.as_str())),
+            // Whole, even when a stream was asked for: an upstream under load may answer a
+            // stream request with one JSON body.
+            Reading::Responses { .. } => responses::read_answer(body, render)
+                .map(|rendered| (rendered, responses::PARSE_PATH)),
         }
     }
 
@@ -129,6 +160,38 @@ impl Reading {
     pub(crate) fn failure(self, status: StatusCode, body: &[u8], model: &str) -> Failure {
         match self {
             Reading::Einstein(_) => einstein::read_failure(status, body, model),
+            Reading::Responses { .. } => responses::read_failure(status, body, model),
         }
     }
+
+    /// The decoders of the upstream stream this call asked for: how its body is cut into events,
+    /// and how those are read as neutral events. `None` when the call asked for a whole answer.
+    #[allow(dead_code, reason = "the flow's upstream streaming calls it")]
+    pub(crate) fn stream(self) -> Option<(Box<dyn Unframe>, Box<dyn ReadEvents>)> {
+        match self {
+            Reading::Einstein(_) | Reading::Responses { stream: false } => None,
+            Reading::Responses { stream: true } => Some((
+                Box::new(sse::SseUnframe::new()),
+                Box::new(responses::ResponsesEvents::new()),
+            )),
+        }
+    }
+}
+
+/// Refuses more than one answer: every surface answers exactly one.
+pub(crate) fn one_choice(n: Option<u64>) -> Result<(), TranslateError> {
+    match n {
+        None | Some(1) => Ok(()),
+        Some(n) => Err(TranslateError::Choices(n)),
+    }
+}
+
+/// Serializes a request body into a buffer the size of the caller's body, which it rarely
+/// exceeds, instead of growing one from empty. Structs of strings, numbers and raw JSON cannot
+/// fail to encode.
+fn encode(body: &impl serde::Serialize, size_hint: usize) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(size_hint);
+    // Writing borrowed strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut encoded, body);
+    encoded
 }

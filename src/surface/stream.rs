@@ -10,8 +10,9 @@
 use std::fmt;
 
 use bytes::Bytes;
+use http::StatusCode;
 
-use crate::core::{Failure, StreamEvent};
+use crate::core::{Failure, FailureClass, StreamEvent};
 
 /// One event of an upstream stream, cut out of its framing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,4 +58,11 @@ pub trait ReadEvents: Send + fmt::Debug {
     /// The upstream stream ended (after [`Flow::Finished`] or not): emits the closing events
     /// (finish, usage, done), or fails when the stream was incomplete or held no answer.
     fn finish(&mut self, emit: &mut dyn FnMut(StreamEvent<'_>)) -> Result<(), Failure>;
+}
+
+/// The failure of an upstream stream that broke its own format (an event too large, cut short
+/// or unreadable): a 502, as for a whole answer that cannot be read.
+pub(crate) fn invalid_stream(message: impl Into<String>) -> Failure {
+    Failure::new(StatusCode::BAD_GATEWAY, FailureClass::Upstream, message)
+        .code("upstream_invalid_response")
 }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use super::extract::Extracted;
 use super::request::{ChatGenerationsRequest, EmbeddingsRequest, GenerationsRequest, Message};
 use crate::core::{Chat, Embed, Generation, Part, Role, Text, TranslateError};
+use crate::surface::one_choice;
 
 /// The body of `chat-generations` for a conversation. The documented surface takes roles and
 /// plain strings only: tools, images and more than one choice are refused, as dropping them
@@ -13,7 +14,7 @@ pub fn chat_body<'r>(chat: &'r Chat<'_>) -> Result<ChatGenerationsRequest<'r>, T
     if !chat.tools.is_empty() {
         return Err(TranslateError::Tools);
     }
-    check_choices(chat.choices)?;
+    one_choice(chat.choices)?;
     let messages = chat
         .messages
         .iter()
@@ -62,7 +63,7 @@ pub fn dropped_settings(chat: &Chat<'_>) -> Vec<&'static str> {
 
 /// The body of `generations` for a prompt.
 pub fn text_body<'r>(text: &'r Text<'_>) -> Result<GenerationsRequest<'r>, TranslateError> {
-    check_choices(text.choices)?;
+    one_choice(text.choices)?;
     Ok(GenerationsRequest {
         prompt: Cow::Borrowed(text.prompt.as_ref()),
     })
@@ -77,13 +78,6 @@ pub fn embed_body<'r>(embed: &'r Embed<'_>) -> Result<EmbeddingsRequest<'r>, Tra
     Ok(EmbeddingsRequest {
         input: &embed.inputs,
     })
-}
-
-fn check_choices(n: Option<u64>) -> Result<(), TranslateError> {
-    match n {
-        None | Some(1) => Ok(()),
-        Some(n) => Err(TranslateError::Choices(n)),
-    }
 }
 
 /// The text parts as one string, as the Models API takes a plain string.

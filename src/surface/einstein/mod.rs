@@ -31,18 +31,21 @@ mod request;
 mod response;
 
 pub use convert::{chat_body, dropped_settings, embed_body, generation, text_body};
-pub use error::{read_failure, ErrorResponse};
+pub(crate) use error::read_failure_at;
+pub use error::{read_failure, ErrorResponse, NestedError, OpenAiError};
+pub(crate) use extract::parse_as;
 pub use extract::{
     extract, normalise_finish_reason, parse, read_embeddings, ExtractError, ExtractPath, Extracted,
 };
 pub use request::{ChatGenerationsRequest, EmbeddingsRequest, GenerationsRequest, Message};
+pub(crate) use response::lenient_count;
 pub use response::{
     ChatGeneration, EmbeddingItem, EmbeddingsResponse, GenerationDetails, GenerationParameters,
     LooseGeneration, ModelsResponse, OpenAiChoice, OpenAiMessage, Parameters, RawUsage,
     TextGeneration,
 };
 
-use super::{Call, Reading};
+use super::{encode, Call, Reading};
 use crate::core::{Answer, Task, TranslateError};
 use crate::upstream::Target;
 
@@ -145,13 +148,4 @@ pub(crate) fn read_answer<R>(
     let extracted = extract(&response, operation)?;
     let path = extracted.path;
     Ok((render(Answer::Generation(generation(extracted))), path))
-}
-
-/// Serializes a request body into a buffer the size of the caller's body, which it rarely
-/// exceeds, instead of growing one from empty. Plain structs of strings cannot fail to encode.
-fn encode(body: &impl serde::Serialize, size_hint: usize) -> Vec<u8> {
-    let mut encoded = Vec::with_capacity(size_hint);
-    // Writing borrowed strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut encoded, body);
-    encoded
 }
