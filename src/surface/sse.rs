@@ -99,20 +99,24 @@ impl SseUnframe {
 
     /// Reads every whole line in the buffer. A `\r` last in the buffer waits for the next read,
     /// which may start with the `\n` of the same line end, unless the body has ended.
-    fn read_lines(&mut self, ended: bool) {
+    fn read_lines(&mut self, ended: bool) -> Result<(), Failure> {
         loop {
             let Some(end) = memchr::memchr2(b'\n', b'\r', &self.buffer) else {
-                return;
+                return Ok(());
             };
             let ending = match self.buffer.get(end..end + 2) {
                 Some(b"\r\n") => 2,
                 Some(_) => 1,
-                None if self.buffer.get(end) == Some(&b'\r') && !ended => return,
+                None if self.buffer.get(end) == Some(&b'\r') && !ended => return Ok(()),
                 None => 1,
             };
             let mut line = self.buffer.split_to(end + ending).freeze();
             line.truncate(end);
             self.read_line(line);
+            // An event may end within the read that made it too large.
+            if self.event_bytes() > MAX_EVENT_BYTES {
+                return Err(too_large());
+            }
         }
     }
 
@@ -152,10 +156,15 @@ impl SseUnframe {
         self.ready.push_back(UpstreamEvent { name, data });
     }
 
-    /// The bytes of the event being read, its unfinished line included.
+    /// The bytes of the event being read, in its whole lines.
+    fn event_bytes(&self) -> usize {
+        self.name.as_ref().map_or(0, Bytes::len) + self.data.len()
+    }
+
+    /// The bytes of the event being read, its unfinished line included: once every whole line
+    /// is read, the buffer holds at most that line.
     fn pending(&self) -> usize {
-        let name = self.name.as_ref().map_or(0, Bytes::len);
-        self.buffer.len() + name + self.data.len()
+        self.buffer.len() + self.event_bytes()
     }
 }
 
@@ -173,11 +182,9 @@ impl Unframe for SseUnframe {
             }
             self.started = true;
         }
-        self.read_lines(false);
+        self.read_lines(false)?;
         if self.pending() > MAX_EVENT_BYTES {
-            return Err(invalid_stream(format!(
-                "Salesforce sent a stream event larger than {MAX_EVENT_BYTES} bytes"
-            )));
+            return Err(too_large());
         }
         Ok(())
     }
@@ -187,7 +194,7 @@ impl Unframe for SseUnframe {
     }
 
     fn finish(&mut self) -> Result<(), Failure> {
-        self.read_lines(true);
+        self.read_lines(true)?;
         let partial =
             !self.buffer.is_empty() || self.name.is_some() || !matches!(self.data, Data::None);
         if partial {
@@ -197,6 +204,12 @@ impl Unframe for SseUnframe {
         }
         Ok(())
     }
+}
+
+fn too_large() -> Failure {
+    invalid_stream(format!(
+        "Salesforce sent a stream event larger than {MAX_EVENT_BYTES} bytes"
+    ))
 }
 
 #[cfg(test)]
@@ -319,6 +332,13 @@ mod tests {
             }
         }
         assert!(failed.is_some());
+
+        // An event that ends in the read that makes it too large fails too.
+        let mut sse = SseUnframe::new();
+        sse.push(b"data: ").unwrap();
+        let whole = [&line[..], b"x\n\n"].concat();
+        assert!(sse.push(&whole).is_err());
+        assert_eq!(sse.next_event().unwrap(), None);
 
         // Many whole events in one read are fine.
         let many: Vec<u8> = b"data: 0123456789\n\n".repeat(MAX_EVENT_BYTES / 8);

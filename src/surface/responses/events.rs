@@ -267,3 +267,276 @@ fn upstream_failure(code: Option<&str>, message: Option<&str>) -> Failure {
         _ => failure,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::surface::sse::{SseUnframe, MAX_EVENT_BYTES};
+    use crate::surface::stream::Unframe;
+    use serde_json::{json, Value};
+
+    /// The neutral events of an SSE body fed in pieces of `size` bytes, as text, or the
+    /// failure that ended it.
+    fn stream(body: &[u8], size: usize) -> (Vec<String>, Option<Failure>) {
+        let mut sse = SseUnframe::new();
+        let mut reader = ResponsesEvents::new();
+        let mut seen = Vec::new();
+        let mut emit = |event: StreamEvent<'_>| seen.push(format!("{event:?}"));
+        let mut run = || -> Result<(), Failure> {
+            for piece in body.chunks(size.max(1)) {
+                sse.push(piece)?;
+                while let Some(event) = sse.next_event()? {
+                    if reader.read(&event, &mut emit)? == Flow::Finished {
+                        return reader.finish(&mut emit);
+                    }
+                }
+            }
+            sse.finish()?;
+            reader.finish(&mut emit)
+        };
+        let failure = run().err();
+        (seen, failure)
+    }
+
+    fn sse(events: &[Value]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for event in events {
+            let name = event["type"].as_str().unwrap_or("message");
+            body.extend_from_slice(format!("event: {name}\ndata: {event}\n\n").as_bytes());
+        }
+        body
+    }
+
+    fn fixture() -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/native.responses.stream.sse",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    const USAGE: &str = "Usage(Some(Usage { input_tokens: 12, output_tokens: 2, total_tokens: 14, cached_tokens: Some(0), cache_write_tokens: None, reasoning_tokens: Some(0) }))";
+
+    #[test]
+    fn the_spec_fixture_split_at_every_byte_gives_the_same_events() {
+        let body = fixture();
+        let (whole, failure) = stream(&body, body.len());
+        assert_eq!(failure, None);
+        assert_eq!(
+            whole,
+            [
+                "Start",
+                "TextDelta(\"Hello\")",
+                "TextDelta(\" there\")",
+                "Finish(Stop)",
+                USAGE,
+                "Done"
+            ]
+        );
+        for size in 1..body.len() {
+            assert_eq!(stream(&body, size), (whole.clone(), None), "{size}");
+        }
+    }
+
+    #[test]
+    fn tool_calls_stream_with_their_arguments() {
+        let body = sse(&[
+            json!({"type": "response.created", "response": {"id": "r", "status": "in_progress", "output": []}}),
+            json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "reasoning", "summary": []}}),
+            json!({"type": "response.reasoning_summary_text.delta", "output_index": 0, "delta": "thinking"}),
+            json!({"type": "response.output_item.added", "output_index": 1,
+                   "item": {"type": "function_call", "call_id": "call_a", "name": "f", "arguments": ""}}),
+            json!({"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "{\"x\":"}),
+            json!({"type": "response.output_item.added", "output_index": 2,
+                   "item": {"type": "function_call", "call_id": "call_b", "name": "g", "arguments": ""}}),
+            json!({"type": "response.function_call_arguments.delta", "output_index": 2, "delta": "{}"}),
+            json!({"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "1}"}),
+            json!({"type": "response.function_call_arguments.done", "output_index": 1, "arguments": "{\"x\":1}"}),
+            json!({"type": "response.output_item.done", "output_index": 1,
+                   "item": {"type": "function_call", "call_id": "call_a", "name": "f", "arguments": "{\"x\":1}"}}),
+            json!({"type": "response.completed", "response": {"status": "completed", "output": [],
+                   "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}}}),
+        ]);
+        let (seen, failure) = stream(&body, 7);
+        assert_eq!(failure, None);
+        assert_eq!(
+            seen,
+            [
+                "Start",
+                "ToolCallStart { index: 0, id: \"call_a\", name: \"f\" }",
+                "ToolCallDelta { index: 0, arguments: \"{\\\"x\\\":\" }",
+                "ToolCallStart { index: 1, id: \"call_b\", name: \"g\" }",
+                "ToolCallDelta { index: 1, arguments: \"{}\" }",
+                "ToolCallDelta { index: 0, arguments: \"1}\" }",
+                "Finish(ToolCalls)",
+                "Usage(Some(Usage { input_tokens: 3, output_tokens: 4, total_tokens: 7, cached_tokens: None, cache_write_tokens: None, reasoning_tokens: None }))",
+                "Done"
+            ]
+        );
+    }
+
+    #[test]
+    fn calls_and_text_only_in_the_final_object_still_arrive() {
+        // A call whose arguments came whole in `output_item.done`, no delta.
+        let body = sse(&[
+            json!({"type": "response.output_item.done", "output_index": 0,
+                   "item": {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}}),
+            json!({"type": "response.completed", "response": {"status": "completed", "output": []}}),
+        ]);
+        let (seen, failure) = stream(&body, 5);
+        assert_eq!(failure, None);
+        assert_eq!(
+            seen[..3],
+            [
+                "Start",
+                "ToolCallStart { index: 0, id: \"c\", name: \"f\" }",
+                "ToolCallDelta { index: 0, arguments: \"{}\" }"
+            ]
+        );
+        assert_eq!(seen[3], "Finish(ToolCalls)");
+        // Nothing streamed at all: the completed object's answer is passed on.
+        let body = sse(&[
+            json!({"type": "response.completed", "response": {"status": "completed",
+            "output": [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}]}}),
+        ]);
+        let (seen, failure) = stream(&body, 5);
+        assert_eq!(failure, None);
+        assert_eq!(
+            seen,
+            [
+                "Start",
+                "TextDelta(\"Hi\")",
+                "Finish(Stop)",
+                "Usage(None)",
+                "Done"
+            ]
+        );
+    }
+
+    #[test]
+    fn incomplete_answers_finish_by_their_reason() {
+        for (reason, finish) in [
+            ("max_output_tokens", "Finish(Length)"),
+            ("content_filter", "Finish(ContentFilter)"),
+        ] {
+            let body = sse(&[
+                json!({"type": "response.output_text.delta", "output_index": 0, "delta": "par"}),
+                json!({"type": "response.incomplete", "response": {"status": "incomplete",
+                       "incomplete_details": {"reason": reason}, "output": []}}),
+            ]);
+            let (seen, failure) = stream(&body, 9);
+            assert_eq!(failure, None);
+            assert_eq!(
+                seen,
+                ["Start", "TextDelta(\"par\")", finish, "Usage(None)", "Done"]
+            );
+        }
+    }
+
+    #[test]
+    fn failed_and_error_events_fail_with_the_upstreams_words() {
+        let body = sse(&[
+            json!({"type": "response.output_text.delta", "output_index": 0, "delta": "a"}),
+            json!({"type": "response.failed", "response": {"status": "failed",
+                   "error": {"code": "server_error", "message": "The model\r\nbroke\u{1b}[2J"}}}),
+        ]);
+        let (seen, failure) = stream(&body, 4);
+        assert_eq!(seen, ["Start", "TextDelta(\"a\")"]);
+        let failure = failure.unwrap();
+        assert_eq!(
+            (failure.status, failure.class),
+            (StatusCode::BAD_GATEWAY, FailureClass::Upstream)
+        );
+        assert_eq!(
+            failure.message,
+            "Salesforce's stream failed: server_error: The model  broke [2J"
+        );
+        assert_eq!(failure.code.as_deref(), Some("server_error"));
+
+        let long = "x".repeat(10_000);
+        let body = sse(&[json!({"type": "error", "code": "C".repeat(100), "message": long})]);
+        let failure = stream(&body, 100).1.unwrap();
+        assert!(failure.message.chars().count() < 400);
+        assert_eq!(failure.code, None, "a long code is not passed on");
+    }
+
+    #[test]
+    fn a_truncated_stream_fails() {
+        let body = fixture();
+        let completed = body
+            .windows(25)
+            .position(|w| w == b"event: response.completed")
+            .unwrap();
+        for end in [0, 10, completed, body.len() - 3] {
+            let (_, failure) = stream(&body[..end], 64);
+            let failure = failure.unwrap_or_else(|| panic!("{end}: no failure"));
+            assert_eq!(failure.status, StatusCode::BAD_GATEWAY, "{end}");
+        }
+        let (_, failure) = stream(&body[..completed], 64);
+        assert_eq!(
+            failure.unwrap().message,
+            "Salesforce's stream ended before the answer was complete"
+        );
+        // `[DONE]` is not an answer either.
+        let (_, failure) = stream(b"data: [DONE]\n\n", 64);
+        assert!(failure.is_some());
+    }
+
+    #[test]
+    fn an_empty_completed_answer_fails() {
+        let body = sse(&[
+            json!({"type": "response.created", "response": {}}),
+            json!({"type": "response.completed", "response": {"status": "completed", "output": []}}),
+        ]);
+        let (seen, failure) = stream(&body, 64);
+        assert_eq!(seen, ["Start"]);
+        assert!(failure
+            .unwrap()
+            .message
+            .contains("no text and no tool call"));
+    }
+
+    #[test]
+    fn malformed_and_oversized_events_fail() {
+        for body in [
+            &b"data: {\"type\": \"response.output_text.delta\", \"delta\": \n\n"[..],
+            b"data: not json\n\n",
+            b"data: {\"type\": \"response.output_text.delta\", \"delta\": 5}\n\n",
+        ] {
+            let (_, failure) = stream(body, 3);
+            let failure = failure.unwrap();
+            assert_eq!(failure.status, StatusCode::BAD_GATEWAY);
+            assert_eq!(failure.code.as_deref(), Some("upstream_invalid_response"));
+            assert!(failure.message.len() < 200, "{}", failure.message);
+        }
+        let huge = format!(
+            "data: {{\"type\": \"response.output_text.delta\", \"delta\": \"{}\"}}\n\n",
+            "x".repeat(MAX_EVENT_BYTES)
+        );
+        let (seen, failure) = stream(huge.as_bytes(), 64 * 1024);
+        assert!(seen.is_empty());
+        assert!(failure.unwrap().message.contains("larger than"));
+    }
+
+    #[test]
+    fn arguments_for_an_unknown_call_and_too_many_calls_fail() {
+        let body = sse(&[
+            json!({"type": "response.function_call_arguments.delta", "output_index": 3, "delta": "{}"}),
+        ]);
+        assert!(stream(&body, 64)
+            .1
+            .unwrap()
+            .message
+            .contains("never started"));
+        let calls: Vec<Value> = (0..=MAX_TOOL_CALLS)
+            .map(|i| json!({"type": "response.output_item.added", "output_index": i,
+                            "item": {"type": "function_call", "call_id": format!("c{i}"), "name": "f"}}))
+            .collect();
+        let failure = stream(&sse(&calls), 4096).1.unwrap();
+        assert!(
+            failure.message.contains("more than 256 tool calls"),
+            "{}",
+            failure.message
+        );
+    }
+}
