@@ -64,6 +64,10 @@ impl SurfaceKind {
 
 /// A route's surface, with its upstream URLs built once at start-up.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per route, built once: boxing would only add a pointer chase per request"
+)]
 pub(crate) enum RouteSurface {
     Einstein(einstein::Urls),
     Responses(responses::Endpoint),

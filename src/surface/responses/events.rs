@@ -1,5 +1,9 @@
 //! The events of a `/responses` stream → neutral stream events. Pure: fed one event at a time.
 
+// The stream traits fail with a whole `Failure`, the one error every front renders; a stream
+// fails at most once, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
 use http::StatusCode;
 
 use super::read::{failure_words, incomplete_finish, output_text, tool_call, usage};

@@ -40,7 +40,7 @@ pub(crate) fn read_answer<R>(
     });
     Ok(render(Answer::Generation(Generation {
         id: response.id.as_deref().filter(|id| !id.is_empty()),
-        text: &*text,
+        text: &text,
         tool_calls,
         finish,
         usage: response.usage.as_ref().and_then(usage),
