@@ -231,10 +231,13 @@ impl ReadEvents for ResponsesEvents {
                 return Err(upstream_failure(code, message));
             }
             "error" => {
+                let nested = wire.error.as_ref();
+                let code = wire.code.as_deref();
+                let message = wire.message.as_deref();
                 return Err(upstream_failure(
-                    wire.code.as_deref(),
-                    wire.message.as_deref(),
-                ))
+                    code.or(nested.and_then(|error| error.code.as_deref())),
+                    message.or(nested.and_then(|error| error.message.as_deref())),
+                ));
             }
             // Reasoning summaries, content parts, `*.done` echoes of what was streamed.
             _ => {}
@@ -456,6 +459,16 @@ mod tests {
             "Salesforce's stream failed: server_error: The model  broke [2J"
         );
         assert_eq!(failure.code.as_deref(), Some("server_error"));
+
+        let body = sse(&[
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+                                 "code": "context_length_exceeded", "message": "too long"}}),
+        ]);
+        let failure = stream(&body, 100).1.unwrap();
+        assert_eq!(
+            failure.message,
+            "Salesforce's stream failed: context_length_exceeded: too long"
+        );
 
         let long = "x".repeat(10_000);
         let body = sse(&[json!({"type": "error", "code": "C".repeat(100), "message": long})]);

@@ -167,4 +167,7 @@ pub struct StreamEventWire<'a> {
     /// `error` events: the message.
     #[serde(borrow, default)]
     pub message: Option<Cow<'a, str>>,
+    /// `error` events in the newer shape: code and message inside an `error` object.
+    #[serde(borrow, default)]
+    pub error: Option<ResponseError<'a>>,
 }
