@@ -6,6 +6,8 @@
 #   make bench  the micro-benchmarks and the end-to-end load benchmark (not part of make test)
 #   make sdk-setup  the official OpenAI (and Anthropic) SDKs that tests/sdk.rs drives, from PyPI
 #               and npm at the pinned versions (a dependency of make test)
+#   make prometheus-setup  Prometheus, which tests/dashboard.rs runs to prove every query of
+#               dashboards/sfbridge.json (a dependency of make test)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -19,7 +21,7 @@ SDK_VENV := target/sdk-venv
 SDK_PY_REQUIREMENTS := tests/sdk/python/requirements.txt
 SDK_NODE := tests/sdk/node
 
-.PHONY: demo test bench bench-setup setup sdk-setup lint
+.PHONY: demo test bench bench-setup setup sdk-setup prometheus-setup lint
 
 # Pingora's zlib-ng is built with CMake; the Tower/axum side needs none of it.
 setup:
@@ -73,7 +75,23 @@ sdk-setup:
 		echo "$$want" > $(SDK_NODE)/node_modules/.sdk-setup; \
 	fi
 
-test: setup sdk-setup
+# tests/dashboard.rs starts its own Prometheus (Debian's `prometheus` package: /usr/bin/prometheus)
+# to scrape a bridge and evaluate every panel of dashboards/sfbridge.json. Recommends are left out
+# (the node exporter), and the package's own service is stopped and disabled where systemd runs it:
+# the test needs only the binary, and the service would hold :9090, the demo mock's port.
+prometheus-setup:
+	@command -v prometheus >/dev/null || { \
+		echo "installing prometheus (tests/dashboard.rs runs it)"; \
+		if command -v apt-get >/dev/null; then \
+			SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+			$$SUDO apt-get update -qq && \
+			$$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+			if command -v systemctl >/dev/null && systemctl is-enabled prometheus >/dev/null 2>&1; then \
+				$$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true; fi; \
+		elif command -v brew >/dev/null; then brew install prometheus; \
+		else echo "please install prometheus (or set PROMETHEUS to its binary)"; exit 1; fi; }
+
+test: setup sdk-setup prometheus-setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 	$(CARGO) build --all-targets --all-features

@@ -9,7 +9,7 @@ use prometheus::{
 };
 
 use super::handles::{
-    endpoint_index, CounterCells, ModelLabels, PerEndpoint, StaticLabelCounter,
+    endpoint_index, error_status_label, CounterCells, ModelLabels, PerEndpoint, StaticLabelCounter,
     StaticLabelStatusCounter, ERROR_STATUSES, STATUS_CLASSES, TOUCHED_STATUS_CLASSES,
 };
 use super::latency::LatencyHistogram;
@@ -274,6 +274,17 @@ impl Inner {
                     self.requests.touch(
                         self.request_cell(endpoint, model, class),
                         &[endpoint.as_str(), models.name(model), STATUS_CLASSES[class]],
+                    )?;
+                }
+            }
+            // Prometheus' rate() takes a series' first sample as its start, so an error series
+            // born with its first error would hide that error from every dashboard. The client
+            // APIs' errors are the ones operators watch; the open endpoints' stay created on use.
+            if endpoint.calls_upstream() {
+                for status in 0..=ERROR_STATUSES.len() {
+                    self.errors.touch(
+                        self.error_cell(endpoint, status),
+                        &[endpoint.as_str(), error_status_label(status)],
                     )?;
                 }
             }

@@ -61,9 +61,11 @@
 //!
 //! The series dashboards need are created at start-up and read 0 until used: every endpoint with
 //! the classes 2xx, 4xx and 5xx (the OpenAI endpoints with each model, `"unknown"` and `"none"`;
-//! the others with `"none"`), each surface with the same three classes, the time to first byte of
-//! every endpoint that can stream, the token counters per model and `"unknown"`, and the usual
-//! outcomes, retry reasons, token events and extractor paths.
+//! the others with `"none"`), each surface with the same three classes, every error status of the
+//! endpoints that call Salesforce, the time to first byte of every endpoint that can stream, the
+//! token counters per model and `"unknown"`, and the usual outcomes, retry reasons, token events
+//! and extractor paths. (Prometheus' `rate()` starts a series at its first sample, so a series
+//! created by its first event would hide that event.)
 //!
 //! # Cost
 //!
