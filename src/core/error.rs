@@ -84,6 +84,40 @@ pub enum TranslateError {
     /// Nothing to embed.
     #[error("`input` must hold at least one string")]
     NoInput,
+    /// A tool call whose arguments are not a JSON object, on a surface that sends them as one.
+    #[error("messages[{index}].tool_calls: each call's `function.arguments` must be a JSON object")]
+    ToolArguments {
+        /// The message's position.
+        index: usize,
+    },
+    /// A tool result that names no call, on a surface that pairs results with calls.
+    #[error("messages[{index}].tool_call_id is required: it names the call this message answers")]
+    ToolResultId {
+        /// The message's position.
+        index: usize,
+    },
+    /// An image URL that is neither a web URL nor a base64 `data:` URL.
+    #[error("messages[{index}].content: an image must be an http(s) URL or a `data:<media type>;base64,...` URL")]
+    InvalidImage {
+        /// The message's position.
+        index: usize,
+    },
+    /// A part that a message of its role cannot hold (an image in a system message).
+    #[error("messages[{index}].content: a `{role}` message cannot hold {part} parts")]
+    PartNotAllowed {
+        /// The message's position.
+        index: usize,
+        /// What the part is.
+        part: &'static str,
+        /// The message's role.
+        role: &'static str,
+    },
+    /// A native pass-through body that is not a JSON object.
+    #[error("the request body must be a JSON object")]
+    NativeBody,
+    /// Beta flags that cannot be sent on.
+    #[error("`anthropic-beta`: at most 32 flags, each at most 128 letters, digits, `-`, `_` or `.`")]
+    BetaFlags,
 }
 
 impl TranslateError {
@@ -107,6 +141,17 @@ impl TranslateError {
             TranslateError::Echo => "echo".into(),
             TranslateError::Setting(name) => Cow::Borrowed(name),
             TranslateError::InputTokens | TranslateError::NoInput => "input".into(),
+            TranslateError::ToolArguments { index } => {
+                format!("messages[{index}].tool_calls").into()
+            }
+            TranslateError::ToolResultId { index } => {
+                format!("messages[{index}].tool_call_id").into()
+            }
+            TranslateError::InvalidImage { index } | TranslateError::PartNotAllowed { index, .. } => {
+                format!("messages[{index}].content").into()
+            }
+            TranslateError::NativeBody => "body".into(),
+            TranslateError::BetaFlags => "anthropic-beta".into(),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::core::{Answer, Delivery};
 use crate::front::{AnswerCtx, Front};
 use crate::metrics::Metrics;
 use crate::openai::depth;
+use crate::openai::request::report_ignored;
 use crate::surface::Reading;
 use crate::upstream::{
     AttemptObserver, AttemptOutcome, ExchangeError, Exchanged, Outgoing, Receive, RequestBody,
@@ -192,10 +193,11 @@ async fn prepare<B: RequestBody>(
             wanted: request.task.kind(),
         });
     }
-    // The caller's body is a close upper bound for the translated one.
+    // The caller's body is a close upper bound for the translated one. Answers are read whole
+    // (a stream is emulated from them) until this flow reads upstream streams.
     let call = route
         .surface
-        .call(&request.task, body.len())
+        .call(&request.task, false, body.len())
         .map_err(|error| BridgeError::Unsupported {
             route: route.model.clone(),
             surface: route.surface.kind().as_str(),
@@ -205,12 +207,19 @@ async fn prepare<B: RequestBody>(
         body: Bytes::from(call.body),
         reading: call.reading,
         delivery: request.delivery,
-        ignored: ignored_header(&request.ignored),
+        ignored: ignored_header(request.ignored, call.dropped),
         route,
     })
 }
 
-fn ignored_header(ignored: &[std::borrow::Cow<'_, str>]) -> Option<HeaderValue> {
+/// The caller's parameters that the front accepted and the surface dropped, for the header.
+fn ignored_header(
+    mut ignored: Vec<std::borrow::Cow<'_, str>>,
+    dropped: Vec<&'static str>,
+) -> Option<HeaderValue> {
+    for name in dropped {
+        report_ignored(&mut ignored, name.into());
+    }
     if ignored.is_empty() {
         return None;
     }

@@ -228,7 +228,7 @@ impl SalesforceLayerBuilder<'_> {
 
         let mut routes = HashMap::with_capacity(config.routes.len());
         for route in &config.routes {
-            let surface = RouteSurface::new(route.surface, sf, &route.salesforce_model)
+            let surface = RouteSurface::new(route, sf)
                 .ok_or_else(|| BuildError::Url {
                     model: route.model.clone(),
                 })?;

@@ -9,16 +9,19 @@
 //! | module | conf | upstream |
 //! |---|---|---|
 //! | [`einstein`] | `surface = "einstein"` (the default) | `{api_base}/models/{model}/chat-generations`, `generations` |
+//! | [`bedrock`] | `surface = "bedrock"` | `{gpt_api_base}/model/{model}/invoke`, `invoke-with-response-stream` |
 
+pub mod bedrock;
 pub mod einstein;
 pub mod stream;
 
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::config::SalesforceConfig;
+use crate::config::{Route, SalesforceConfig};
 use crate::core::{Answer, Failure, Task, TranslateError};
 use crate::upstream::Target;
+use stream::{ReadEvents, Unframe};
 
 /// `x-sfdc-app-context`, required on every call to every surface.
 pub const APP_CONTEXT_HEADER: &str = "x-sfdc-app-context";
@@ -36,6 +39,9 @@ pub enum SurfaceKind {
     /// The documented `einstein/platform/v1` API: no tools, no streaming.
     #[default]
     Einstein,
+    /// Claude models in Amazon Bedrock's invoke shape, under `gpt_api_base`: tools, images and
+    /// real streaming.
+    Bedrock,
 }
 
 impl SurfaceKind {
@@ -43,6 +49,7 @@ impl SurfaceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SurfaceKind::Einstein => "einstein",
+            SurfaceKind::Bedrock => "bedrock",
         }
     }
 }
@@ -51,12 +58,15 @@ impl SurfaceKind {
 #[derive(Debug)]
 pub(crate) enum RouteSurface {
     Einstein(einstein::Urls),
+    Bedrock(bedrock::Route),
 }
 
 /// How to read the answer of one upstream call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
     Einstein(einstein::Operation),
+    /// An Anthropic message, or with `stream` an event stream of its events.
+    Bedrock { stream: bool },
 }
 
 /// One upstream call, ready to send to [`RouteSurface::target`].
@@ -64,14 +74,20 @@ pub(crate) enum Reading {
 pub(crate) struct Call {
     pub(crate) body: Vec<u8>,
     pub(crate) reading: Reading,
+    /// Caller settings the surface does not forward, in Chat Completions parameter names.
+    pub(crate) dropped: Vec<&'static str>,
 }
 
 impl RouteSurface {
-    /// The surface `kind` for the Models API name `model`; `None` when its URLs are invalid.
-    pub(crate) fn new(kind: SurfaceKind, config: &SalesforceConfig, model: &str) -> Option<Self> {
-        match kind {
+    /// The surface of `route`; `None` when its URLs are invalid.
+    pub(crate) fn new(route: &Route, config: &SalesforceConfig) -> Option<Self> {
+        let model = &route.salesforce_model;
+        match route.surface {
             SurfaceKind::Einstein => {
                 einstein::Urls::new(&config.api_base, model).map(Self::Einstein)
+            }
+            SurfaceKind::Bedrock => {
+                bedrock::Route::new(&config.gpt_api_base, route).map(Self::Bedrock)
             }
         }
     }
@@ -80,19 +96,28 @@ impl RouteSurface {
     pub(crate) fn kind(&self) -> SurfaceKind {
         match self {
             RouteSurface::Einstein(_) => SurfaceKind::Einstein,
+            RouteSurface::Bedrock(_) => SurfaceKind::Bedrock,
         }
     }
 
-    /// The upstream call for `task`; `size_hint` sizes the body's buffer.
-    pub(crate) fn call(&self, task: &Task<'_>, size_hint: usize) -> Result<Call, TranslateError> {
+    /// The upstream call for `task`, streamed when `stream` and the surface can; `size_hint`
+    /// sizes the body's buffer.
+    pub(crate) fn call(
+        &self,
+        task: &Task<'_>,
+        stream: bool,
+        size_hint: usize,
+    ) -> Result<Call, TranslateError> {
         match self {
             RouteSurface::Einstein(urls) => {
                 let (operation, body) = urls.call(task, size_hint)?;
                 Ok(Call {
                     body,
                     reading: Reading::Einstein(operation),
+                    dropped: Vec::new(),
                 })
             }
+            RouteSurface::Bedrock(route) => route.call(task, stream, size_hint),
         }
     }
 
@@ -100,6 +125,12 @@ impl RouteSurface {
     pub(crate) fn target(&self, reading: Reading) -> &Target {
         match (self, reading) {
             (RouteSurface::Einstein(urls), Reading::Einstein(operation)) => urls.target(operation),
+            (RouteSurface::Bedrock(route), Reading::Bedrock { stream }) => route.target(stream),
+            // A reading is only ever made by its route's own `call`.
+            (RouteSurface::Einstein(urls), Reading::Bedrock { .. }) => {
+                urls.target(einstein::Operation::Chat)
+            }
+            (RouteSurface::Bedrock(route), Reading::Einstein(_)) => route.target(false),
         }
     }
 }
@@ -115,6 +146,9 @@ impl Reading {
         match self {
             Reading::Einstein(operation) => einstein::read_answer(operation, body, render)
                 .map(|(rendered, path)| (rendered, path.as_str())),
+            // The native shape is this surface's one documented shape.
+            Reading::Bedrock { .. } => bedrock::read_answer(body, render)
+                .map(|rendered| (rendered, einstein::ExtractPath::Primary.as_str())),
         }
     }
 
@@ -122,6 +156,20 @@ impl Reading {
     pub(crate) fn failure(self, status: StatusCode, body: &[u8], model: &str) -> Failure {
         match self {
             Reading::Einstein(_) => einstein::read_failure(status, body, model),
+            Reading::Bedrock { .. } => bedrock::read_failure(status, body, model),
+        }
+    }
+
+    /// The readers of a streamed answer: an [`Unframe`] for the upstream body and a
+    /// [`ReadEvents`] for its events; `None` when this call's answer comes whole.
+    #[expect(dead_code, reason = "the layer's streaming path calls it")]
+    pub(crate) fn stream(self) -> Option<(Box<dyn Unframe>, Box<dyn ReadEvents>)> {
+        match self {
+            Reading::Einstein(_) | Reading::Bedrock { stream: false } => None,
+            Reading::Bedrock { stream: true } => Some((
+                Box::new(bedrock::EventStreamFrames::default()),
+                Box::new(bedrock::AnthropicEvents::default()),
+            )),
         }
     }
 }

@@ -27,26 +27,46 @@ pub struct ErrorResponse<'a> {
 }
 
 impl<'a> ErrorResponse<'a> {
-    /// Reads an error body: the documented object, or the array of them that other Salesforce
-    /// REST APIs send. Anything else yields an empty error.
+    /// Reads an error body: the documented object, the array of them that other Salesforce
+    /// REST APIs send, or a provider's envelope `{"error": {"type", "message"}}` (OpenAI's, and
+    /// Anthropic's on the native surfaces), whose `type` stands in for the code. Anything else
+    /// yields an empty error.
     pub fn parse(body: &'a [u8]) -> Self {
+        /// A provider's `error` object.
+        #[derive(Deserialize)]
+        struct Nested<'a> {
+            #[serde(rename = "type", borrow, default)]
+            kind: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            message: Option<Cow<'a, str>>,
+        }
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum OneOrMany<'a> {
+        enum Shapes<'a> {
+            // First: every field of the documented object is optional, so it would match too.
+            Wrapped {
+                #[serde(borrow)]
+                error: Nested<'a>,
+            },
             #[serde(borrow)]
             One(ErrorResponse<'a>),
             #[serde(borrow)]
             Many(Vec<ErrorResponse<'a>>),
         }
         match serde_json::from_slice(body) {
-            Ok(OneOrMany::One(error)) => error,
-            Ok(OneOrMany::Many(errors)) => errors.into_iter().next().unwrap_or_default(),
+            Ok(Shapes::Wrapped { error }) => ErrorResponse {
+                error_code: error.kind,
+                message_code: None,
+                message: error.message,
+            },
+            Ok(Shapes::One(error)) => error,
+            Ok(Shapes::Many(errors)) => errors.into_iter().next().unwrap_or_default(),
             Err(_) => ErrorResponse::default(),
         }
     }
 
     /// `errorCode messageCode: message`, bounded, for a caller to read.
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut pieces: Vec<&str> = Vec::with_capacity(5);
         for code in [&self.error_code, &self.message_code].into_iter().flatten() {
             if !pieces.is_empty() {
@@ -68,8 +88,12 @@ impl<'a> ErrorResponse<'a> {
 /// Maps a final (not retried, or retried in vain) error response of the Models API, per the
 /// spec's error table. `model` is the Salesforce model that was called.
 pub fn read_failure(status: StatusCode, body: &[u8], model: &str) -> Failure {
+    failure_from(status, ErrorResponse::parse(body), model)
+}
+
+/// Maps a final error response whose body was read as `error`, per the spec's error table.
+pub(crate) fn failure_from(status: StatusCode, error: ErrorResponse<'_>, model: &str) -> Failure {
     use FailureClass::*;
-    let error = ErrorResponse::parse(body);
     let detail = error.summary();
     let said = if detail.is_empty() {
         format!("Salesforce answered {}", status.as_u16())
@@ -176,6 +200,24 @@ mod tests {
             body["error"]["message"],
             "Salesforce answered 403: FORBIDDEN: no"
         );
+    }
+
+    #[test]
+    fn provider_envelopes_are_read() {
+        let (status, body) = map(
+            400,
+            br#"{"error": {"message": "bad tool", "type": "invalid_request_error", "code": null}}"#,
+        );
+        assert_eq!(status, 400);
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 400: invalid_request_error: bad tool"
+        );
+        let anthropic =
+            br#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#;
+        let (status, body) = map(529, anthropic);
+        assert_eq!(status, 502);
+        assert_eq!(body["error"]["code"], "overloaded_error");
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub enum ExtractError {
     /// The body parsed, but no known field holds the model's text.
     #[error("Salesforce returned a response with no generated text")]
     NoText,
+    /// A stream event without a usable `type`, which the native pass-through names each
+    /// event by.
+    #[error("Salesforce returned a stream event without a usable type")]
+    EventType,
     /// An embeddings answer without a vector for each input.
     #[error("Salesforce returned {got} embeddings for {expected} inputs")]
     MissingVectors {
@@ -102,7 +106,7 @@ pub fn parse(body: &[u8]) -> Result<ModelsResponse<'_>, ExtractError> {
 }
 
 /// Parses a success body of any shape, keeping only where and what kind of problem it had.
-fn parse_as<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ExtractError> {
+pub(crate) fn parse_as<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ExtractError> {
     serde_json::from_slice(body).map_err(|error| {
         use serde_json::error::Category;
         ExtractError::Malformed {

@@ -31,7 +31,9 @@ mod request;
 mod response;
 
 pub use convert::{chat_body, embed_body, generation, text_body};
+pub(crate) use error::failure_from;
 pub use error::{read_failure, ErrorResponse};
+pub(crate) use extract::parse_as;
 pub use extract::{
     extract, normalise_finish_reason, parse, read_embeddings, ExtractError, ExtractPath, Extracted,
 };
