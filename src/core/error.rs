@@ -85,7 +85,9 @@ pub enum TranslateError {
     #[error("`input` must hold at least one string")]
     NoInput,
     /// A tool call whose arguments are not a JSON object, on a surface that sends them as one.
-    #[error("messages[{index}].tool_calls: each call's `function.arguments` must be a JSON object")]
+    #[error(
+        "messages[{index}].tool_calls: each call's `function.arguments` must be a JSON object"
+    )]
     ToolArguments {
         /// The message's position.
         index: usize,
@@ -116,7 +118,9 @@ pub enum TranslateError {
     #[error("the request body must be a JSON object")]
     NativeBody,
     /// Beta flags that cannot be sent on.
-    #[error("`anthropic-beta`: at most 32 flags, each at most 128 letters, digits, `-`, `_` or `.`")]
+    #[error(
+        "`anthropic-beta`: at most 32 flags, each at most 128 letters, digits, `-`, `_` or `.`"
+    )]
     BetaFlags,
 }
 
@@ -147,7 +151,8 @@ impl TranslateError {
             TranslateError::ToolResultId { index } => {
                 format!("messages[{index}].tool_call_id").into()
             }
-            TranslateError::InvalidImage { index } | TranslateError::PartNotAllowed { index, .. } => {
+            TranslateError::InvalidImage { index }
+            | TranslateError::PartNotAllowed { index, .. } => {
                 format!("messages[{index}].content").into()
             }
             TranslateError::NativeBody => "body".into(),

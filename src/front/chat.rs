@@ -242,6 +242,7 @@ mod tests {
                 output_tokens: 2,
                 total_tokens: 3,
                 cached_tokens: None,
+                cache_write_tokens: None,
                 reasoning_tokens: None,
             }),
         }

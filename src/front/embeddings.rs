@@ -388,6 +388,7 @@ mod tests {
                 output_tokens: 0,
                 total_tokens: 7,
                 cached_tokens: None,
+                cache_write_tokens: None,
                 reasoning_tokens: None,
             }),
         }

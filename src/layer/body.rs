@@ -12,6 +12,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::error::{BridgeError, Failed};
 use super::finish::Finisher;
+use super::stream::Live;
 use crate::front::sse::KEEP_ALIVE;
 use crate::front::{ErrorFormat, EventSource};
 
@@ -19,10 +20,19 @@ use crate::front::{ErrorFormat, EventSource};
 /// answer leaves in one write, a long one in a few, never all of it encoded at once.
 const EVENTS_FRAME_BYTES: usize = 16 * 1024;
 
-/// The upstream work a waiting event stream owns: it resolves to the answer's events or the
+/// The upstream work a waiting event stream owns: it resolves to the stream, started, or the
 /// failure.
 pub(crate) type PendingAnswer =
-    Pin<Box<dyn Future<Output = Result<Box<dyn EventSource>, Failed>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<Started, Failed>> + Send + 'static>>;
+
+/// A stream ready to be written.
+#[derive(Debug)]
+pub(crate) enum Started {
+    /// The events of an answer that arrived whole.
+    Events(Box<dyn EventSource>),
+    /// An upstream stream being relayed, and its first bytes for the caller.
+    Live(Box<Live>, Bytes),
+}
 
 /// A response body: complete JSON, or a stream of server-sent events produced as it is polled.
 pub struct BridgeBody {
@@ -69,6 +79,13 @@ enum Kind {
     /// The last frame is an error event.
     FailedEvent(Bytes),
     Events(Box<dyn EventSource>),
+    /// An upstream stream, relayed as it arrives; `first` is written before anything else.
+    Live {
+        live: Box<Live>,
+        first: Option<Bytes>,
+        finisher: Option<Finisher>,
+        errors: &'static dyn ErrorFormat,
+    },
     Done,
 }
 
@@ -81,11 +98,35 @@ impl BridgeBody {
         }
     }
 
-    /// The events of a complete answer; `finisher` records a 200 once they are all taken.
-    pub(crate) fn events(events: Box<dyn EventSource>, finisher: Finisher) -> Self {
-        Self {
-            kind: Kind::Events(events),
-            ending: Some(Ending::Answered(finisher)),
+    /// A started stream; `finisher` is told the outcome once the last frame is taken, and
+    /// failures are worded by `errors`.
+    pub(crate) fn started(
+        started: Started,
+        finisher: Finisher,
+        errors: &'static dyn ErrorFormat,
+    ) -> Self {
+        let mut body = Self {
+            kind: Kind::Done,
+            ending: None,
+        };
+        body.start(started, finisher, errors);
+        body
+    }
+
+    fn start(&mut self, started: Started, finisher: Finisher, errors: &'static dyn ErrorFormat) {
+        match started {
+            Started::Events(events) => {
+                self.ending = Some(Ending::Answered(finisher));
+                self.kind = Kind::Events(events);
+            }
+            Started::Live(live, first) => {
+                self.kind = Kind::Live {
+                    live,
+                    first: Some(first),
+                    finisher: Some(finisher),
+                    errors,
+                };
+            }
         }
     }
 
@@ -127,6 +168,7 @@ impl fmt::Debug for BridgeBody {
             Kind::Full(_) => "Full",
             Kind::Waiting { .. } => "Waiting",
             Kind::Events(_) => "Events",
+            Kind::Live { .. } => "Live",
             Kind::FailedEvent(_) => "FailedEvent",
             Kind::Done => "Done",
         };
@@ -156,9 +198,11 @@ impl Body for BridgeBody {
                     finisher,
                     errors,
                 } => match answer.as_mut().poll(cx) {
-                    Poll::Ready(Ok(events)) => {
-                        this.ending = finisher.take().map(Ending::Answered);
-                        this.kind = Kind::Events(events);
+                    Poll::Ready(Ok(started)) => {
+                        let errors = *errors;
+                        if let Some(finisher) = finisher.take() {
+                            this.start(started, finisher, errors);
+                        }
                     }
                     // The headers have left: the upstream's id is only in the request's span.
                     Poll::Ready(Err(Failed { error, .. })) => {
@@ -187,6 +231,33 @@ impl Body for BridgeBody {
                         return Poll::Ready(Some(Ok(Frame::data(frame.freeze()))));
                     }
                 }
+                Kind::Live {
+                    live,
+                    first,
+                    finisher,
+                    errors,
+                } => {
+                    if let Some(first) = first.take().filter(|first| !first.is_empty()) {
+                        return Poll::Ready(Some(Ok(Frame::data(first))));
+                    }
+                    match ready!(live.poll_next(cx)) {
+                        Some(Ok(bytes)) => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                        Some(Err(error)) => {
+                            let failure = error.failure();
+                            let event = errors.error_event(&failure);
+                            this.ending = finisher.take().map(|finisher| Ending::Failed {
+                                finisher,
+                                status: failure.status,
+                                error,
+                            });
+                            this.kind = Kind::FailedEvent(event);
+                        }
+                        None => {
+                            this.ending = finisher.take().map(Ending::Answered);
+                            this.kind = Kind::Done;
+                        }
+                    }
+                }
                 Kind::FailedEvent(event) => {
                     let event = std::mem::take(event);
                     this.kind = Kind::Done;
@@ -201,7 +272,9 @@ impl Body for BridgeBody {
         match &self.kind {
             Kind::Full(bytes) => bytes.is_none(),
             Kind::Done => true,
-            Kind::Waiting { .. } | Kind::Events(_) | Kind::FailedEvent(_) => false,
+            Kind::Waiting { .. } | Kind::Events(_) | Kind::Live { .. } | Kind::FailedEvent(_) => {
+                false
+            }
         }
     }
 
@@ -209,7 +282,9 @@ impl Body for BridgeBody {
         match &self.kind {
             Kind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
             Kind::Full(None) | Kind::Done => SizeHint::with_exact(0),
-            Kind::Waiting { .. } | Kind::Events(_) | Kind::FailedEvent(_) => SizeHint::default(),
+            Kind::Waiting { .. } | Kind::Events(_) | Kind::Live { .. } | Kind::FailedEvent(_) => {
+                SizeHint::default()
+            }
         }
     }
 }

@@ -12,22 +12,33 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::body::{BridgeBody, PendingAnswer};
+use super::body::{BridgeBody, PendingAnswer, Started};
 use super::error::{BridgeError, Failed};
 use super::finish::{Finisher, UpstreamTime};
 use super::request_body;
 use super::service::{error_response, json_response, set_upstream_request_id, unread, REQUEST_ID};
+use super::stream::{Live, Translated, Waits};
 use super::{RouteTarget, Shared};
-use crate::core::{Answer, Delivery};
+use crate::core::{Answer, Delivery, Streaming};
 use crate::front::{AnswerCtx, Front};
 use crate::metrics::Metrics;
 use crate::openai::depth;
 use crate::openai::request::report_ignored;
+use crate::surface::einstein::ExtractError;
+use crate::surface::native::{self, NativeApi};
+use crate::surface::stream::Relay;
 use crate::surface::Reading;
 use crate::upstream::{
     AttemptObserver, AttemptOutcome, ExchangeError, Exchanged, Outgoing, Receive, RequestBody,
-    UpstreamService, MAX_ANSWER_BYTES,
+    UpstreamBody, UpstreamService, MAX_ANSWER_BYTES,
 };
+
+/// The most bytes one upstream stream may deliver: a stream that never ends is cut here, or at
+/// the request's deadline, whichever comes first.
+const MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
+
+/// The caller's Anthropic beta flags, which a Bedrock pass-through moves into the body.
+const ANTHROPIC_BETA: &str = "anthropic-beta";
 
 /// Lists the request parameters that were accepted but not forwarded.
 pub(crate) const IGNORED_PARAMS: &str = "x-sfbridge-ignored-params";
@@ -39,6 +50,8 @@ struct Prepared {
     reading: Reading,
     delivery: Delivery,
     ignored: Option<HeaderValue>,
+    /// A pass-through: the answer is the surface's own, with the caller's model name in it.
+    native: bool,
 }
 
 impl Prepared {
@@ -103,11 +116,15 @@ where
     if prepared.delivery.stream.is_none() {
         let rendered = async {
             let answer = exchange(&shared, &inner, &prepared, &upstream_time, started).await?;
-            let ctx = prepared.answer_ctx(&fallback_id, created);
-            render(&shared.metrics, &prepared, &answer, |answer| {
-                front.answer_json(&answer, &ctx)
-            })
-            .map(|json| (json, answer.upstream_id))
+            let json = if prepared.native {
+                native_render(&shared.metrics, &prepared, &answer)
+            } else {
+                let ctx = prepared.answer_ctx(&fallback_id, created);
+                render(&shared.metrics, &prepared, &answer, |answer| {
+                    front.answer_json(&answer, &ctx)
+                })
+            };
+            json.map(|json| (json, answer.upstream_id))
         }
         .await;
         return match rendered {
@@ -124,21 +141,51 @@ where
     let shared_for_work = shared.clone();
     let keepalive = shared.keepalive;
     let ignored = prepared.ignored.clone();
-    let mut work: PendingAnswer = Box::pin(
-        async move {
-            let answer =
-                exchange(&shared_for_work, &inner, &prepared, &upstream_time, started).await?;
+    let relay = match live_relay(front, &prepared, &fallback_id, created) {
+        Ok(relay) => relay,
+        Err(error) => return error_response(finisher, error, &request_id, errors),
+    };
+    let work = async move {
+        let shared = shared_for_work;
+        let Some(relay) = relay else {
+            let answer = exchange(&shared, &inner, &prepared, &upstream_time, started).await?;
             let ctx = prepared.answer_ctx(&fallback_id, created);
-            render(&shared_for_work.metrics, &prepared, &answer, |answer| {
+            return render(&shared.metrics, &prepared, &answer, |answer| {
                 front.answer_events(&answer, &ctx)
             })
-        }
-        .instrument(finisher.span().clone()),
-    );
+            .map(Started::Events);
+        };
+        let (body, upstream_id) = exchange_head(
+            &shared,
+            &inner,
+            &prepared,
+            &upstream_time,
+            started,
+            Receive::Streamed,
+        )
+        .await?;
+        let dispatcher = &shared.dispatcher;
+        let waits = Waits {
+            idle: dispatcher.attempt_timeout(),
+            deadline: started
+                .checked_add(dispatcher.deadline())
+                .unwrap_or_else(far_future),
+            keepalive,
+            deadline_limit: dispatcher.deadline(),
+        };
+        let usage_to = (shared.metrics.clone(), prepared.route.model.clone());
+        let mut live = Live::new(body.limit(MAX_STREAM_BYTES), relay, waits, usage_to);
+        let first = live
+            .first_bytes()
+            .await
+            .map_err(|error| error.after_upstream(upstream_id))?;
+        Ok(Started::Live(Box::new(live), first))
+    };
+    let mut work: PendingAnswer = Box::pin(work.instrument(finisher.span().clone()));
     // Most answers come within seconds: waiting one keep-alive period first lets their errors
     // keep their real status (a 429 stays a 429) instead of becoming an event in a 200 stream.
     let body = match tokio::time::timeout(keepalive, &mut work).await {
-        Ok(Ok(events)) => BridgeBody::events(events, finisher),
+        Ok(Ok(started)) => BridgeBody::started(started, finisher, errors),
         Ok(Err(failed)) => return error_response(finisher, failed, &request_id, errors),
         Err(_) => BridgeBody::waiting(work, keepalive, finisher, errors),
     };
@@ -173,6 +220,7 @@ async fn prepare<B: RequestBody>(
     front: &dyn Front,
 ) -> Result<Prepared, BridgeError> {
     // The hold on the body budget ends with this function, when the caller's body is dropped.
+    let anthropic_beta = request.headers().get(ANTHROPIC_BETA).cloned();
     let (body, _hold) = request_body::read(
         request.into_body(),
         shared.max_request_bytes,
@@ -184,6 +232,14 @@ async fn prepare<B: RequestBody>(
     if let Some(at) = depth::too_deep(&body, depth::MAX_DEPTH) {
         return Err(BridgeError::TooDeep(at));
     }
+    if let Some(api) = front.native() {
+        let beta = anthropic_beta
+            .as_ref()
+            .and_then(|value| value.to_str().ok());
+        if let Some(prepared) = prepare_native(shared, api, &body, beta)? {
+            return Ok(prepared);
+        }
+    }
     let request = front.parse(&body)?;
     let route = shared.route(&request.model)?;
     if request.task.kind() != route.kind {
@@ -193,11 +249,10 @@ async fn prepare<B: RequestBody>(
             wanted: request.task.kind(),
         });
     }
-    // The caller's body is a close upper bound for the translated one. Answers are read whole
-    // (a stream is emulated from them) until this flow reads upstream streams.
+    // The caller's body is a close upper bound for the translated one.
     let call = route
         .surface
-        .call(&request.task, false, body.len())
+        .call(&request.task, request.delivery.stream.is_some(), body.len())
         .map_err(|error| BridgeError::Unsupported {
             route: route.model.clone(),
             surface: route.surface.kind().as_str(),
@@ -209,7 +264,39 @@ async fn prepare<B: RequestBody>(
         delivery: request.delivery,
         ignored: ignored_header(request.ignored, call.dropped),
         route,
+        native: false,
     })
+}
+
+/// The pass-through of a caller speaking `api`, when its route's surface speaks it too; `None`
+/// when the request must go through the core instead.
+fn prepare_native(
+    shared: &Shared,
+    api: NativeApi,
+    body: &Bytes,
+    anthropic_beta: Option<&str>,
+) -> Result<Option<Prepared>, BridgeError> {
+    let head = native::peek(body).map_err(|error| BridgeError::invalid_json(&error))?;
+    let route = shared.route(&head.model)?;
+    let Some(call) = route.surface.native_call(api, body, &head, anthropic_beta) else {
+        return Ok(None);
+    };
+    let call = call.map_err(|error| BridgeError::Unsupported {
+        route: route.model.clone(),
+        surface: route.surface.kind().as_str(),
+        error,
+    })?;
+    Ok(Some(Prepared {
+        body: Bytes::from(call.body),
+        reading: call.reading,
+        delivery: Delivery {
+            stream: head.stream.then_some(Streaming::default()),
+            ..Delivery::WHOLE
+        },
+        ignored: None,
+        route,
+        native: true,
+    }))
 }
 
 /// The caller's parameters that the front accepted and the surface dropped, for the header.
@@ -252,14 +339,42 @@ impl AttemptObserver for Attempts<'_> {
     }
 }
 
+/// The relay of a stream the route's surface streams for real, rendered by `front`; `None` when
+/// the surface answers whole.
+fn live_relay(
+    front: &dyn Front,
+    prepared: &Prepared,
+    fallback_id: &str,
+    created: u64,
+) -> Result<Option<Box<dyn Relay>>, BridgeError> {
+    if prepared.native {
+        return prepared
+            .reading
+            .native_relay(&prepared.route.model)
+            .map(Some)
+            .ok_or(BridgeError::AnswerMismatch);
+    }
+    let Some((unframe, reader)) = prepared.reading.stream() else {
+        return Ok(None);
+    };
+    let renderer = front.event_renderer(&prepared.answer_ctx(fallback_id, created))?;
+    Ok(Some(Box::new(Translated::new(unframe, reader, renderer))))
+}
+
+/// An instant no deadline reaches, for a deadline too far off to represent.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
 /// A success answer of the Models API, read whole.
 struct Success {
     body: Bytes,
     upstream_id: Option<HeaderValue>,
 }
 
-/// Calls the Models API and reads its final answer: a success, or the failure its error answer
-/// says, read by the route's surface. The deadline counts from `started`, the request's arrival.
+/// Calls the Models API and reads its final answer whole: a success, or the failure its error
+/// answer says, read by the route's surface. The deadline counts from `started`, the request's
+/// arrival.
 async fn exchange<S: UpstreamService>(
     shared: &Shared,
     inner: &S,
@@ -267,6 +382,32 @@ async fn exchange<S: UpstreamService>(
     upstream_time: &UpstreamTime,
     started: Instant,
 ) -> Result<Success, Failed> {
+    let (body, upstream_id) = exchange_head(
+        shared,
+        inner,
+        prepared,
+        upstream_time,
+        started,
+        Receive::Whole,
+    )
+    .await?;
+    // Read whole within the attempt already: this only unwraps it.
+    let body = body.read_capped(MAX_ANSWER_BYTES).await.map_err(|error| {
+        BridgeError::from(ExchangeError::Upstream(error)).after_upstream(upstream_id.clone())
+    })?;
+    Ok(Success { body, upstream_id })
+}
+
+/// Calls the Models API and hands over a success answer's body as `receive` says, or the
+/// failure its error answer says, read by the route's surface.
+async fn exchange_head<S: UpstreamService>(
+    shared: &Shared,
+    inner: &S,
+    prepared: &Prepared,
+    upstream_time: &UpstreamTime,
+    started: Instant,
+    receive: Receive,
+) -> Result<(UpstreamBody, Option<HeaderValue>), Failed> {
     let outgoing = Outgoing {
         target: prepared.route.surface.target(prepared.reading),
         body: prepared.body.clone(),
@@ -285,7 +426,7 @@ async fn exchange<S: UpstreamService>(
             inner,
             &shared.tokens,
             &outgoing,
-            Receive::Whole,
+            receive,
             started,
             &observer,
         )
@@ -295,18 +436,18 @@ async fn exchange<S: UpstreamService>(
     if let Some(id) = upstream_id.as_ref().and_then(|id| id.to_str().ok()) {
         tracing::Span::current().record("upstream_request_id", id);
     }
-    // Read whole within the attempt already: this only unwraps it.
-    let body = body.read_capped(MAX_ANSWER_BYTES).await.map_err(|error| {
-        BridgeError::from(ExchangeError::Upstream(error)).after_upstream(upstream_id.clone())
-    })?;
     if !status.is_success() {
+        // Error answers are read whole within the attempt: this only unwraps it.
+        let body = body.read_capped(MAX_ANSWER_BYTES).await.map_err(|error| {
+            BridgeError::from(ExchangeError::Upstream(error)).after_upstream(upstream_id.clone())
+        })?;
         let mut failure = prepared
             .reading
             .failure(status, &body, &prepared.route.salesforce_model);
         failure.retry_after = headers.get(RETRY_AFTER).cloned();
         return Err(BridgeError::UpstreamStatus(Box::new(failure)).after_upstream(upstream_id));
     }
-    Ok(Success { body, upstream_id })
+    Ok((body, upstream_id))
 }
 
 /// Lets the surface read the answer and `render` it, counting the parse path that served and
@@ -339,6 +480,32 @@ fn render<R>(
         }
     };
     rendered.map_err(|error| error.after_upstream(success.upstream_id.clone()))
+}
+
+/// A pass-through's whole answer, with the caller's model name in it.
+fn native_render(
+    metrics: &Metrics,
+    prepared: &Prepared,
+    success: &Success,
+) -> Result<Vec<u8>, Failed> {
+    let model = &prepared.route.model;
+    let answer = prepared
+        .reading
+        .native_answer(&success.body, model)
+        .unwrap_or(Err(ExtractError::NoText));
+    match answer {
+        Ok((json, usage)) => {
+            metrics.extractor_path("native");
+            if let Some(usage) = usage {
+                metrics.usage(model, usage.input_tokens, usage.output_tokens);
+            }
+            Ok(json)
+        }
+        Err(error) => {
+            metrics.extractor_path("none");
+            Err(BridgeError::from(error).after_upstream(success.upstream_id.clone()))
+        }
+    }
 }
 
 fn unix_now() -> u64 {

@@ -36,6 +36,7 @@ mod generate;
 pub(crate) mod request_body;
 mod routes;
 pub(crate) mod service;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -228,10 +229,9 @@ impl SalesforceLayerBuilder<'_> {
 
         let mut routes = HashMap::with_capacity(config.routes.len());
         for route in &config.routes {
-            let surface = RouteSurface::new(route, sf)
-                .ok_or_else(|| BuildError::Url {
-                    model: route.model.clone(),
-                })?;
+            let surface = RouteSurface::new(route, sf).ok_or_else(|| BuildError::Url {
+                model: route.model.clone(),
+            })?;
             let target = RouteTarget {
                 model: route.model.as_str().into(),
                 salesforce_model: route.salesforce_model.as_str().into(),

@@ -88,11 +88,19 @@ where
         return within(write_timeout, session.write_response_body(None, true)).await;
     }
     loop {
-        let Some(frame) = body.frame().await else {
+        // While the body waits on its upstream (a quiet stream), a client that leaves is noticed
+        // at once and the body dropped with its upstream call, not at the next write.
+        let next = pin!(async {
+            body.frame().await.map(|frame| {
+                frame.map_err(|e| {
+                    Error::because(ErrorType::InternalError, "bridge response body", e)
+                })
+            })
+        });
+        let Some(frame) = super::filter::unless_the_client_leaves(session, next).await? else {
             return within(write_timeout, session.write_response_body(None, true)).await;
         };
-        let frame = frame
-            .map_err(|e| Error::because(ErrorType::InternalError, "bridge response body", e))?;
+        let frame = frame?;
         let end = body.is_end_stream();
         // Trailers have nowhere to go on HTTP/1 (Pingora drops them too): only data is written.
         let data = frame.into_data().unwrap_or_default();

@@ -179,7 +179,7 @@ where
 /// Only a request whose body was read to its end is watched: reading the connection then can
 /// only find its end, or the start of a pipelined request. A body the service dropped unread
 /// stays unread (and the answer will close the connection anyway).
-async fn unless_the_client_leaves<F: Future>(
+pub(super) async fn unless_the_client_leaves<F: Future>(
     session: &mut Session,
     mut answer: Pin<&mut F>,
 ) -> pingora::Result<F::Output> {

@@ -13,15 +13,16 @@
 
 pub mod bedrock;
 pub mod einstein;
+pub(crate) mod native;
+mod native_responses;
 pub mod stream;
 
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::config::{Route, SalesforceConfig};
-use crate::core::{Answer, Failure, Task, TranslateError};
+use crate::core::{Answer, Failure, Task, TranslateError, Usage};
 use crate::upstream::Target;
-use stream::{ReadEvents, Unframe};
 
 /// `x-sfdc-app-context`, required on every call to every surface.
 pub const APP_CONTEXT_HEADER: &str = "x-sfdc-app-context";
@@ -55,6 +56,8 @@ impl SurfaceKind {
 }
 
 /// A route's surface, with its upstream URLs built once at start-up.
+// Built once per route and shared behind an `Arc`: its size costs nothing per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum RouteSurface {
     Einstein(einstein::Urls),
@@ -65,8 +68,19 @@ pub(crate) enum RouteSurface {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
     Einstein(einstein::Operation),
-    /// An Anthropic message, or with `stream` an event stream of its events.
-    Bedrock { stream: bool },
+    /// An Anthropic message, or with `stream` an event stream of its events; `native` for a
+    /// pass-through, whose answer goes back to an Anthropic Messages caller nearly as it came.
+    Bedrock {
+        stream: bool,
+        native: bool,
+    },
+}
+
+/// A pass-through call: the caller's body, rewritten only where the surface needs it.
+#[derive(Debug)]
+pub(crate) struct NativeCall {
+    pub(crate) body: Vec<u8>,
+    pub(crate) reading: Reading,
 }
 
 /// One upstream call, ready to send to [`RouteSurface::target`].
@@ -121,11 +135,29 @@ impl RouteSurface {
         }
     }
 
+    /// The pass-through call for a caller speaking `api`, if this surface speaks it natively.
+    /// `anthropic_beta` is the caller's `anthropic-beta` header.
+    pub(crate) fn native_call(
+        &self,
+        api: native::NativeApi,
+        body: &[u8],
+        head: &native::NativeHead<'_>,
+        anthropic_beta: Option<&str>,
+    ) -> Option<Result<NativeCall, TranslateError>> {
+        match (self, api) {
+            (RouteSurface::Einstein(_), _)
+            | (RouteSurface::Bedrock(_), native::NativeApi::OpenAiResponses) => None,
+            (RouteSurface::Bedrock(route), native::NativeApi::AnthropicMessages) => {
+                Some(route.native_call(body, head.stream, anthropic_beta))
+            }
+        }
+    }
+
     /// Where the call that `reading` reads goes.
     pub(crate) fn target(&self, reading: Reading) -> &Target {
         match (self, reading) {
             (RouteSurface::Einstein(urls), Reading::Einstein(operation)) => urls.target(operation),
-            (RouteSurface::Bedrock(route), Reading::Bedrock { stream }) => route.target(stream),
+            (RouteSurface::Bedrock(route), Reading::Bedrock { stream, .. }) => route.target(stream),
             // A reading is only ever made by its route's own `call`.
             (RouteSurface::Einstein(urls), Reading::Bedrock { .. }) => {
                 urls.target(einstein::Operation::Chat)
@@ -152,24 +184,55 @@ impl Reading {
         }
     }
 
+    /// How to read a streamed answer as it arrives: `None` for a surface that answers whole
+    /// (a stream is then emulated from the whole answer).
+    pub(crate) fn stream(self) -> Option<(Box<dyn stream::Unframe>, Box<dyn stream::ReadEvents>)> {
+        match self {
+            Reading::Einstein(_)
+            | Reading::Bedrock { stream: false, .. }
+            | Reading::Bedrock { native: true, .. } => None,
+            Reading::Bedrock {
+                stream: true,
+                native: false,
+            } => Some((
+                Box::new(bedrock::EventStreamFrames::default()),
+                Box::new(bedrock::AnthropicEvents::default()),
+            )),
+        }
+    }
+
+    /// A pass-through's whole answer with the caller's `model` named in it, and its token
+    /// counts; `None` for a reading that is not a pass-through's.
+    pub(crate) fn native_answer(
+        self,
+        body: &[u8],
+        model: &str,
+    ) -> Option<Result<(Vec<u8>, Option<Usage>), einstein::ExtractError>> {
+        match self {
+            Reading::Einstein(_) | Reading::Bedrock { native: false, .. } => None,
+            Reading::Bedrock { native: true, .. } => Some(bedrock::native_answer(body, model)),
+        }
+    }
+
+    /// The relay of a pass-through's stream, naming the caller's `model`; `None` for a reading
+    /// that is not a pass-through's.
+    pub(crate) fn native_relay(self, model: &str) -> Option<Box<dyn stream::Relay>> {
+        match self {
+            Reading::Einstein(_)
+            | Reading::Bedrock { native: false, .. }
+            | Reading::Bedrock { stream: false, .. } => None,
+            Reading::Bedrock {
+                native: true,
+                stream: true,
+            } => Some(Box::new(bedrock::MessagesRelay::new(model))),
+        }
+    }
+
     /// Reads an error answer. `model` is the Salesforce model that was called.
     pub(crate) fn failure(self, status: StatusCode, body: &[u8], model: &str) -> Failure {
         match self {
             Reading::Einstein(_) => einstein::read_failure(status, body, model),
             Reading::Bedrock { .. } => bedrock::read_failure(status, body, model),
-        }
-    }
-
-    /// The readers of a streamed answer: an [`Unframe`] for the upstream body and a
-    /// [`ReadEvents`] for its events; `None` when this call's answer comes whole.
-    #[expect(dead_code, reason = "the layer's streaming path calls it")]
-    pub(crate) fn stream(self) -> Option<(Box<dyn Unframe>, Box<dyn ReadEvents>)> {
-        match self {
-            Reading::Einstein(_) | Reading::Bedrock { stream: false } => None,
-            Reading::Bedrock { stream: true } => Some((
-                Box::new(bedrock::EventStreamFrames::default()),
-                Box::new(bedrock::AnthropicEvents::default()),
-            )),
         }
     }
 }

@@ -181,6 +181,17 @@ impl Dispatcher {
         }
     }
 
+    /// The limit on one attempt; for a streamed answer, on its head and on each silence of its
+    /// body.
+    pub(crate) fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout
+    }
+
+    /// The limit on a caller's request, from its arrival.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// What is left of the deadline counted from `started`; `Duration::MAX` for a deadline too
     /// far off to represent.
     fn remaining(&self, started: Instant) -> Duration {
@@ -229,12 +240,26 @@ impl Dispatcher {
             };
             let remaining_now = remaining();
             let cut_by_deadline = remaining_now < self.attempt_timeout;
+            let head_timeout = self.attempt_timeout.min(remaining_now);
             let mut request = make_request();
+            // A streamed answer may flow until the deadline: the client's timeout covers the
+            // body too, so only the head is held to the attempt's timeout, here.
+            let client_timeout = match delivery {
+                Receive::Whole => head_timeout,
+                Receive::Streamed => remaining_now,
+            };
             request
                 .extensions_mut()
-                .insert(AttemptTimeout(self.attempt_timeout.min(remaining_now)));
+                .insert(AttemptTimeout(client_timeout));
             let sent = Instant::now();
-            let result = attempt_once(service, request, delivery).await;
+            let result = match delivery {
+                Receive::Whole => attempt_once(service, request, delivery).await,
+                Receive::Streamed => {
+                    tokio::time::timeout(head_timeout, attempt_once(service, request, delivery))
+                        .await
+                        .unwrap_or(Err(UpstreamError::Timeout))
+                }
+            };
             drop(permit);
 
             let (outcome, status, retry_after) = match &result {

@@ -225,9 +225,7 @@ fn text_body<'r>(text: &'r Text<'_>, max_tokens: u64) -> Result<MessagesBody<'r>
         system: Vec::new(),
         messages: vec![Turn {
             role: "user",
-            content: vec![Block::Text {
-                text: &text.prompt,
-            }],
+            content: vec![Block::Text { text: &text.prompt }],
         }],
         tools: Vec::new(),
         tool_choice: None,
@@ -390,8 +388,7 @@ fn tool_use<'r>(index: usize, call: &'r ToolCall<'_>) -> Result<Block<'r>, Trans
         Json::EmptyObject
     } else if arguments.starts_with('{') {
         Json::Raw(
-            serde_json::from_str(arguments)
-                .map_err(|_| TranslateError::ToolArguments { index })?,
+            serde_json::from_str(arguments).map_err(|_| TranslateError::ToolArguments { index })?,
         )
     } else {
         return Err(TranslateError::ToolArguments { index });
@@ -503,7 +500,10 @@ mod tests {
         // What the core cannot say: beta flags, cache control, and a user turn as a plain string.
         let object = expected.as_object_mut().unwrap();
         object.remove("anthropic_beta");
-        object["system"][0].as_object_mut().unwrap().remove("cache_control");
+        object["system"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("cache_control");
         object["messages"][0]["content"] =
             json!([{"type": "text", "text": "What is the weather in Paris?"}]);
         assert_eq!(chat_value(chat), expected);
@@ -525,7 +525,11 @@ mod tests {
             Message::text(Role::Assistant, "x"),
             Message {
                 role: Role::Assistant,
-                parts: vec![Part::Text("".into()), call("c1", "f", ""), call("c2", "g", " {\"a\": [1]} ")],
+                parts: vec![
+                    Part::Text("".into()),
+                    call("c1", "f", ""),
+                    call("c2", "g", " {\"a\": [1]} "),
+                ],
             },
             Message {
                 role: Role::Tool,
@@ -545,20 +549,20 @@ mod tests {
         assert_eq!(
             chat_value(chat),
             json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 4096,
-                "system": [{"type": "text", "text": "s"}, {"type": "text", "text": "d"}],
-                "messages": [
-                    {"role": "user", "content": [
-                        {"type": "text", "text": "a"}, {"type": "text", "text": "b"},
-                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]},
-                    {"role": "assistant", "content": [
-                        {"type": "text", "text": "x"},
-                        {"type": "tool_use", "id": "c1", "name": "f", "input": {}},
-                        {"type": "tool_use", "id": "c2", "name": "g", "input": {"a": [1]}}]},
-                    {"role": "user", "content": [
-                        {"type": "tool_result", "tool_use_id": "c1", "content": "r1"},
-                        {"type": "tool_result", "tool_use_id": "c2", "content": ""},
-                        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}]}
-                ]})
+            "system": [{"type": "text", "text": "s"}, {"type": "text", "text": "d"}],
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "a"}, {"type": "text", "text": "b"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "x"},
+                    {"type": "tool_use", "id": "c1", "name": "f", "input": {}},
+                    {"type": "tool_use", "id": "c2", "name": "g", "input": {"a": [1]}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "c1", "content": "r1"},
+                    {"type": "tool_result", "tool_use_id": "c2", "content": ""},
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}]}
+            ]})
         );
     }
 
@@ -592,7 +596,11 @@ mod tests {
         );
         assert_eq!(
             dropped,
-            ["reasoning_effort", "response_format", "tools.function.strict"]
+            [
+                "reasoning_effort",
+                "response_format",
+                "tools.function.strict"
+            ]
         );
 
         let choices = [
@@ -652,9 +660,18 @@ mod tests {
             parts: vec![Part::Image { url: url.into() }],
         };
         let cases: Vec<(Vec<Message<'static>>, &str)> = vec![
-            (vec![assistant(call("c", "f", "not json"))], "messages[0].tool_calls"),
-            (vec![user(), assistant(call("c", "f", "[1]"))], "messages[1].tool_calls"),
-            (vec![user(), assistant(call("c", "f", "{\"a\":"))], "messages[1].tool_calls"),
+            (
+                vec![assistant(call("c", "f", "not json"))],
+                "messages[0].tool_calls",
+            ),
+            (
+                vec![user(), assistant(call("c", "f", "[1]"))],
+                "messages[1].tool_calls",
+            ),
+            (
+                vec![user(), assistant(call("c", "f", "{\"a\":"))],
+                "messages[1].tool_calls",
+            ),
             (
                 vec![Message {
                     role: Role::Tool,
@@ -669,13 +686,26 @@ mod tests {
             (
                 vec![Message {
                     role: Role::System,
-                    parts: vec![Part::Image { url: "https://x/y".into() }],
+                    parts: vec![Part::Image {
+                        url: "https://x/y".into(),
+                    }],
                 }],
                 "messages[0].content",
             ),
-            (vec![assistant(Part::Image { url: "https://x/y".into() })], "messages[0].content"),
-            (vec![assistant(result(Some("c"), "r"))], "messages[0].content"),
-            (vec![user(), Message::text(Role::Assistant, "")], "messages[1].content"),
+            (
+                vec![assistant(Part::Image {
+                    url: "https://x/y".into(),
+                })],
+                "messages[0].content",
+            ),
+            (
+                vec![assistant(result(Some("c"), "r"))],
+                "messages[0].content",
+            ),
+            (
+                vec![user(), Message::text(Role::Assistant, "")],
+                "messages[1].content",
+            ),
             (vec![Message::text(Role::System, "s")], "messages"),
             (vec![], "messages"),
         ];

@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 
-use super::wire::{finish, StreamEventBody, WireUsage};
+use super::wire::{finish, ErrorObject, StreamEventBody, WireUsage};
 use crate::core::{Failure, FailureClass, Finish, StreamEvent, MAX_MESSAGE_CHARS};
 use crate::surface::stream::{Flow, ReadEvents, UpstreamEvent};
 use crate::text::sanitize;
@@ -187,20 +187,10 @@ impl ReadEvents for AnthropicEvents {
 
     fn finish(&mut self, emit: &mut dyn FnMut(StreamEvent<'_>)) -> Result<(), Failure> {
         if self.blocks == 0 {
-            return Err(Failure::new(
-                StatusCode::BAD_GATEWAY,
-                FailureClass::Upstream,
-                "the upstream stream held no answer",
-            )
-            .code("upstream_invalid_response"));
+            return Err(no_answer());
         }
         if !self.stopped {
-            return Err(Failure::new(
-                StatusCode::BAD_GATEWAY,
-                FailureClass::Upstream,
-                "the upstream stream ended before the answer was complete",
-            )
-            .code("upstream_invalid_response"));
+            return Err(ended_early());
         }
         emit(StreamEvent::Finish(self.finish.unwrap_or(Finish::Stop)));
         emit(StreamEvent::Usage(self.usage.to_core()));
@@ -209,7 +199,28 @@ impl ReadEvents for AnthropicEvents {
     }
 }
 
-fn malformed() -> Failure {
+/// A stream that ended, or said it was complete, without a single content block.
+pub(super) fn no_answer() -> Failure {
+    Failure::new(
+        StatusCode::BAD_GATEWAY,
+        FailureClass::Upstream,
+        "the upstream stream held no answer",
+    )
+    .code("upstream_invalid_response")
+}
+
+/// A stream that ended before `message_stop`.
+pub(super) fn ended_early() -> Failure {
+    Failure::new(
+        StatusCode::BAD_GATEWAY,
+        FailureClass::Upstream,
+        "the upstream stream ended before the answer was complete",
+    )
+    .code("upstream_invalid_response")
+}
+
+/// An event that is not an Anthropic stream event the reader can follow.
+pub(super) fn malformed() -> Failure {
     Failure::new(
         StatusCode::BAD_GATEWAY,
         FailureClass::Upstream,
@@ -219,7 +230,7 @@ fn malformed() -> Failure {
 }
 
 /// An `error` event (`overloaded_error`, `rate_limit_error`, `api_error`, ...) as a failure.
-fn stream_error(error: Option<super::wire::ErrorObject<'_>>) -> Failure {
+pub(super) fn stream_error(error: Option<ErrorObject<'_>>) -> Failure {
     let kind = error.as_ref().and_then(|error| error.kind.as_deref());
     let detail = error
         .as_ref()
@@ -262,13 +273,21 @@ mod tests {
             match reader.read(&event, &mut |e| out.push(format!("{e:?}"))) {
                 Ok(_) => {}
                 Err(failure) => {
-                    out.push(format!("Err({}, {})", failure.status.as_u16(), failure.message));
+                    out.push(format!(
+                        "Err({}, {})",
+                        failure.status.as_u16(),
+                        failure.message
+                    ));
                     return out;
                 }
             }
         }
         if let Err(failure) = reader.finish(&mut |e| out.push(format!("{e:?}"))) {
-            out.push(format!("Err({}, {})", failure.status.as_u16(), failure.message));
+            out.push(format!(
+                "Err({}, {})",
+                failure.status.as_u16(),
+                failure.message
+            ));
         }
         out
     }
@@ -276,7 +295,10 @@ mod tests {
     #[test]
     fn the_spec_fixture_streams_a_tool_call() {
         let jsonl = fixture("native.bedrock.stream.events.jsonl");
-        let events: Vec<&[u8]> = jsonl.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        let events: Vec<&[u8]> = jsonl
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         assert_eq!(
             run(&events),
             [
@@ -333,7 +355,11 @@ mod tests {
         let start: &[u8] = br#"{"type":"message_start","message":{"usage":{"input_tokens":3}}}"#;
         let stop: &[u8] = br#"{"type":"message_stop"}"#;
         assert_eq!(
-            run(&[start, br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#, stop]),
+            run(&[
+                start,
+                br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#,
+                stop
+            ]),
             ["Start", "Err(502, the upstream stream held no answer)"]
         );
         assert_eq!(run(&[]), ["Err(502, the upstream stream held no answer)"]);
@@ -380,7 +406,8 @@ mod tests {
         let mut reader = AnthropicEvents::default();
         let event = UpstreamEvent {
             name: None,
-            data: br#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#[..].into(),
+            data: br#"{"type":"error","error":{"type":"rate_limit_error","message":"m"}}"#[..]
+                .into(),
         };
         let failure = reader.read(&event, &mut |_| {}).unwrap_err();
         assert_eq!(

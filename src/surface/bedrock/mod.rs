@@ -8,12 +8,12 @@
 //!
 //! Two roads lead here:
 //!
-//! - **Through the core** (Chat Completions, legacy Completions): [`Route::call`] builds the body
-//!   from the neutral request; [`read_answer`], or [`EventStreamFrames`] then [`AnthropicEvents`]
-//!   for a stream, read the answer back as neutral answers and events.
-//! - **Native** (an Anthropic Messages caller): the caller's body passes through nearly untouched
-//!   ([`native_body`]), the answer comes back with the caller's model name
-//!   ([`message_with_model`], [`sse_event`]), so fields the bridge does not know keep working.
+//! - **Through the core** (Chat Completions, legacy Completions): the route's `call` builds the
+//!   body from the neutral request; [`read_answer`], or [`EventStreamFrames`] then
+//!   [`AnthropicEvents`] for a stream, read the answer back as neutral answers and events.
+//! - **Native** (an Anthropic Messages caller): the caller's body passes through nearly
+//!   untouched, and the answer and each stream event come back with the caller's model name, so
+//!   fields the bridge does not know keep working.
 //!
 //! # The thinking switches
 //!
@@ -22,24 +22,48 @@
 //!
 //! - `thinking_enabled_to_adaptive`: newer Claude models refuse `thinking: {"type": "enabled",
 //!   "budget_tokens": N}` and take `{"type": "adaptive"}` (with `output_config.effort`). Current
-//!   clients already send the adaptive form; older ones do not.
+//!   clients already send the adaptive form; older ones do not. The budget goes; an
+//!   `output_config.effort` the caller set stays.
 //! - `strip_thinking_history`: `thinking` and `redacted_thinking` blocks in the history made some
 //!   orgs answer 502 "No user context has been created"; a public proxy strips them by default.
+//!   A message left without content goes too.
 //!
 //! The road through the core never sends thinking (the neutral request has no thinking blocks,
 //! and a reasoning effort is reported as dropped), so the switches concern the native road only.
 //!
 //! ```
-//! use sf_models_bridge::surface::bedrock::{native_body, ThinkingSwitches};
+//! use sf_models_bridge::core::StreamEvent;
+//! use sf_models_bridge::eventstream::chunk_frame;
+//! use sf_models_bridge::surface::bedrock::{AnthropicEvents, EventStreamFrames};
+//! use sf_models_bridge::surface::stream::{ReadEvents, Unframe};
 //!
-//! let caller = br#"{"model": "claude", "stream": true, "max_tokens": 64,
-//!     "messages": [{"role": "user", "content": "Hi"}]}"#;
-//! let body = native_body(caller, Some("context-1m-2025-08-07"), ThinkingSwitches::default())?;
-//! assert_eq!(
-//!     String::from_utf8(body).unwrap(),
-//!     r#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":64,"messages":[{"role": "user", "content": "Hi"}],"anthropic_beta":["context-1m-2025-08-07"]}"#
-//! );
-//! # Ok::<(), sf_models_bridge::core::TranslateError>(())
+//! let mut wire = Vec::new();
+//! for event in [
+//!     r#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+//!     r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+//!     r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+//!     r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
+//!     r#"{"type":"message_stop"}"#,
+//! ] {
+//!     wire.extend(chunk_frame(event.as_bytes()));
+//! }
+//! let (mut frames, mut reader) = (EventStreamFrames::default(), AnthropicEvents::default());
+//! let mut text = String::new();
+//! let mut collect = |event: StreamEvent<'_>| {
+//!     if let StreamEvent::TextDelta(piece) = event {
+//!         text.push_str(piece);
+//!     }
+//! };
+//! for read in wire.chunks(10) {
+//!     frames.push(read)?;
+//!     while let Some(event) = frames.next_event()? {
+//!         reader.read(&event, &mut collect)?;
+//!     }
+//! }
+//! frames.finish()?;
+//! reader.finish(&mut collect)?;
+//! assert_eq!(text, "Hi");
+//! # Ok::<(), sf_models_bridge::core::Failure>(())
 //! ```
 
 mod convert;
@@ -50,13 +74,13 @@ mod unframe;
 mod wire;
 
 pub use events::AnthropicEvents;
-pub use passthrough::{message_with_model, native_body, sse_event, MAX_BETA_FLAGS};
+pub(crate) use passthrough::{native_answer, MessagesRelay};
 pub use read::{is_event_stream, read_answer, read_failure, read_non_stream};
 pub use unframe::EventStreamFrames;
 
 use crate::config;
 use crate::core::{Task, TranslateError};
-use crate::surface::{Call, Reading};
+use crate::surface::{Call, NativeCall, Reading};
 use crate::upstream::Target;
 
 /// The `anthropic_version` Bedrock requires in every body.
@@ -117,7 +141,10 @@ impl Route {
         let dropped = convert::write_body(task, self.max_tokens, &mut body)?;
         Ok(Call {
             body,
-            reading: Reading::Bedrock { stream },
+            reading: Reading::Bedrock {
+                stream,
+                native: false,
+            },
             dropped,
         })
     }
@@ -131,13 +158,21 @@ impl Route {
         }
     }
 
-    /// The route's thinking switches, for [`native_body`].
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the layer's native /v1/messages path reads it")
-    )]
-    pub(crate) fn thinking(&self) -> ThinkingSwitches {
-        self.thinking
+    /// The pass-through call for an Anthropic Messages caller's `body`, to the stream path when
+    /// the caller asked for a stream; `anthropic_beta` is its `anthropic-beta` header.
+    pub(crate) fn native_call(
+        &self,
+        body: &[u8],
+        stream: bool,
+        anthropic_beta: Option<&str>,
+    ) -> Result<NativeCall, TranslateError> {
+        Ok(NativeCall {
+            body: passthrough::native_body(body, anthropic_beta, self.thinking)?,
+            reading: Reading::Bedrock {
+                stream,
+                native: true,
+            },
+        })
     }
 }
 
@@ -193,14 +228,14 @@ mod tests {
             "https://api.salesforce.com/ai/gpt/v1/model/sfdc_ai__DefaultBedrockAnthropicClaude46Sonnet/invoke-with-response-stream"
         );
         assert_eq!(route.max_tokens, DEFAULT_MAX_TOKENS);
-        assert_eq!(route.thinking(), ThinkingSwitches::default());
+        assert_eq!(route.thinking, ThinkingSwitches::default());
 
         let route = route_with(
             "default_max_tokens = 100\nthinking_enabled_to_adaptive = true\nstrip_thinking_history = true",
         );
         assert_eq!(route.max_tokens, 100);
         assert_eq!(
-            route.thinking(),
+            route.thinking,
             ThinkingSwitches {
                 enabled_to_adaptive: true,
                 strip_history: true
@@ -214,7 +249,13 @@ mod tests {
         let task = Task::Chat(Chat::new(vec![Message::text(Role::User, "Hi")]));
         for stream in [false, true] {
             let call = route.call(&task, stream, 64).unwrap();
-            assert_eq!(call.reading, Reading::Bedrock { stream });
+            assert_eq!(
+                call.reading,
+                Reading::Bedrock {
+                    stream,
+                    native: false
+                }
+            );
             let body: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
             assert_eq!(
                 body,
@@ -222,5 +263,24 @@ mod tests {
                     "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]})
             );
         }
+    }
+
+    #[test]
+    fn a_native_call_passes_the_body_with_the_routes_switches() {
+        let route = route_with("thinking_enabled_to_adaptive = true");
+        let caller =
+            br#"{"model":"claude","stream":true,"thinking":{"type":"enabled","budget_tokens":9}}"#;
+        let call = route.native_call(caller, true, Some("b-1")).unwrap();
+        assert_eq!(
+            call.reading,
+            Reading::Bedrock {
+                stream: true,
+                native: true
+            }
+        );
+        assert_eq!(
+            std::str::from_utf8(&call.body).unwrap(),
+            r#"{"thinking":{"type":"adaptive"},"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["b-1"]}"#
+        );
     }
 }

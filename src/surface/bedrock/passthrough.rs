@@ -1,163 +1,237 @@
 //! The native pair: an Anthropic Messages caller on a Bedrock route. Pure.
 //!
-//! The caller's body and the upstream's answer are not rebuilt from parsed types: only their
-//! top-level members are cut out (as raw JSON, in order) and the few that change are rewritten,
-//! so fields the bridge has never heard of pass through byte for byte.
+//! The caller's body and the upstream's answer are not rebuilt from parsed types: only the
+//! top-level members that must change are rewritten ([`rewrite_members`]), so fields the bridge
+//! has never heard of pass through byte for byte.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use bytes::{BufMut, BytesMut};
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::events::{ended_early, malformed, no_answer, stream_error};
+use super::unframe::EventStreamFrames;
+use super::wire::{ErrorObject, StartMessage, WireUsage};
 use super::{ThinkingSwitches, ANTHROPIC_VERSION};
-use crate::core::TranslateError;
-use crate::surface::einstein::{parse_as, ExtractError};
+use crate::core::{Failure, TranslateError, Usage};
+use crate::openai::request::CowStr;
+use crate::surface::einstein::ExtractError;
+use crate::surface::native::{rewrite_members, Edit};
+use crate::surface::stream::{Flow, Relay, Unframe};
 
 /// The most beta flags sent in `anthropic_beta`, the body's and the header's together.
-pub const MAX_BETA_FLAGS: usize = 32;
+const MAX_BETA_FLAGS: usize = 32;
 /// The longest beta flag (Anthropic's are names and dates, under 40 bytes).
 const MAX_BETA_FLAG_BYTES: usize = 128;
 /// The longest event type written on an `event:` line.
 const MAX_EVENT_TYPE_BYTES: usize = 64;
+/// The thinking newer Claude models take instead of `enabled`.
+const ADAPTIVE_THINKING: &str = r#"{"type":"adaptive"}"#;
 
 /// The Bedrock body for a caller's Anthropic Messages body: `model` and `stream` removed (the
-/// URL says both), `anthropic_version` added, the `anthropic-beta` header's flags (comma
-/// separated) merged into the body's `anthropic_beta` array (Bedrock reads flags from the body
-/// only), and the route's thinking `switches` applied. Every other member is copied as the
-/// caller wrote it, in order.
-///
-/// ```
-/// use sf_models_bridge::surface::bedrock::{native_body, ThinkingSwitches};
-///
-/// let caller = br#"{"model":"m","thinking":{"type":"enabled","budget_tokens":2048},"max_tokens":4096}"#;
-/// let switches = ThinkingSwitches { enabled_to_adaptive: true, strip_history: false };
-/// let body = native_body(caller, None, switches)?;
-/// assert_eq!(
-///     body,
-///     br#"{"anthropic_version":"bedrock-2023-05-31","thinking":{"type":"adaptive"},"max_tokens":4096}"#
-/// );
-/// # Ok::<(), sf_models_bridge::core::TranslateError>(())
-/// ```
-pub fn native_body(
+/// URL says both), `anthropic_version` set, the `anthropic-beta` header's flags (comma separated)
+/// merged into the body's `anthropic_beta` array (Bedrock reads flags from the body only), and
+/// the route's thinking `switches` applied. Every other member keeps its bytes and its order.
+pub(crate) fn native_body(
     caller_body: &[u8],
     beta_header: Option<&str>,
     switches: ThinkingSwitches,
 ) -> Result<Vec<u8>, TranslateError> {
-    let Entries(entries) =
-        serde_json::from_slice(caller_body).map_err(|_| TranslateError::NativeBody)?;
+    // serde would read a list as a struct too.
+    if caller_body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(TranslateError::NativeBody);
+    }
     let header_flags = header_flags(beta_header)?;
-    // Without header flags, the body's own, if any, pass untouched.
-    let merged = match header_flags.is_empty() {
-        true => None,
-        false => Some(merged_flags(&entries, header_flags)?),
-    };
-    let mut merged_written = false;
-    let mut out = Vec::with_capacity(caller_body.len() + 64);
-    out.push(b'{');
-    write_member(&mut out, "anthropic_version", |out| {
-        write_json(out, ANTHROPIC_VERSION)
-    });
-    for (key, value) in &entries {
-        match key.as_ref() {
-            "model" | "stream" | "anthropic_version" => {}
-            "anthropic_beta" => match &merged {
-                None => write_member(&mut out, key, |out| out.extend(value.get().as_bytes())),
-                // The merged flags take the place of the body's first `anthropic_beta`.
-                Some(flags) if !merged_written => {
-                    write_member(&mut out, key, |out| write_json(out, flags));
-                    merged_written = true;
-                }
-                Some(_) => {}
-            },
-            "thinking" if switches.enabled_to_adaptive && is_enabled_thinking(value) => {
-                write_member(&mut out, key, |out| {
-                    out.extend_from_slice(br#"{"type":"adaptive"}"#)
-                });
-            }
-            "messages" if switches.strip_history => {
-                let stripped = without_thinking(value);
-                write_member(&mut out, key, |out| match &stripped {
-                    Some(messages) => out.extend_from_slice(messages),
-                    None => out.extend_from_slice(value.get().as_bytes()),
-                });
-            }
-            _ => write_member(&mut out, key, |out| out.extend(value.get().as_bytes())),
+    let mut beta = None;
+    let mut thinking = None;
+    let mut messages = None;
+    // Most bodies need no member read: the common case stays one pass.
+    if !header_flags.is_empty() || switches.enabled_to_adaptive || switches.strip_history {
+        let head: BodyHead<'_> =
+            serde_json::from_slice(caller_body).map_err(|_| TranslateError::NativeBody)?;
+        if !header_flags.is_empty() {
+            beta = Some(merged_flags(head.anthropic_beta, header_flags)?);
+        }
+        if switches.enabled_to_adaptive && head.thinking.is_some_and(is_enabled_thinking) {
+            thinking = serde_json::from_str::<&RawValue>(ADAPTIVE_THINKING).ok();
+        }
+        if switches.strip_history {
+            messages = head.messages.and_then(without_thinking);
         }
     }
-    if let Some(flags) = merged.filter(|_| !merged_written) {
-        write_member(&mut out, "anthropic_beta", |out| write_json(out, &flags));
+    let mut edits = vec![
+        ("model", Edit::Remove),
+        ("stream", Edit::Remove),
+        ("anthropic_version", Edit::SetString(ANTHROPIC_VERSION)),
+    ];
+    if let Some(beta) = &beta {
+        edits.push(("anthropic_beta", Edit::SetJson(beta)));
     }
-    out.push(b'}');
-    Ok(out)
+    if let Some(thinking) = thinking {
+        edits.push(("thinking", Edit::SetJson(thinking)));
+    }
+    if let Some(messages) = &messages {
+        edits.push(("messages", Edit::SetJson(messages)));
+    }
+    rewrite_members(caller_body, &edits).map_err(|_| TranslateError::NativeBody)
+}
+
+/// The members of a caller's body that the switches and the beta header may change.
+#[derive(Deserialize)]
+struct BodyHead<'a> {
+    #[serde(borrow, default)]
+    anthropic_beta: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    thinking: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: Option<&'a RawValue>,
 }
 
 /// An Anthropic message (the answer of `invoke`) with its top-level `model` set to `model`, the
-/// name the caller used; everything else byte for byte.
-///
-/// ```
-/// use sf_models_bridge::surface::bedrock::message_with_model;
-///
-/// let answer = br#"{"id":"msg_1","model":"claude-sonnet-4-6","content":[]}"#;
-/// let renamed = message_with_model(answer, "claude")?;
-/// assert_eq!(renamed, br#"{"id":"msg_1","model":"claude","content":[]}"#);
-/// # Ok::<(), sf_models_bridge::surface::einstein::ExtractError>(())
-/// ```
-pub fn message_with_model(answer_json: &[u8], model: &str) -> Result<Vec<u8>, ExtractError> {
-    let Entries(entries) = parse_as(answer_json)?;
-    let mut out = Vec::with_capacity(answer_json.len() + model.len());
-    write_with_model(&entries, model, &mut out);
-    Ok(out)
+/// name the caller used, and its token counts; everything else byte for byte.
+pub(crate) fn native_answer(
+    answer_json: &[u8],
+    model: &str,
+) -> Result<(Vec<u8>, Option<Usage>), ExtractError> {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        #[serde(default)]
+        usage: Option<WireUsage>,
+    }
+    let usage = serde_json::from_slice::<WithUsage>(answer_json)
+        .map_err(|error| ExtractError::invalid(&error))?
+        .usage
+        .and_then(WireUsage::to_core);
+    let json = rewrite_members(answer_json, &[("model", Edit::SetString(model))])
+        .map_err(|error| ExtractError::invalid(&error))?;
+    Ok((json, usage))
 }
 
-/// Writes one Anthropic stream event (decoded from a Bedrock frame) as the server-sent event
-/// Anthropic's API sends, `event: <type>` then `data: <json>`, with `message.model` set to
-/// `model` in `message_start`; every other event's JSON passes byte for byte.
-///
-/// ```
-/// use bytes::BytesMut;
-/// use sf_models_bridge::surface::bedrock::sse_event;
-///
-/// let mut out = BytesMut::new();
-/// sse_event(br#"{"type":"message_start","message":{"model":"claude-sonnet-4-6"}}"#, "claude", &mut out)?;
-/// sse_event(br#"{"type":"ping"}"#, "claude", &mut out)?;
-/// assert_eq!(
-///     &out[..],
-///     b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude\"}}\n\n\
-///       event: ping\ndata: {\"type\":\"ping\"}\n\n"
-/// );
-/// # Ok::<(), sf_models_bridge::surface::einstein::ExtractError>(())
-/// ```
-pub fn sse_event(event_json: &[u8], model: &str, out: &mut BytesMut) -> Result<(), ExtractError> {
-    let Entries(entries) = parse_as(event_json)?;
-    let kind = entries
-        .iter()
-        .find(|(key, _)| key == "type")
-        .and_then(|(_, value)| serde_json::from_str::<Cow<'_, str>>(value.get()).ok())
-        .filter(|kind| is_event_type(kind))
-        .ok_or(ExtractError::EventType)?;
-    let renamed;
-    let data = if kind == "message_start" {
-        let mut rewritten = Vec::with_capacity(event_json.len() + model.len());
-        rewritten.push(b'{');
-        for (key, value) in &entries {
-            if key == "message" {
-                let message = message_with_model(value.get().as_bytes(), model)?;
-                write_member(&mut rewritten, key, |out| out.extend_from_slice(&message));
-            } else {
-                write_member(&mut rewritten, key, |out| {
-                    out.extend_from_slice(value.get().as_bytes())
-                });
+/// Relays `invoke-with-response-stream` to an Anthropic Messages caller: each Anthropic event of
+/// the frames as the server-sent event Anthropic's API sends (`event: <type>`, `data: <json>`),
+/// with the caller's model name in `message_start` and every other event byte for byte. An
+/// exception frame or an `error` event is a failure the layer ends the stream with; so is a
+/// message that stops without a single content block, before its end reaches the caller.
+#[derive(Debug)]
+pub(crate) struct MessagesRelay {
+    frames: EventStreamFrames,
+    model: String,
+    usage: WireUsage,
+    blocks: usize,
+    finished: bool,
+}
+
+impl MessagesRelay {
+    pub(crate) fn new(model: &str) -> Self {
+        Self {
+            frames: EventStreamFrames::default(),
+            model: model.to_owned(),
+            usage: WireUsage::default(),
+            blocks: 0,
+            finished: false,
+        }
+    }
+
+    // Answers a `Failure` as the `Relay` trait does.
+    #[allow(clippy::result_large_err)]
+    fn relay(&mut self, event: &[u8], out: &mut BytesMut) -> Result<Flow, Failure> {
+        let head: EventHead<'_> = serde_json::from_slice(event).map_err(|_| malformed())?;
+        let kind = head.kind.as_ref();
+        if !is_event_type(kind) {
+            return Err(malformed());
+        }
+        let mut flow = Flow::Continue;
+        let renamed;
+        let data = match kind {
+            "message_start" => {
+                let message = head.message.ok_or_else(malformed)?;
+                if let Ok(StartMessage { usage: Some(usage) }) = serde_json::from_str(message.get())
+                {
+                    self.usage.update(usage);
+                }
+                renamed = with_message_model(event, message, &self.model)?;
+                &renamed[..]
+            }
+            "content_block_start" => {
+                self.blocks += 1;
+                event
+            }
+            "message_delta" | "message_stop" if self.blocks == 0 => return Err(no_answer()),
+            "message_delta" => {
+                if let Some(usage) = head.usage {
+                    self.usage.update(usage);
+                }
+                event
+            }
+            "message_stop" => {
+                flow = Flow::Finished;
+                event
+            }
+            "error" => return Err(stream_error(head.error)),
+            _ => event,
+        };
+        write_sse(kind, data, out);
+        Ok(flow)
+    }
+}
+
+impl Relay for MessagesRelay {
+    fn feed(&mut self, bytes: &[u8], out: &mut BytesMut) -> Result<Flow, Failure> {
+        self.frames.push(bytes)?;
+        while let Some(event) = self.frames.next_event()? {
+            if self.relay(&event.data, out)? == Flow::Finished {
+                self.finished = true;
+                return Ok(Flow::Finished);
             }
         }
-        rewritten.push(b'}');
-        renamed = rewritten;
-        &renamed[..]
-    } else {
-        event_json
-    };
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, _out: &mut BytesMut) -> Result<(), Failure> {
+        if self.finished {
+            return Ok(());
+        }
+        self.frames.finish()?;
+        Err(if self.blocks == 0 {
+            no_answer()
+        } else {
+            ended_early()
+        })
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage.to_core()
+    }
+}
+
+/// What the relay reads of an event.
+#[derive(Deserialize)]
+struct EventHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(borrow, default)]
+    error: Option<ErrorObject<'a>>,
+}
+
+/// A `message_start` event with the caller's model name in its message.
+#[allow(clippy::result_large_err)]
+fn with_message_model(event: &[u8], message: &RawValue, model: &str) -> Result<Vec<u8>, Failure> {
+    let message = rewrite_members(
+        message.get().as_bytes(),
+        &[("model", Edit::SetString(model))],
+    )
+    .map_err(|_| malformed())?;
+    let message = raw(message).ok_or_else(malformed)?;
+    rewrite_members(event, &[("message", Edit::SetJson(&message))]).map_err(|_| malformed())
+}
+
+/// `event: <type>` and the event's JSON as `data:`, then the blank line that ends the event.
+fn write_sse(kind: &str, data: &[u8], out: &mut BytesMut) {
     out.reserve(kind.len() + data.len() + 24);
     out.put_slice(b"event: ");
     out.put_slice(kind.as_bytes());
@@ -173,72 +247,20 @@ pub fn sse_event(event_json: &[u8], model: &str, out: &mut BytesMut) -> Result<(
         out.put_u8(b'\n');
     }
     out.put_u8(b'\n');
-    Ok(())
 }
 
-/// A JSON object's members as raw values, in order, duplicates kept.
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = Entries<'de>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    entries.push((key, value));
-                }
-                Ok(Entries(entries))
-            }
-        }
-
-        deserializer.deserialize_map(EntriesVisitor)
-    }
+/// An event type fit for an `event:` line.
+fn is_event_type(kind: &str) -> bool {
+    !kind.is_empty()
+        && kind.len() <= MAX_EVENT_TYPE_BYTES
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// A member's name, borrowed unless it holds escapes.
-#[derive(Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-
-/// Writes `"key":` then the value `write_value` writes, after a comma unless first.
-fn write_member(out: &mut Vec<u8>, key: &str, write_value: impl FnOnce(&mut Vec<u8>)) {
-    if out.last() != Some(&b'{') {
-        out.push(b',');
-    }
-    write_json(out, key);
-    out.push(b':');
-    write_value(out);
-}
-
-/// Strings and lists of strings cannot fail to encode into a `Vec`.
-fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
-    let _ = serde_json::to_writer(out, value);
-}
-
-fn write_with_model(entries: &[(Cow<'_, str>, &RawValue)], model: &str, out: &mut Vec<u8>) {
-    out.push(b'{');
-    let mut named = false;
-    for (key, value) in entries {
-        if key == "model" {
-            if !named {
-                write_member(out, key, |out| write_json(out, model));
-                named = true;
-            }
-        } else {
-            write_member(out, key, |out| out.extend_from_slice(value.get().as_bytes()));
-        }
-    }
-    if !named {
-        write_member(out, "model", |out| write_json(out, model));
-    }
-    out.push(b'}');
+/// JSON the bridge wrote, as a raw value to set.
+fn raw(json: Vec<u8>) -> Option<Box<RawValue>> {
+    RawValue::from_string(String::from_utf8(json).ok()?).ok()
 }
 
 /// The `anthropic-beta` header's flags: comma separated, trimmed, duplicates dropped.
@@ -260,16 +282,17 @@ fn header_flags(header: Option<&str>) -> Result<Vec<&str>, TranslateError> {
     Ok(flags)
 }
 
-/// The body's `anthropic_beta` flags, then the header's that it lacks.
-fn merged_flags<'a>(
-    entries: &[(Cow<'a, str>, &'a RawValue)],
-    header: Vec<&'a str>,
-) -> Result<Vec<Cow<'a, str>>, TranslateError> {
-    let mut flags: Vec<Cow<'a, str>> = match entries.iter().find(|(key, _)| key == "anthropic_beta")
-    {
-        Some((_, value)) => {
-            serde_json::from_str(value.get()).map_err(|_| TranslateError::BetaFlags)?
-        }
+/// The body's `anthropic_beta` flags, then the header's that it lacks, as a JSON array.
+fn merged_flags(
+    body: Option<&RawValue>,
+    header: Vec<&str>,
+) -> Result<Box<RawValue>, TranslateError> {
+    let mut flags: Vec<Cow<'_, str>> = match body {
+        Some(value) => serde_json::from_str::<Vec<CowStr<'_>>>(value.get())
+            .map_err(|_| TranslateError::BetaFlags)?
+            .into_iter()
+            .map(|CowStr(flag)| flag)
+            .collect(),
         None => Vec::new(),
     };
     for flag in header {
@@ -280,7 +303,7 @@ fn merged_flags<'a>(
     if flags.len() > MAX_BETA_FLAGS {
         return Err(TranslateError::BetaFlags);
     }
-    Ok(flags)
+    serde_json::value::to_raw_value(&flags).map_err(|_| TranslateError::BetaFlags)
 }
 
 /// A block's or a setting's `type`, and nothing else of it.
@@ -296,7 +319,8 @@ fn type_of(value: &RawValue) -> Option<Cow<'_, str>> {
         .and_then(|typed| typed.kind)
 }
 
-/// `thinking: {"type": "enabled", "budget_tokens": N}`, the form newer models refuse.
+/// `thinking: {"type": "enabled", "budget_tokens": N}`, the form newer models refuse. Its budget
+/// goes with it; `output_config.effort`, if the caller set one, stays as sent.
 fn is_enabled_thinking(value: &RawValue) -> bool {
     type_of(value).as_deref() == Some("enabled")
 }
@@ -311,7 +335,7 @@ fn is_thinking_block(block: &RawValue) -> bool {
 /// `messages` without thinking blocks; a message left with no content goes too (Anthropic
 /// merges the turns around it). `None` when nothing was removed, or the list is not the shape
 /// Anthropic documents (the upstream will say what is wrong with it).
-fn without_thinking(messages: &RawValue) -> Option<Vec<u8>> {
+fn without_thinking(messages: &RawValue) -> Option<Box<RawValue>> {
     let list: Vec<&RawValue> = serde_json::from_str(messages.get()).ok()?;
     let mut changed = false;
     let mut out = Vec::with_capacity(messages.get().len());
@@ -330,14 +354,24 @@ fn without_thinking(messages: &RawValue) -> Option<Vec<u8>> {
         out.extend_from_slice(bytes);
     }
     out.push(b']');
-    changed.then_some(out)
+    if changed {
+        raw(out)
+    } else {
+        None
+    }
 }
 
-/// One message without its thinking blocks: `None` when it has none, `Some(None)` when nothing
-/// else was left.
+/// One message without its thinking blocks: `None` when it has none (or is not an object with
+/// a list of blocks), `Some(None)` when nothing else was left.
 fn strip_message(message: &RawValue) -> Option<Option<Vec<u8>>> {
-    let Entries(entries) = serde_json::from_str(message.get()).ok()?;
-    let (_, content) = entries.iter().find(|(key, _)| key == "content")?;
+    #[derive(Deserialize)]
+    struct Content<'a> {
+        #[serde(borrow, default)]
+        content: Option<&'a RawValue>,
+    }
+    let content = serde_json::from_str::<Content<'_>>(message.get())
+        .ok()?
+        .content?;
     let blocks: Vec<&RawValue> = serde_json::from_str(content.get()).ok()?;
     let kept: Vec<&RawValue> = blocks
         .iter()
@@ -350,40 +384,19 @@ fn strip_message(message: &RawValue) -> Option<Option<Vec<u8>>> {
     if kept.is_empty() {
         return Some(None);
     }
-    let mut out = Vec::with_capacity(message.get().len());
-    out.push(b'{');
-    for (key, value) in &entries {
-        if key == "content" {
-            write_member(&mut out, key, |out| {
-                out.push(b'[');
-                for (index, block) in kept.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(block.get().as_bytes());
-                }
-                out.push(b']');
-            });
-        } else {
-            write_member(&mut out, key, |out| out.extend_from_slice(value.get().as_bytes()));
-        }
-    }
-    out.push(b'}');
-    Some(Some(out))
-}
-
-/// An event type fit for an `event:` line.
-fn is_event_type(kind: &str) -> bool {
-    !kind.is_empty()
-        && kind.len() <= MAX_EVENT_TYPE_BYTES
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    let kept = serde_json::value::to_raw_value(&kept).ok()?;
+    rewrite_members(
+        message.get().as_bytes(),
+        &[("content", Edit::SetJson(&kept))],
+    )
+    .ok()
+    .map(Some)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eventstream::{chunk_frame, encode_frame, Header, EXCEPTION_TYPE, MESSAGE_TYPE};
     use crate::surface::bedrock::test_fixtures::fixture;
     use serde_json::{json, Value};
 
@@ -398,6 +411,10 @@ mod tests {
 
     fn text(bytes: &[u8]) -> &str {
         std::str::from_utf8(bytes).unwrap()
+    }
+
+    fn body(caller: &[u8], header: Option<&str>, switches: ThinkingSwitches) -> String {
+        text(&native_body(caller, header, switches).unwrap()).to_owned()
     }
 
     #[test]
@@ -418,38 +435,42 @@ mod tests {
     #[test]
     fn unknown_members_pass_byte_for_byte_in_order() {
         let caller = br#"{ "z_new" : {"deep": [1, 2.50, "\u00e9"]}, "model":"m", "max_tokens": 10,
-            "stream": false, "context_management": {"edits": []}, "m\u0065ssages": [] }"#;
-        let body = native_body(caller, None, ON).unwrap();
+            "stream": false, "context_management": {"edits": []}, "messages": [] }"#;
+        for switches in [OFF, ON] {
+            assert_eq!(
+                body(caller, None, switches),
+                r#"{"z_new":{"deep": [1, 2.50, "\u00e9"]},"max_tokens":10,"context_management":{"edits": []},"messages":[],"anthropic_version":"bedrock-2023-05-31"}"#
+            );
+        }
+        // The caller's own `anthropic_version` gives way to Bedrock's.
         assert_eq!(
-            text(&body),
-            r#"{"anthropic_version":"bedrock-2023-05-31","z_new":{"deep": [1, 2.50, "\u00e9"]},"max_tokens":10,"context_management":{"edits": []},"messages":[]}"#
+            body(
+                br#"{"anthropic_version": "2023-06-01", "max_tokens": 1}"#,
+                None,
+                OFF
+            ),
+            r#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":1}"#
         );
     }
 
     #[test]
     fn beta_flags_merge_into_the_body() {
-        let body = native_body(
-            br#"{"anthropic_beta": ["a-1"], "max_tokens": 1}"#,
-            Some(" b-2 , a-1,,b-2,c.3"),
-            OFF,
-        )
-        .unwrap();
         assert_eq!(
-            text(&body),
-            r#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["a-1","b-2","c.3"],"max_tokens":1}"#
+            body(
+                br#"{"anthropic_beta": ["a-1"], "max_tokens": 1}"#,
+                Some(" b-2 , a-1,,b-2,c.3"),
+                OFF
+            ),
+            r#"{"anthropic_beta":["a-1","b-2","c.3"],"max_tokens":1,"anthropic_version":"bedrock-2023-05-31"}"#
         );
-        // Without a header the body's own flags pass as written, even odd ones.
-        let body = native_body(br#"{"anthropic_beta": [ "x y" ]}"#, Some(" , "), OFF).unwrap();
         assert_eq!(
-            text(&body),
-            r#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":[ "x y" ]}"#
+            body(br#"{"max_tokens": 1}"#, Some("x"), OFF),
+            r#"{"max_tokens":1,"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["x"]}"#
         );
-        // A body naming `anthropic_beta` twice gets the merged list once.
-        let body = native_body(br#"{"anthropic_beta": ["a"], "anthropic_beta": ["b"]}"#, Some("c"), OFF)
-            .unwrap();
+        // Without header flags the body's own pass as written, even odd ones.
         assert_eq!(
-            text(&body),
-            r#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["a","c"]}"#
+            body(br#"{"anthropic_beta": [ "x y" ]}"#, Some(" , "), OFF),
+            r#"{"anthropic_beta":[ "x y" ],"anthropic_version":"bedrock-2023-05-31"}"#
         );
 
         let many: Vec<String> = (0..=MAX_BETA_FLAGS).map(|i| format!("f{i}")).collect();
@@ -459,21 +480,27 @@ mod tests {
             (br#"{}"#, "x".repeat(MAX_BETA_FLAG_BYTES + 1)),
             (br#"{"anthropic_beta": "a"}"#, "b".to_owned()),
         ];
-        for (body, header) in refused {
+        for (caller, header) in refused {
             assert_eq!(
-                native_body(body, Some(&header), OFF),
+                native_body(caller, Some(&header), OFF),
                 Err(TranslateError::BetaFlags),
                 "{header}"
             );
         }
+        // A body naming a member twice is no body to merge into.
+        let twice = br#"{"anthropic_beta": ["a"], "anthropic_beta": ["b"]}"#;
         assert_eq!(
-            native_body(b"[1]", None, OFF),
+            native_body(twice, Some("c"), OFF),
             Err(TranslateError::NativeBody)
         );
-        assert_eq!(
-            native_body(b"{\"a\":", None, OFF),
-            Err(TranslateError::NativeBody)
-        );
+        for caller in [&b"[1]"[..], b"{\"a\":"] {
+            for header in [None, Some("x")] {
+                assert_eq!(
+                    native_body(caller, header, OFF),
+                    Err(TranslateError::NativeBody)
+                );
+            }
+        }
     }
 
     #[test]
@@ -488,76 +515,151 @@ mod tests {
         expected["anthropic_version"] = json!(ANTHROPIC_VERSION);
         assert_eq!(serde_json::from_slice::<Value>(&off).unwrap(), expected);
 
-        let on = native_body(caller, None, ON).unwrap();
         assert_eq!(
-            text(&on),
-            r#"{"anthropic_version":"bedrock-2023-05-31","thinking":{"type":"adaptive"},"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"text","text":"Yo"}]},{"role":"user","content":[{"type":"text","text":"More"}]}]}"#
+            body(caller, None, ON),
+            r#"{"thinking":{"type":"adaptive"},"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"text","text":"Yo"}]},{"role":"user","content":[{"type":"text","text":"More"}]}],"anthropic_version":"bedrock-2023-05-31"}"#
         );
+        let one_switch = ThinkingSwitches {
+            enabled_to_adaptive: true,
+            strip_history: false,
+        };
+        let rewritten: Value = serde_json::from_str(&body(caller, None, one_switch)).unwrap();
+        assert_eq!(rewritten["thinking"], json!({"type": "adaptive"}));
+        assert_eq!(rewritten["messages"], expected["messages"]);
 
         // Adaptive thinking, and a history without thinking, stay as written.
-        let adaptive = br#"{"thinking": {"type": "adaptive"}, "messages": [{"role": "user", "content": "x"}]}"#;
+        let adaptive =
+            br#"{"thinking": {"type": "adaptive"}, "messages": [{"role": "user", "content": "x"}]}"#;
         assert_eq!(
-            text(&native_body(adaptive, None, ON).unwrap()),
-            r#"{"anthropic_version":"bedrock-2023-05-31","thinking":{"type": "adaptive"},"messages":[{"role": "user", "content": "x"}]}"#
+            body(adaptive, None, ON),
+            r#"{"thinking":{"type": "adaptive"},"messages":[{"role": "user", "content": "x"}],"anthropic_version":"bedrock-2023-05-31"}"#
         );
         // A history of another shape is left for the upstream to judge.
-        let odd = br#"{"messages": {"role": "user"}}"#;
         assert_eq!(
-            text(&native_body(odd, None, ON).unwrap()),
-            r#"{"anthropic_version":"bedrock-2023-05-31","messages":{"role": "user"}}"#
+            body(br#"{"messages": {"role": "user"}}"#, None, ON),
+            r#"{"messages":{"role": "user"},"anthropic_version":"bedrock-2023-05-31"}"#
         );
     }
 
     #[test]
-    fn answers_get_the_callers_model() {
+    fn answers_get_the_callers_model_and_count_tokens() {
         let answer = fixture("native.bedrock.invoke.response.json");
-        let renamed = message_with_model(&answer, "claude \"quoted\"").unwrap();
+        let (renamed, usage) = native_answer(&answer, "claude \"quoted\"").unwrap();
         let mut expected: Value = serde_json::from_slice(&answer).unwrap();
         expected["model"] = json!("claude \"quoted\"");
         assert_eq!(serde_json::from_slice::<Value>(&renamed).unwrap(), expected);
-        assert_eq!(
-            text(&message_with_model(br#"{"id":"x"}"#, "m").unwrap()),
-            r#"{"id":"x","model":"m"}"#
-        );
+        let usage = usage.unwrap();
+        assert_eq!((usage.input_tokens, usage.cached_tokens), (668, Some(256)));
+        let (renamed, usage) = native_answer(br#"{"id":"x"}"#, "m").unwrap();
+        assert_eq!((text(&renamed), usage), (r#"{"id":"x","model":"m"}"#, None));
         assert!(matches!(
-            message_with_model(b"[]", "m"),
+            native_answer(b"[]", "m"),
             Err(ExtractError::Malformed { .. })
         ));
     }
 
-    #[test]
-    fn stream_events_become_anthropic_sse() {
-        let jsonl = fixture("native.bedrock.stream.events.jsonl");
-        let mut out = BytesMut::new();
-        for line in jsonl.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            sse_event(line, "claude", &mut out).unwrap();
-        }
-        let sse = text(&out);
-        let events: Vec<&str> = sse.split("\n\n").filter(|e| !e.is_empty()).collect();
-        assert_eq!(events.len(), 7);
-        let start = events[0].strip_prefix("event: message_start\ndata: ").unwrap();
-        let start: Value = serde_json::from_str(start).unwrap();
-        assert_eq!(start["message"]["model"], "claude");
-        assert_eq!(start["message"]["id"], "msg_bdrk_02");
-        let lines: Vec<&str> = jsonl_lines(&jsonl);
-        assert_eq!(
-            events[2],
-            format!("event: content_block_delta\ndata: {}", lines[2])
-        );
-        assert_eq!(events[6], format!("event: message_stop\ndata: {}", lines[6]));
+    /// The fixture's events, one per line.
+    fn fixture_events() -> Vec<Vec<u8>> {
+        fixture("native.bedrock.stream.events.jsonl")
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
 
+    /// Relays `wire` in reads of `step` bytes: what the caller got, and how it ended.
+    fn relay(wire: &[u8], step: usize) -> (String, Result<Option<Usage>, Failure>) {
+        let mut relay = MessagesRelay::new("claude");
         let mut out = BytesMut::new();
-        sse_event(b"{\"type\":\"ping\",\r\n \"x\": 1}", "m", &mut out).unwrap();
-        assert_eq!(text(&out), "event: ping\ndata: {\"type\":\"ping\",\ndata:  \"x\": 1}\n\n");
-        for bad in [&br#"{"x":1}"#[..], br#"{"type":"a\nb"}"#, br#"{"type":7}"#] {
-            assert!(matches!(
-                sse_event(bad, "m", &mut BytesMut::new()),
-                Err(ExtractError::EventType)
-            ));
+        for read in wire.chunks(step) {
+            match relay.feed(read, &mut out) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Finished) => break,
+                Err(failure) => return (text(&out).to_owned(), Err(failure)),
+            }
+        }
+        let end = relay.finish(&mut out).map(|()| relay.usage());
+        (text(&out).to_owned(), end)
+    }
+
+    #[test]
+    fn the_spec_stream_is_relayed_as_anthropic_sse() {
+        let events = fixture_events();
+        let wire: Vec<u8> = events.iter().flat_map(|event| chunk_frame(event)).collect();
+        for step in [1, 7, wire.len()] {
+            let (sse, end) = relay(&wire, step);
+            let usage = end.unwrap().unwrap();
+            assert_eq!((usage.input_tokens, usage.output_tokens), (20, 18));
+            let sent: Vec<&str> = sse.split("\n\n").filter(|e| !e.is_empty()).collect();
+            assert_eq!(sent.len(), 7);
+            let start = sent[0]
+                .strip_prefix("event: message_start\ndata: ")
+                .unwrap();
+            let start: Value = serde_json::from_str(start).unwrap();
+            let mut expected: Value = serde_json::from_slice(&events[0]).unwrap();
+            expected["message"]["model"] = json!("claude");
+            assert_eq!(start, expected);
+            for (sent, event) in sent.iter().zip(&events).skip(1) {
+                let kind = serde_json::from_slice::<Value>(event).unwrap()["type"].clone();
+                assert_eq!(
+                    *sent,
+                    format!("event: {}\ndata: {}", kind.as_str().unwrap(), text(event))
+                );
+            }
         }
     }
 
-    fn jsonl_lines(jsonl: &[u8]) -> Vec<&str> {
-        text(jsonl).lines().filter(|l| !l.is_empty()).collect()
+    #[test]
+    fn failures_end_the_relay() {
+        let start: &[u8] =
+            br#"{"type":"message_start","message":{"model":"x","usage":{"input_tokens":3}}}"#;
+        let block: &[u8] =
+            br#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
+        let stop: &[u8] = br#"{"type":"message_stop"}"#;
+        let frames = |events: &[&[u8]]| -> Vec<u8> {
+            events.iter().flat_map(|event| chunk_frame(event)).collect()
+        };
+        let message = |end: Result<Option<Usage>, Failure>| end.unwrap_err().message;
+
+        let (sse, end) = relay(&frames(&[start, stop]), 5);
+        assert!(!sse.contains("message_stop"), "{sse}");
+        assert_eq!(message(end), "the upstream stream held no answer");
+        let (_, end) = relay(&frames(&[start, block]), 5);
+        assert_eq!(
+            message(end),
+            "the upstream stream ended before the answer was complete"
+        );
+        let (_, end) = relay(&[], 5);
+        assert_eq!(message(end), "the upstream stream held no answer");
+        let error: &[u8] =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let (_, end) = relay(&frames(&[start, block, error]), 5);
+        let failure = end.unwrap_err();
+        assert_eq!(failure.status.as_u16(), 503);
+        let mut wire = frames(&[start, block]);
+        wire.extend(encode_frame(
+            &[
+                Header::string(MESSAGE_TYPE, "exception"),
+                Header::string(EXCEPTION_TYPE, "throttlingException"),
+            ],
+            br#"{"message":"Too many tokens"}"#,
+        ));
+        let (sse, end) = relay(&wire, 9);
+        assert!(sse.contains("content_block_start"));
+        assert_eq!(end.unwrap_err().status.as_u16(), 429);
+        for bad in [&br#"{"x":1}"#[..], br#"{"type":"a\nb"}"#, br#"{"type":7}"#] {
+            let (_, end) = relay(&frames(&[bad]), 64);
+            assert_eq!(end.unwrap_err().status.as_u16(), 502);
+        }
+    }
+
+    #[test]
+    fn multi_line_json_keeps_its_lines_as_data_lines() {
+        let mut out = BytesMut::new();
+        write_sse("ping", b"{\"type\":\"ping\",\r\n \"x\": 1}", &mut out);
+        assert_eq!(
+            text(&out),
+            "event: ping\ndata: {\"type\":\"ping\",\ndata:  \"x\": 1}\n\n"
+        );
     }
 }

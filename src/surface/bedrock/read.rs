@@ -129,7 +129,18 @@ mod tests {
     use crate::surface::bedrock::test_fixtures::fixture;
 
     /// The answer's parts, owned.
-    fn read(body: &[u8]) -> Result<(String, Vec<(String, String, String)>, Finish, Option<Usage>, Option<String>), ExtractError> {
+    fn read(
+        body: &[u8],
+    ) -> Result<
+        (
+            String,
+            Vec<(String, String, String)>,
+            Finish,
+            Option<Usage>,
+            Option<String>,
+        ),
+        ExtractError,
+    > {
         read_answer(body, |answer| {
             let Answer::Generation(g) = answer else {
                 panic!("not a generation")
@@ -137,9 +148,21 @@ mod tests {
             let calls = g
                 .tool_calls
                 .iter()
-                .map(|c| (c.id.to_string(), c.name.to_string(), c.arguments.to_string()))
+                .map(|c| {
+                    (
+                        c.id.to_string(),
+                        c.name.to_string(),
+                        c.arguments.to_string(),
+                    )
+                })
                 .collect();
-            (g.text.to_owned(), calls, g.finish, g.usage, g.id.map(str::to_owned))
+            (
+                g.text.to_owned(),
+                calls,
+                g.finish,
+                g.usage,
+                g.id.map(str::to_owned),
+            )
         })
     }
 
@@ -178,7 +201,11 @@ mod tests {
         assert_eq!(
             calls,
             [
-                ("toolu_1".into(), "get_weather".into(), r#"{"city": "Paris"}"#.into()),
+                (
+                    "toolu_1".into(),
+                    "get_weather".into(),
+                    r#"{"city": "Paris"}"#.into()
+                ),
                 ("toolu_2".into(), "now".into(), "{}".into())
             ]
         );
@@ -209,16 +236,44 @@ mod tests {
     #[test]
     fn error_bodies_of_every_shape_are_read() {
         let cases: [(u16, &[u8], u16, &str); 6] = [
-            (400, br#"{"message": "messages.0: bad"}"#, 400, "Salesforce answered 400: messages.0: bad"),
-            (429, br#"{"errorCode": "LIMIT_EXCEEDED", "message": "slow down"}"#, 429, "Salesforce answered 429: LIMIT_EXCEEDED: slow down"),
-            (500, br#"{"error": {"type": "api_error", "message": "boom"}}"#, 502, "Salesforce answered 500: api_error: boom"),
-            (502, b"No user context has been created\n", 502, "Salesforce answered 502: No user context has been created"),
-            (502, b"<html><body>Bad Gateway</body></html>", 502, "Salesforce answered 502"),
+            (
+                400,
+                br#"{"message": "messages.0: bad"}"#,
+                400,
+                "Salesforce answered 400: messages.0: bad",
+            ),
+            (
+                429,
+                br#"{"errorCode": "LIMIT_EXCEEDED", "message": "slow down"}"#,
+                429,
+                "Salesforce answered 429: LIMIT_EXCEEDED: slow down",
+            ),
+            (
+                500,
+                br#"{"error": {"type": "api_error", "message": "boom"}}"#,
+                502,
+                "Salesforce answered 500: api_error: boom",
+            ),
+            (
+                502,
+                b"No user context has been created\n",
+                502,
+                "Salesforce answered 502: No user context has been created",
+            ),
+            (
+                502,
+                b"<html><body>Bad Gateway</body></html>",
+                502,
+                "Salesforce answered 502",
+            ),
             (503, b"", 503, "Salesforce answered 503"),
         ];
         for (status, body, expected, message) in cases {
             let failure = read_failure(StatusCode::from_u16(status).unwrap(), body, "m");
-            assert_eq!((failure.status.as_u16(), failure.message.as_str()), (expected, message));
+            assert_eq!(
+                (failure.status.as_u16(), failure.message.as_str()),
+                (expected, message)
+            );
         }
         let long = "é".repeat(100_000);
         let failure = read_failure(StatusCode::BAD_GATEWAY, long.as_bytes(), "m");

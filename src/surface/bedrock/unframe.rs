@@ -2,6 +2,7 @@
 
 use http::StatusCode;
 
+use super::read::read_non_stream;
 use crate::core::{Failure, FailureClass, MAX_MESSAGE_CHARS};
 use crate::eventstream::{
     chunk_bytes, Decoder, Frame, Limits, EVENT_TYPE, EXCEPTION_TYPE, MESSAGE_TYPE,
@@ -17,6 +18,10 @@ const MAX_EXCEPTION_CHARS: usize = 64;
 /// cannot be read (a bad CRC, an absurd length, a payload that is not `{"bytes": ...}`) means
 /// the stream is broken. Frames are bounded by the codec's default [`Limits`] (1 MiB).
 ///
+/// Under load a 200 of the stream path was observed to carry a JSON or text error instead of
+/// an event stream: when the body's first bytes are text rather than a frame, the failure says
+/// what that text says, once the body ends (or its first 4 KiB are in).
+///
 /// ```
 /// use sf_models_bridge::eventstream::chunk_frame;
 /// use sf_models_bridge::surface::bedrock::EventStreamFrames;
@@ -30,11 +35,34 @@ const MAX_EXCEPTION_CHARS: usize = 64;
 /// frames.push(tail)?;
 /// assert_eq!(&frames.next_event()?.unwrap().data[..], br#"{"type":"ping"}"#);
 /// frames.finish()?;
+///
+/// let mut frames = EventStreamFrames::default();
+/// frames.push(br#"{"message": "Too many requests"}"#)?;
+/// assert_eq!(frames.next_event()?, None);
+/// let failure = frames.finish().unwrap_err();
+/// assert_eq!(
+///     failure.message,
+///     "Salesforce answered the stream request without an event stream: Too many requests"
+/// );
 /// # Ok::<(), sf_models_bridge::core::Failure>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventStreamFrames {
     decoder: Decoder,
+    /// The body's first bytes, kept until a frame has been read, to report a body that is not
+    /// an event stream with what it says.
+    head: Option<Vec<u8>>,
+    /// The body turned out not to be an event stream: only `head` is still read.
+    not_a_stream: bool,
+}
+
+/// How much of a body that is not an event stream is read for its message.
+const NON_STREAM_HEAD_BYTES: usize = 4096;
+
+impl Default for EventStreamFrames {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
 }
 
 impl EventStreamFrames {
@@ -42,12 +70,31 @@ impl EventStreamFrames {
     pub fn new(limits: Limits) -> Self {
         Self {
             decoder: Decoder::new(limits),
+            head: Some(Vec::new()),
+            not_a_stream: false,
+        }
+    }
+
+    /// The failure a body that is not an event stream stands for: what its text says, or a
+    /// broken stream when it is not text either (a first frame with a bad CRC).
+    fn non_stream(&mut self) -> Failure {
+        let head = self.head.take().unwrap_or_default();
+        let text = std::str::from_utf8(&head)
+            .is_ok_and(|text| !text.chars().any(|c| c.is_control() && !c.is_whitespace()));
+        if text {
+            read_non_stream(&head)
+        } else {
+            broken()
         }
     }
 }
 
 impl Unframe for EventStreamFrames {
     fn push(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        if let Some(head) = &mut self.head {
+            let room = NON_STREAM_HEAD_BYTES.saturating_sub(head.len());
+            head.extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+        }
         // The decoder checks a frame's length as soon as its prelude is in, so a frame over the
         // bound fails at the next `next_event` without being buffered whole.
         self.decoder.push(bytes);
@@ -55,7 +102,29 @@ impl Unframe for EventStreamFrames {
     }
 
     fn next_event(&mut self) -> Result<Option<UpstreamEvent>, Failure> {
-        while let Some(frame) = self.decoder.next_frame().map_err(|_| broken())? {
+        loop {
+            if self.not_a_stream {
+                let full = self
+                    .head
+                    .as_ref()
+                    .is_none_or(|head| head.len() >= NON_STREAM_HEAD_BYTES);
+                return if full {
+                    Err(self.non_stream())
+                } else {
+                    Ok(None)
+                };
+            }
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(None),
+                // Nothing was an event stream yet: the body may be an error in plain words.
+                Err(_) if self.head.is_some() => {
+                    self.not_a_stream = true;
+                    continue;
+                }
+                Err(_) => return Err(broken()),
+            };
+            self.head = None;
             match frame.string_header(MESSAGE_TYPE) {
                 Some("event") if frame.string_header(EVENT_TYPE) == Some("chunk") => {
                     let data = chunk_bytes(&frame.payload).map_err(|_| broken())?;
@@ -71,11 +140,20 @@ impl Unframe for EventStreamFrames {
                 _ => {}
             }
         }
-        Ok(None)
     }
 
     fn finish(&mut self) -> Result<(), Failure> {
-        self.decoder.finish().map_err(|_| broken())
+        if self.not_a_stream {
+            return Err(self.non_stream());
+        }
+        match self.decoder.finish() {
+            Ok(()) => Ok(()),
+            // A body too short for one frame's prelude.
+            Err(_) if self.head.as_ref().is_some_and(|head| !head.is_empty()) => {
+                Err(self.non_stream())
+            }
+            Err(_) => Err(broken()),
+        }
     }
 }
 
@@ -116,16 +194,16 @@ fn exception(frame: &Frame) -> Failure {
 fn aws_error(frame: &Frame) -> Failure {
     let code = frame.string_header(":error-code").unwrap_or("error");
     let message = frame.string_header(":error-message");
-    failure(StatusCode::BAD_GATEWAY, FailureClass::Upstream, code, message)
+    failure(
+        StatusCode::BAD_GATEWAY,
+        FailureClass::Upstream,
+        code,
+        message,
+    )
 }
 
 /// "the upstream stream failed: `kind`: `message`", bounded, with `kind` as the code.
-fn failure(
-    status: StatusCode,
-    class: FailureClass,
-    kind: &str,
-    message: Option<&str>,
-) -> Failure {
+fn failure(status: StatusCode, class: FailureClass, kind: &str, message: Option<&str>) -> Failure {
     let kind = sanitize(kind, MAX_EXCEPTION_CHARS);
     let mut text = format!("the upstream stream failed: {kind}");
     if let Some(message) = message.map(|m| sanitize(m, MAX_MESSAGE_CHARS)) {
@@ -182,7 +260,10 @@ mod tests {
             .filter(|line| !line.is_empty())
             .map(<[u8]>::to_vec)
             .collect();
-        let wire: Vec<u8> = expected.iter().flat_map(|event| chunk_frame(event)).collect();
+        let wire: Vec<u8> = expected
+            .iter()
+            .flat_map(|event| chunk_frame(event))
+            .collect();
         for step in 1..=wire.len() {
             assert_eq!(read_all(&wire, step).unwrap(), expected, "reads of {step}");
         }
@@ -205,7 +286,11 @@ mod tests {
     fn exception_frames_fail_with_a_fitting_status() {
         let cases = [
             ("throttlingException", 429, FailureClass::RateLimited),
-            ("serviceUnavailableException", 503, FailureClass::Unavailable),
+            (
+                "serviceUnavailableException",
+                503,
+                FailureClass::Unavailable,
+            ),
             ("modelTimeoutException", 504, FailureClass::Upstream),
             ("validationException", 400, FailureClass::InvalidRequest),
             ("modelStreamErrorException", 502, FailureClass::Upstream),
@@ -215,7 +300,11 @@ mod tests {
             let mut wire = chunk_frame(br#"{"type":"ping"}"#);
             wire.extend(exception_frame(kind, br#"{"message":"Too\nmany"}"#));
             let failure = read_all(&wire, 3).unwrap_err();
-            assert_eq!((failure.status.as_u16(), failure.class), (status, class), "{kind}");
+            assert_eq!(
+                (failure.status.as_u16(), failure.class),
+                (status, class),
+                "{kind}"
+            );
             assert_eq!(
                 failure.message,
                 format!("the upstream stream failed: {kind}: Too many")
@@ -261,7 +350,10 @@ mod tests {
         let cut = &whole[..whole.len() - 1];
         for wire in [&bad_crc[..], &absurd, &not_bytes, cut] {
             let failure = read_all(wire, 5).unwrap_err();
-            assert_eq!((failure.status.as_u16(), failure.message.as_str()), (502, broken));
+            assert_eq!(
+                (failure.status.as_u16(), failure.message.as_str()),
+                (502, broken)
+            );
         }
         // Other event types are skipped.
         let other = encode_frame(

@@ -68,10 +68,6 @@ pub enum ExtractError {
     /// The body parsed, but no known field holds the model's text.
     #[error("Salesforce returned a response with no generated text")]
     NoText,
-    /// A stream event without a usable `type`, which the native pass-through names each
-    /// event by.
-    #[error("Salesforce returned a stream event without a usable type")]
-    EventType,
     /// An embeddings answer without a vector for each input.
     #[error("Salesforce returned {got} embeddings for {expected} inputs")]
     MissingVectors {
@@ -107,7 +103,12 @@ pub fn parse(body: &[u8]) -> Result<ModelsResponse<'_>, ExtractError> {
 
 /// Parses a success body of any shape, keeping only where and what kind of problem it had.
 pub(crate) fn parse_as<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ExtractError> {
-    serde_json::from_slice(body).map_err(|error| {
+    serde_json::from_slice(body).map_err(|error| ExtractError::invalid(&error))
+}
+
+impl ExtractError {
+    /// A body serde_json could not read, keeping only where and what kind of problem it had.
+    pub(crate) fn invalid(error: &serde_json::Error) -> Self {
         use serde_json::error::Category;
         ExtractError::Malformed {
             problem: match error.classify() {
@@ -119,7 +120,7 @@ pub(crate) fn parse_as<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<
             line: error.line(),
             column: error.column(),
         }
-    })
+    }
 }
 
 /// Finds the answer in `response`, trying the documented shape of `operation` first and then the
@@ -377,6 +378,7 @@ mod tests {
                 output_tokens: 607,
                 total_tokens: 646,
                 cached_tokens: Some(0),
+                cache_write_tokens: None,
                 reasoning_tokens: None,
             })
         );
@@ -397,6 +399,7 @@ mod tests {
                 output_tokens: 31,
                 total_tokens: 73,
                 cached_tokens: Some(0),
+                cache_write_tokens: None,
                 reasoning_tokens: None,
             })
         );
@@ -576,6 +579,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 11,
                     cached_tokens: Some(5),
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
@@ -586,6 +590,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 11,
                     cached_tokens: Some(5),
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
@@ -596,6 +601,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 5,
                     cached_tokens: None,
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
@@ -606,6 +612,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 9,
                     cached_tokens: None,
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
@@ -616,6 +623,7 @@ mod tests {
                     output_tokens: 3,
                     total_tokens: 5,
                     cached_tokens: None,
+                    cache_write_tokens: None,
                     reasoning_tokens: None,
                 },
             ),
