@@ -89,20 +89,25 @@ struct BodyHead<'a> {
 }
 
 /// An Anthropic message (the answer of `invoke`) with its top-level `model` set to `model`, the
-/// name the caller used, and its token counts; everything else byte for byte.
+/// name the caller used, and its token counts; everything else byte for byte. A body without
+/// `content` is no message (an error under a 200), never passed on as a success.
 pub(crate) fn native_answer(
     answer_json: &[u8],
     model: &str,
 ) -> Result<(Vec<u8>, Option<Usage>), ExtractError> {
     #[derive(Deserialize)]
-    struct WithUsage {
+    struct MessageHead<'a> {
+        #[serde(borrow, default)]
+        content: Option<&'a RawValue>,
         #[serde(default)]
         usage: Option<WireUsage>,
     }
-    let usage = serde_json::from_slice::<WithUsage>(answer_json)
-        .map_err(|error| ExtractError::invalid(&error))?
-        .usage
-        .and_then(WireUsage::to_core);
+    let head = serde_json::from_slice::<MessageHead<'_>>(answer_json)
+        .map_err(|error| ExtractError::invalid(&error))?;
+    if head.content.is_none() {
+        return Err(ExtractError::NoText);
+    }
+    let usage = head.usage.and_then(WireUsage::to_core);
     let json = rewrite_members(answer_json, &[("model", Edit::SetString(model))])
         .map_err(|error| ExtractError::invalid(&error))?;
     Ok((json, usage))
@@ -550,12 +555,21 @@ mod tests {
         assert_eq!(serde_json::from_slice::<Value>(&renamed).unwrap(), expected);
         let usage = usage.unwrap();
         assert_eq!((usage.input_tokens, usage.cached_tokens), (668, Some(256)));
-        let (renamed, usage) = native_answer(br#"{"id":"x"}"#, "m").unwrap();
-        assert_eq!((text(&renamed), usage), (r#"{"id":"x","model":"m"}"#, None));
+        let (renamed, usage) = native_answer(br#"{"id":"x","content":[]}"#, "m").unwrap();
+        assert_eq!(
+            (text(&renamed), usage),
+            (r#"{"id":"x","content":[],"model":"m"}"#, None)
+        );
         assert!(matches!(
-            native_answer(b"[]", "m"),
-            Err(ExtractError::Malformed { .. })
+            native_answer(br#"{"message":"Too many requests"}"#, "m"),
+            Err(ExtractError::NoText)
         ));
+        for body in [&b"nope"[..], b"{"] {
+            assert!(matches!(
+                native_answer(body, "m"),
+                Err(ExtractError::Malformed { .. })
+            ));
+        }
     }
 
     /// The fixture's events, one per line.
