@@ -12,6 +12,7 @@
 pub mod config;
 pub mod core;
 pub mod endpoint;
+pub mod eventstream;
 pub mod front;
 pub mod layer;
 pub mod metrics;
