@@ -84,44 +84,49 @@ pub enum TranslateError {
     /// Nothing to embed.
     #[error("`input` must hold at least one string")]
     NoInput,
-    /// A tool call whose arguments are not a JSON object, on a surface that sends them as one.
-    #[error(
-        "messages[{index}].tool_calls: each call's `function.arguments` must be a JSON object"
-    )]
-    ToolArguments {
-        /// The message's position.
+    /// An `input` array with no item in it.
+    #[error("`input` must hold at least one item")]
+    NoItems,
+    /// An input item of a type that cannot be served on this path.
+    #[error("input[{index}]: items of type `{kind}` are not supported here")]
+    UnsupportedItem {
+        /// The item's position in `input`.
         index: usize,
+        /// The item's `type`, sanitised and bounded.
+        kind: String,
     },
-    /// A tool result that names no call, on a surface that pairs results with calls.
-    #[error("messages[{index}].tool_call_id is required: it names the call this message answers")]
-    ToolResultId {
-        /// The message's position.
+    /// A content part of an input item that cannot be carried.
+    #[error("input[{index}].{field}: `{kind}` parts are not supported here")]
+    UnsupportedItemPart {
+        /// The item's position in `input`.
         index: usize,
+        /// `content` (a message's) or `output` (a function call output's).
+        field: &'static str,
+        /// The part's `type`, sanitised and bounded.
+        kind: String,
     },
-    /// An image URL that is neither a web URL nor a base64 `data:` URL.
-    #[error("messages[{index}].content: an image must be an http(s) URL or a `data:<media type>;base64,...` URL")]
-    InvalidImage {
-        /// The message's position.
+    /// A parameter, item or field that is missing or malformed, and what it must be.
+    #[error("{param}: {problem}")]
+    Malformed {
+        /// Where: `input[2].call_id`, `tools[0].name`, `text.format.type`, ...
+        param: Cow<'static, str>,
+        /// What is wrong: `missing`, `must be ...`, or the caller's API's own words
+        /// (`Field required`).
+        problem: Cow<'static, str>,
+    },
+    /// A tool of a type other than `function`: one the provider runs itself (web search, file
+    /// search, ...) or one without a JSON schema (free-form `custom` tools).
+    #[error("tools[{index}]: `{kind}` tools are not supported here: only `function` tools can be offered on this route")]
+    UnsupportedTool {
+        /// The tool's position.
         index: usize,
+        /// The tool's `type`, sanitised and bounded.
+        kind: String,
     },
-    /// A part that a message of its role cannot hold (an image in a system message).
-    #[error("messages[{index}].content: a `{role}` message cannot hold {part} parts")]
-    PartNotAllowed {
-        /// The message's position.
-        index: usize,
-        /// What the part is.
-        part: &'static str,
-        /// The message's role.
-        role: &'static str,
-    },
-    /// A native pass-through body that is not a JSON object.
-    #[error("the request body must be a JSON object")]
-    NativeBody,
-    /// Beta flags that cannot be sent on.
-    #[error(
-        "`anthropic-beta`: at most 32 flags, each at most 128 letters, digits, `-`, `_` or `.`"
-    )]
-    BetaFlags,
+    /// A parameter that refers to state the provider keeps between requests (a stored response,
+    /// a conversation), which a route through the neutral core does not keep.
+    #[error("`{0}` is not supported here: it refers to state kept on the server between requests, which this route does not keep; send the whole conversation in `input` instead")]
+    ServerState(&'static str),
 }
 
 impl TranslateError {
@@ -145,18 +150,14 @@ impl TranslateError {
             TranslateError::Echo => "echo".into(),
             TranslateError::Setting(name) => Cow::Borrowed(name),
             TranslateError::InputTokens | TranslateError::NoInput => "input".into(),
-            TranslateError::ToolArguments { index } => {
-                format!("messages[{index}].tool_calls").into()
+            TranslateError::NoItems => "input".into(),
+            TranslateError::UnsupportedItem { index, .. } => format!("input[{index}]").into(),
+            TranslateError::UnsupportedItemPart { index, field, .. } => {
+                format!("input[{index}].{field}").into()
             }
-            TranslateError::ToolResultId { index } => {
-                format!("messages[{index}].tool_call_id").into()
-            }
-            TranslateError::InvalidImage { index }
-            | TranslateError::PartNotAllowed { index, .. } => {
-                format!("messages[{index}].content").into()
-            }
-            TranslateError::NativeBody => "body".into(),
-            TranslateError::BetaFlags => "anthropic-beta".into(),
+            TranslateError::Malformed { param, .. } => param.clone(),
+            TranslateError::UnsupportedTool { index, .. } => format!("tools[{index}]").into(),
+            TranslateError::ServerState(name) => Cow::Borrowed(name),
         }
     }
 }

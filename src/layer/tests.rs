@@ -795,3 +795,41 @@ async fn a_bedrock_200_without_an_event_stream_is_an_error_not_a_success() {
     );
     assert!(!text.contains("[DONE]"), "{text}");
 }
+
+#[tokio::test]
+async fn an_anthropic_caller_passes_through_to_a_bedrock_route() {
+    let config = Config::from_toml_with_env(&bedrock_conf(), |_| None).unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(CountingTokens::default())
+        .build()
+        .unwrap();
+    let (upstream, seen) = bedrock_upstream(bedrock_stream(), "application/vnd.amazon.eventstream");
+    let body = json!({"model": "gpt-4o-mini", "stream": true, "max_tokens": 64,
+        "context_management": {"edits": []},
+        "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+    let request = Request::post("/v1/messages")
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let (status, _, text) = send(layer.layer(upstream), request).await;
+    assert_eq!(status, 200, "{text}");
+    let (_, uri, sent) = seen.lock().unwrap()[0].clone();
+    assert!(uri.ends_with("/invoke-with-response-stream"), "{uri}");
+    let sent: Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(
+        sent,
+        json!({"max_tokens": 64, "context_management": {"edits": []},
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "anthropic_version": "bedrock-2023-05-31",
+            "anthropic_beta": ["interleaved-thinking-2025-05-14"]})
+    );
+    assert!(text.starts_with("event: message_start\ndata: "), "{text}");
+    assert!(text.contains(r#""model":"gpt-4o-mini""#), "{text}");
+    assert!(text.contains("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"ci\"}}"), "{text}");
+    assert!(
+        text.trim_end().ends_with(r#""firstByteLatency":410}}"#),
+        "{text}"
+    );
+}

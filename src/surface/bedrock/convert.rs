@@ -11,7 +11,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::ANTHROPIC_VERSION;
+use super::{refused, ANTHROPIC_VERSION};
 use crate::core::{
     Chat, Message, Part, ResponseFormat, Role, Sampling, Task, Text, ToolCall, ToolChoice,
     TranslateError,
@@ -330,11 +330,7 @@ fn system_text<'r>(
     };
     for part in &message.parts {
         let Part::Text(text) = part else {
-            return Err(TranslateError::PartNotAllowed {
-                index,
-                part: part_name(part),
-                role,
-            });
+            return Err(part_not_allowed(index, part, role));
         };
         if !text.is_empty() {
             system.push(TextBlock { kind: "text", text });
@@ -350,11 +346,7 @@ fn block<'r>(
     part: &'r Part<'_>,
 ) -> Result<Option<Block<'r>>, TranslateError> {
     let assistant = role == Role::Assistant;
-    let refused = || TranslateError::PartNotAllowed {
-        index,
-        part: part_name(part),
-        role: if assistant { "assistant" } else { "user" },
-    };
+    let misplaced = || part_not_allowed(index, part, if assistant { "assistant" } else { "user" });
     Ok(Some(match part {
         Part::Text(text) if text.is_empty() => return Ok(None),
         Part::Text(text) => Block::Text { text },
@@ -363,35 +355,47 @@ fn block<'r>(
         },
         Part::ToolCall(call) if assistant => tool_use(index, call)?,
         Part::ToolResult { call_id, content } if !assistant => Block::ToolResult {
-            tool_use_id: call_id
-                .as_deref()
-                .ok_or(TranslateError::ToolResultId { index })?,
+            tool_use_id: call_id.as_deref().ok_or_else(|| {
+                refused(
+                    format!("messages[{index}].tool_call_id"),
+                    "required on this route: it names the call this message answers",
+                )
+            })?,
             content,
         },
-        Part::Image { .. } | Part::ToolCall(_) | Part::ToolResult { .. } => return Err(refused()),
+        Part::Image { .. } | Part::ToolCall(_) | Part::ToolResult { .. } => return Err(misplaced()),
     }))
 }
 
-fn part_name(part: &Part<'_>) -> &'static str {
-    match part {
+/// A part that a message of `role` cannot hold (an image in a system message).
+fn part_not_allowed(index: usize, part: &Part<'_>, role: &str) -> TranslateError {
+    let part = match part {
         Part::Text(_) => "text",
         Part::Image { .. } => "image",
         Part::ToolCall(_) => "tool call",
         Part::ToolResult { .. } => "tool result",
-    }
+    };
+    refused(
+        format!("messages[{index}].content"),
+        format!("a `{role}` message cannot hold {part} parts"),
+    )
 }
 
 /// A call's arguments as its `input` object; no arguments at all is `{}`.
 fn tool_use<'r>(index: usize, call: &'r ToolCall<'_>) -> Result<Block<'r>, TranslateError> {
+    let invalid = || {
+        refused(
+            format!("messages[{index}].tool_calls"),
+            "each call's `function.arguments` must be a JSON object",
+        )
+    };
     let arguments = call.arguments.trim();
     let input = if arguments.is_empty() {
         Json::EmptyObject
     } else if arguments.starts_with('{') {
-        Json::Raw(
-            serde_json::from_str(arguments).map_err(|_| TranslateError::ToolArguments { index })?,
-        )
+        Json::Raw(serde_json::from_str(arguments).map_err(|_| invalid())?)
     } else {
-        return Err(TranslateError::ToolArguments { index });
+        return Err(invalid());
     };
     Ok(Block::ToolUse {
         id: &call.id,
@@ -402,7 +406,12 @@ fn tool_use<'r>(index: usize, call: &'r ToolCall<'_>) -> Result<Block<'r>, Trans
 
 /// An inline `data:<media type>;base64,<data>` image, or one by URL.
 fn image_source<'r>(index: usize, url: &'r str) -> Result<ImageSource<'r>, TranslateError> {
-    let invalid = || TranslateError::InvalidImage { index };
+    let invalid = || {
+        refused(
+            format!("messages[{index}].content"),
+            "an image must be an http(s) URL or a `data:<media type>;base64,...` URL",
+        )
+    };
     let Some(rest) = strip_prefix_ignore_case(url, "data:") else {
         return if strip_prefix_ignore_case(url, "https://").is_some()
             || strip_prefix_ignore_case(url, "http://").is_some()

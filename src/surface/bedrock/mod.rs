@@ -78,6 +78,8 @@ pub(crate) use passthrough::{native_answer, MessagesRelay};
 pub use read::{is_event_stream, read_answer, read_failure, read_non_stream};
 pub use unframe::EventStreamFrames;
 
+use std::borrow::Cow;
+
 use crate::config;
 use crate::core::{Task, TranslateError};
 use crate::surface::{Call, NativeCall, Reading};
@@ -173,6 +175,17 @@ impl Route {
                 native: true,
             },
         })
+    }
+}
+
+/// A request this surface cannot send as it is: `param` names where, `problem` says what.
+fn refused(
+    param: impl Into<Cow<'static, str>>,
+    problem: impl Into<Cow<'static, str>>,
+) -> TranslateError {
+    TranslateError::Malformed {
+        param: param.into(),
+        problem: problem.into(),
     }
 }
 

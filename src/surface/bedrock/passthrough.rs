@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::events::{ended_early, malformed, no_answer, stream_error};
 use super::unframe::EventStreamFrames;
 use super::wire::{ErrorObject, StartMessage, WireUsage};
-use super::{ThinkingSwitches, ANTHROPIC_VERSION};
+use super::{refused, ThinkingSwitches, ANTHROPIC_VERSION};
 use crate::core::{Failure, TranslateError, Usage};
 use crate::openai::request::CowStr;
 use crate::surface::einstein::ExtractError;
@@ -26,6 +26,10 @@ const MAX_BETA_FLAGS: usize = 32;
 const MAX_BETA_FLAG_BYTES: usize = 128;
 /// The longest event type written on an `event:` line.
 const MAX_EVENT_TYPE_BYTES: usize = 64;
+/// What the beta flags must be, for the caller to read.
+const BETA_FLAGS_PROBLEM: &str =
+    "at most 32 flags, each at most 128 letters, digits, `-`, `_` or `.`";
+
 /// The thinking newer Claude models take instead of `enabled`.
 const ADAPTIVE_THINKING: &str = r#"{"type":"adaptive"}"#;
 
@@ -40,7 +44,7 @@ pub(crate) fn native_body(
 ) -> Result<Vec<u8>, TranslateError> {
     // serde would read a list as a struct too.
     if caller_body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(TranslateError::NativeBody);
+        return Err(not_an_object());
     }
     let header_flags = header_flags(beta_header)?;
     let mut beta = None;
@@ -49,7 +53,7 @@ pub(crate) fn native_body(
     // Most bodies need no member read: the common case stays one pass.
     if !header_flags.is_empty() || switches.enabled_to_adaptive || switches.strip_history {
         let head: BodyHead<'_> =
-            serde_json::from_slice(caller_body).map_err(|_| TranslateError::NativeBody)?;
+            serde_json::from_slice(caller_body).map_err(|_| not_an_object())?;
         if !header_flags.is_empty() {
             beta = Some(merged_flags(head.anthropic_beta, header_flags)?);
         }
@@ -74,7 +78,15 @@ pub(crate) fn native_body(
     if let Some(messages) = &messages {
         edits.push(("messages", Edit::SetJson(messages)));
     }
-    rewrite_members(caller_body, &edits).map_err(|_| TranslateError::NativeBody)
+    rewrite_members(caller_body, &edits).map_err(|_| not_an_object())
+}
+
+fn beta_flags() -> TranslateError {
+    refused("anthropic-beta", BETA_FLAGS_PROBLEM)
+}
+
+fn not_an_object() -> TranslateError {
+    refused("body", "must be a JSON object")
 }
 
 /// The members of a caller's body that the switches and the beta header may change.
@@ -280,7 +292,7 @@ fn header_flags(header: Option<&str>) -> Result<Vec<&str>, TranslateError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !usable || flags.len() == MAX_BETA_FLAGS {
-            return Err(TranslateError::BetaFlags);
+            return Err(beta_flags());
         }
         flags.push(flag);
     }
@@ -294,7 +306,7 @@ fn merged_flags(
 ) -> Result<Box<RawValue>, TranslateError> {
     let mut flags: Vec<Cow<'_, str>> = match body {
         Some(value) => serde_json::from_str::<Vec<CowStr<'_>>>(value.get())
-            .map_err(|_| TranslateError::BetaFlags)?
+            .map_err(|_| beta_flags())?
             .into_iter()
             .map(|CowStr(flag)| flag)
             .collect(),
@@ -306,9 +318,9 @@ fn merged_flags(
         }
     }
     if flags.len() > MAX_BETA_FLAGS {
-        return Err(TranslateError::BetaFlags);
+        return Err(beta_flags());
     }
-    serde_json::value::to_raw_value(&flags).map_err(|_| TranslateError::BetaFlags)
+    serde_json::value::to_raw_value(&flags).map_err(|_| beta_flags())
 }
 
 /// A block's or a setting's `type`, and nothing else of it.
@@ -488,22 +500,16 @@ mod tests {
         for (caller, header) in refused {
             assert_eq!(
                 native_body(caller, Some(&header), OFF),
-                Err(TranslateError::BetaFlags),
+                Err(beta_flags()),
                 "{header}"
             );
         }
         // A body naming a member twice is no body to merge into.
         let twice = br#"{"anthropic_beta": ["a"], "anthropic_beta": ["b"]}"#;
-        assert_eq!(
-            native_body(twice, Some("c"), OFF),
-            Err(TranslateError::NativeBody)
-        );
+        assert_eq!(native_body(twice, Some("c"), OFF), Err(not_an_object()));
         for caller in [&b"[1]"[..], b"{\"a\":"] {
             for header in [None, Some("x")] {
-                assert_eq!(
-                    native_body(caller, header, OFF),
-                    Err(TranslateError::NativeBody)
-                );
+                assert_eq!(native_body(caller, header, OFF), Err(not_an_object()));
             }
         }
     }
