@@ -259,11 +259,15 @@ async fn prepare<B: RequestBody>(
             surface: route.surface.kind().as_str(),
             error,
         })?;
+    let mut ignored = request.ignored;
+    for name in call.dropped {
+        report_ignored(&mut ignored, name.into());
+    }
     Ok(Prepared {
         body: Bytes::from(call.body),
         reading: call.reading,
         delivery: request.delivery,
-        ignored: ignored_header(request.ignored, call.dropped),
+        ignored: ignored_header(&ignored),
         route,
         native: false,
     })
@@ -300,14 +304,7 @@ fn prepare_native(
     }))
 }
 
-/// The caller's parameters that the front accepted and the surface dropped, for the header.
-fn ignored_header(
-    mut ignored: Vec<std::borrow::Cow<'_, str>>,
-    dropped: Vec<&'static str>,
-) -> Option<HeaderValue> {
-    for name in dropped {
-        report_ignored(&mut ignored, name.into());
-    }
+fn ignored_header(ignored: &[std::borrow::Cow<'_, str>]) -> Option<HeaderValue> {
     if ignored.is_empty() {
         return None;
     }

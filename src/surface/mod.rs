@@ -9,20 +9,23 @@
 //! | module | conf | upstream |
 //! |---|---|---|
 //! | [`einstein`] | `surface = "einstein"` (the default) | `{api_base}/models/{model}/chat-generations`, `generations` |
-//! | [`bedrock`] | `surface = "bedrock"` | `{gpt_api_base}/model/{model}/invoke`, `invoke-with-response-stream` |
+//! | [`responses`] | `surface = "responses"` | `{gpt_api_base}/responses` (GPT models) |
+//! | [`bedrock`] | `surface = "bedrock"` | `{gpt_api_base}/model/{model}/invoke`, `invoke-with-response-stream` (Claude models) |
 
 pub mod bedrock;
 pub mod einstein;
 pub(crate) mod native;
-mod native_responses;
+pub mod responses;
+pub mod sse;
 pub mod stream;
 
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::config::{Route, SalesforceConfig};
-use crate::core::{Answer, Failure, Task, TranslateError, Usage};
+use crate::core::{Answer, Failure, RouteKind, Task, TranslateError, Usage};
 use crate::upstream::Target;
+use stream::{ReadEvents, Unframe};
 
 /// `x-sfdc-app-context`, required on every call to every surface.
 pub const APP_CONTEXT_HEADER: &str = "x-sfdc-app-context";
@@ -40,8 +43,10 @@ pub enum SurfaceKind {
     /// The documented `einstein/platform/v1` API: no tools, no streaming.
     #[default]
     Einstein,
-    /// Claude models in Amazon Bedrock's invoke shape, under `gpt_api_base`: tools, images and
-    /// real streaming.
+    /// The native `/ai/gpt/v1/responses` API of GPT models: tools, streaming, settings.
+    Responses,
+    /// Claude models in Amazon Bedrock's invoke shape under `gpt_api_base`: tools, images,
+    /// streaming, settings.
     Bedrock,
 }
 
@@ -50,17 +55,29 @@ impl SurfaceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SurfaceKind::Einstein => "einstein",
+            SurfaceKind::Responses => "responses",
             SurfaceKind::Bedrock => "bedrock",
+        }
+    }
+
+    /// Whether this surface can serve routes of `kind`.
+    pub fn serves(self, kind: RouteKind) -> bool {
+        match self {
+            SurfaceKind::Einstein => true,
+            SurfaceKind::Responses | SurfaceKind::Bedrock => kind == RouteKind::Chat,
         }
     }
 }
 
 /// A route's surface, with its upstream URLs built once at start-up.
-// Built once per route and shared behind an `Arc`: its size costs nothing per request.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per route, built once: boxing would only add a pointer chase per request"
+)]
 pub(crate) enum RouteSurface {
     Einstein(einstein::Urls),
+    Responses(responses::Endpoint),
     Bedrock(bedrock::Route),
 }
 
@@ -68,6 +85,10 @@ pub(crate) enum RouteSurface {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
     Einstein(einstein::Operation),
+    /// A `/responses` call, which asked for a stream or not.
+    Responses {
+        stream: bool,
+    },
     /// An Anthropic message, or with `stream` an event stream of its events; `native` for a
     /// pass-through, whose answer goes back to an Anthropic Messages caller nearly as it came.
     Bedrock {
@@ -88,7 +109,8 @@ pub(crate) struct NativeCall {
 pub(crate) struct Call {
     pub(crate) body: Vec<u8>,
     pub(crate) reading: Reading,
-    /// Caller settings the surface does not forward, in Chat Completions parameter names.
+    /// The caller's settings this surface does not forward, by their Chat Completions names, to
+    /// be reported back (`x-sfbridge-ignored-params`) rather than dropped silently.
     pub(crate) dropped: Vec<&'static str>,
 }
 
@@ -100,6 +122,9 @@ impl RouteSurface {
             SurfaceKind::Einstein => {
                 einstein::Urls::new(&config.api_base, model).map(Self::Einstein)
             }
+            SurfaceKind::Responses => {
+                responses::Endpoint::new(&config.gpt_api_base, model).map(Self::Responses)
+            }
             SurfaceKind::Bedrock => {
                 bedrock::Route::new(&config.gpt_api_base, route).map(Self::Bedrock)
             }
@@ -110,12 +135,13 @@ impl RouteSurface {
     pub(crate) fn kind(&self) -> SurfaceKind {
         match self {
             RouteSurface::Einstein(_) => SurfaceKind::Einstein,
+            RouteSurface::Responses(_) => SurfaceKind::Responses,
             RouteSurface::Bedrock(_) => SurfaceKind::Bedrock,
         }
     }
 
-    /// The upstream call for `task`, streamed when `stream` and the surface can; `size_hint`
-    /// sizes the body's buffer.
+    /// The upstream call for `task`, asking for an upstream stream when `stream` is set and the
+    /// surface has one; `size_hint` sizes the body's buffer.
     pub(crate) fn call(
         &self,
         task: &Task<'_>,
@@ -123,14 +149,9 @@ impl RouteSurface {
         size_hint: usize,
     ) -> Result<Call, TranslateError> {
         match self {
-            RouteSurface::Einstein(urls) => {
-                let (operation, body) = urls.call(task, size_hint)?;
-                Ok(Call {
-                    body,
-                    reading: Reading::Einstein(operation),
-                    dropped: Vec::new(),
-                })
-            }
+            // Answers whole: a stream is emulated from the whole answer.
+            RouteSurface::Einstein(urls) => urls.call(task, size_hint),
+            RouteSurface::Responses(endpoint) => endpoint.call(task, stream, size_hint),
             RouteSurface::Bedrock(route) => route.call(task, stream, size_hint),
         }
     }
@@ -145,11 +166,13 @@ impl RouteSurface {
         anthropic_beta: Option<&str>,
     ) -> Option<Result<NativeCall, TranslateError>> {
         match (self, api) {
-            (RouteSurface::Einstein(_), _)
-            | (RouteSurface::Bedrock(_), native::NativeApi::OpenAiResponses) => None,
+            (RouteSurface::Responses(endpoint), native::NativeApi::OpenAiResponses) => {
+                Some(endpoint.native_call(body, head.stream))
+            }
             (RouteSurface::Bedrock(route), native::NativeApi::AnthropicMessages) => {
                 Some(route.native_call(body, head.stream, anthropic_beta))
             }
+            _ => None,
         }
     }
 
@@ -157,12 +180,15 @@ impl RouteSurface {
     pub(crate) fn target(&self, reading: Reading) -> &Target {
         match (self, reading) {
             (RouteSurface::Einstein(urls), Reading::Einstein(operation)) => urls.target(operation),
-            (RouteSurface::Bedrock(route), Reading::Bedrock { stream, .. }) => route.target(stream),
-            // A reading is only ever made by its route's own `call`.
-            (RouteSurface::Einstein(urls), Reading::Bedrock { .. }) => {
+            // A reading is only ever made by its own route's surface: this pair never meets.
+            (RouteSurface::Einstein(urls), Reading::Responses { .. } | Reading::Bedrock { .. }) => {
                 urls.target(einstein::Operation::Chat)
             }
-            (RouteSurface::Bedrock(route), Reading::Einstein(_)) => route.target(false),
+            (RouteSurface::Responses(endpoint), _) => endpoint.target(),
+            (RouteSurface::Bedrock(route), Reading::Bedrock { stream, .. }) => route.target(stream),
+            (RouteSurface::Bedrock(route), Reading::Einstein(_) | Reading::Responses { .. }) => {
+                route.target(false)
+            }
         }
     }
 }
@@ -178,26 +204,13 @@ impl Reading {
         match self {
             Reading::Einstein(operation) => einstein::read_answer(operation, body, render)
                 .map(|(rendered, path)| (rendered, path.as_str())),
-            // The native shape is this surface's one documented shape.
-            Reading::Bedrock { .. } => bedrock::read_answer(body, render)
-                .map(|rendered| (rendered, einstein::ExtractPath::Primary.as_str())),
-        }
-    }
-
-    /// How to read a streamed answer as it arrives: `None` for a surface that answers whole
-    /// (a stream is then emulated from the whole answer).
-    pub(crate) fn stream(self) -> Option<(Box<dyn stream::Unframe>, Box<dyn stream::ReadEvents>)> {
-        match self {
-            Reading::Einstein(_)
-            | Reading::Bedrock { stream: false, .. }
-            | Reading::Bedrock { native: true, .. } => None,
-            Reading::Bedrock {
-                stream: true,
-                native: false,
-            } => Some((
-                Box::new(bedrock::EventStreamFrames::default()),
-                Box::new(bedrock::AnthropicEvents::default()),
-            )),
+            // Whole, even when a stream was asked for: an upstream under load may answer a
+            // stream request with one JSON body.
+            Reading::Responses { .. } => responses::read_answer(body, render)
+                .map(|rendered| (rendered, responses::PARSE_PATH)),
+            Reading::Bedrock { .. } => {
+                bedrock::read_answer(body, render).map(|rendered| (rendered, bedrock::PARSE_PATH))
+            }
         }
     }
 
@@ -210,6 +223,7 @@ impl Reading {
     ) -> Option<Result<(Vec<u8>, Option<Usage>), einstein::ExtractError>> {
         match self {
             Reading::Einstein(_) | Reading::Bedrock { native: false, .. } => None,
+            Reading::Responses { .. } => Some(responses::native::answer(body, model)),
             Reading::Bedrock { native: true, .. } => Some(bedrock::native_answer(body, model)),
         }
     }
@@ -219,11 +233,15 @@ impl Reading {
     pub(crate) fn native_relay(self, model: &str) -> Option<Box<dyn stream::Relay>> {
         match self {
             Reading::Einstein(_)
-            | Reading::Bedrock { native: false, .. }
-            | Reading::Bedrock { stream: false, .. } => None,
+            | Reading::Responses { stream: false }
+            | Reading::Bedrock { stream: false, .. }
+            | Reading::Bedrock { native: false, .. } => None,
+            Reading::Responses { stream: true } => Some(Box::new(
+                responses::native::ResponsesRelay::new(Box::new(sse::SseUnframe::new()), model),
+            )),
             Reading::Bedrock {
-                native: true,
                 stream: true,
+                native: true,
             } => Some(Box::new(bedrock::MessagesRelay::new(model))),
         }
     }
@@ -232,7 +250,48 @@ impl Reading {
     pub(crate) fn failure(self, status: StatusCode, body: &[u8], model: &str) -> Failure {
         match self {
             Reading::Einstein(_) => einstein::read_failure(status, body, model),
+            Reading::Responses { .. } => responses::read_failure(status, body, model),
             Reading::Bedrock { .. } => bedrock::read_failure(status, body, model),
         }
     }
+
+    /// The decoders of the upstream stream this call asked for: how its body is cut into events,
+    /// and how those are read as neutral events. `None` when the call asked for a whole answer.
+    pub(crate) fn stream(self) -> Option<(Box<dyn Unframe>, Box<dyn ReadEvents>)> {
+        match self {
+            Reading::Einstein(_)
+            | Reading::Responses { stream: false }
+            | Reading::Bedrock { stream: false, .. }
+            | Reading::Bedrock { native: true, .. } => None,
+            Reading::Responses { stream: true } => Some((
+                Box::new(sse::SseUnframe::new()),
+                Box::new(responses::ResponsesEvents::new()),
+            )),
+            Reading::Bedrock {
+                stream: true,
+                native: false,
+            } => Some((
+                Box::new(bedrock::EventStreamFrames::default()),
+                Box::new(bedrock::AnthropicEvents::default()),
+            )),
+        }
+    }
+}
+
+/// Refuses more than one answer: every surface answers exactly one.
+pub(crate) fn one_choice(n: Option<u64>) -> Result<(), TranslateError> {
+    match n {
+        None | Some(1) => Ok(()),
+        Some(n) => Err(TranslateError::Choices(n)),
+    }
+}
+
+/// Serializes a request body into a buffer the size of the caller's body, which it rarely
+/// exceeds, instead of growing one from empty. Structs of strings, numbers and raw JSON cannot
+/// fail to encode.
+fn encode(body: &impl serde::Serialize, size_hint: usize) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(size_hint);
+    // Writing borrowed strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut encoded, body);
+    encoded
 }

@@ -13,35 +13,13 @@ use serde_json::value::RawValue;
 
 use super::{refused, ANTHROPIC_VERSION};
 use crate::core::{
-    Chat, Message, Part, ResponseFormat, Role, Sampling, Task, Text, ToolCall, ToolChoice,
-    TranslateError,
+    Chat, Message, Part, ResponseFormat, Role, Sampling, Text, ToolCall, ToolChoice, TranslateError,
 };
-
-/// Writes the body for `task` into `out`; `max_tokens` stands in when the caller names none.
-/// Answers the caller's settings that are not forwarded, in Chat Completions parameter names.
-pub(super) fn write_body(
-    task: &Task<'_>,
-    max_tokens: u64,
-    out: &mut Vec<u8>,
-) -> Result<Vec<&'static str>, TranslateError> {
-    let mut dropped = Vec::new();
-    match task {
-        Task::Chat(chat) => encode(&chat_body(chat, max_tokens, &mut dropped)?, out),
-        Task::Text(text) => encode(&text_body(text, max_tokens)?, out),
-        // The conf refuses `kind = "embeddings"` on this surface, so no embeddings task comes.
-        Task::Embed(_) => return Err(TranslateError::Setting("input")),
-    }
-    Ok(dropped)
-}
-
-/// Plain structs of strings and raw JSON that was valid when it was read cannot fail to encode.
-fn encode(body: &MessagesBody<'_>, out: &mut Vec<u8>) {
-    let _ = serde_json::to_writer(out, body);
-}
+use crate::surface::one_choice;
 
 /// The body of `invoke`.
 #[derive(Debug, Serialize)]
-struct MessagesBody<'r> {
+pub(super) struct MessagesBody<'r> {
     anthropic_version: &'static str,
     max_tokens: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -153,26 +131,31 @@ impl Serialize for Json<'_> {
     }
 }
 
-fn chat_body<'r>(
+/// The Chat Completions names of the settings `chat` carries that this surface does not send:
+/// a reasoning effort (Anthropic's thinking takes a token budget or `adaptive`, not an effort
+/// word, and refuses sampling settings while on: not guessed at), an answer format other than
+/// text, and a tool's `strict`.
+pub(super) fn dropped_settings(chat: &Chat<'_>) -> Vec<&'static str> {
+    let format = !matches!(chat.response_format, None | Some(ResponseFormat::Text));
+    [
+        ("reasoning_effort", chat.reasoning.is_some()),
+        ("response_format", format),
+        (
+            "tools.function.strict",
+            chat.tools.iter().any(|tool| tool.strict.is_some()),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect()
+}
+
+/// The body for a conversation; `default_max_tokens` stands in when the caller names none.
+pub(super) fn chat_body<'r>(
     chat: &'r Chat<'_>,
     default_max_tokens: u64,
-    dropped: &mut Vec<&'static str>,
 ) -> Result<MessagesBody<'r>, TranslateError> {
-    check_choices(chat.choices)?;
-    if chat.reasoning.is_some() {
-        // Anthropic's thinking takes a budget or `adaptive`, not an effort word, and turns
-        // sampling settings into errors: not guessed at.
-        dropped.push("reasoning_effort");
-    }
-    match chat.response_format {
-        None | Some(ResponseFormat::Text) => {}
-        Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }) => {
-            dropped.push("response_format");
-        }
-    }
-    if chat.tools.iter().any(|tool| tool.strict.is_some()) {
-        dropped.push("tools.function.strict");
-    }
+    one_choice(chat.choices)?;
     let (system, messages) = turns(&chat.messages)?;
     let tools = chat
         .tools
@@ -214,8 +197,11 @@ fn chat_body<'r>(
 }
 
 /// A prompt as a conversation of one user turn.
-fn text_body<'r>(text: &'r Text<'_>, max_tokens: u64) -> Result<MessagesBody<'r>, TranslateError> {
-    check_choices(text.choices)?;
+pub(super) fn text_body<'r>(
+    text: &'r Text<'_>,
+    max_tokens: u64,
+) -> Result<MessagesBody<'r>, TranslateError> {
+    one_choice(text.choices)?;
     if text.prompt.is_empty() {
         return Err(TranslateError::MissingContent { index: 0 });
     }
@@ -234,14 +220,6 @@ fn text_body<'r>(text: &'r Text<'_>, max_tokens: u64) -> Result<MessagesBody<'r>
         top_k: None,
         stop_sequences: &[],
     })
-}
-
-/// Anthropic answers one message per request.
-fn check_choices(n: Option<u64>) -> Result<(), TranslateError> {
-    match n {
-        None | Some(1) => Ok(()),
-        Some(n) => Err(TranslateError::Choices(n)),
-    }
 }
 
 /// `tool_choice`, with `parallel_tool_calls: false` as `disable_parallel_tool_use` (which
@@ -449,14 +427,20 @@ fn strip_suffix_ignore_case<'t>(text: &'t str, suffix: &str) -> Option<&'t str> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Reasoning, Tool};
+    use crate::core::{Reasoning, Task, Tool};
     use crate::surface::bedrock::test_fixtures::fixture;
     use serde_json::{json, Value};
 
     fn body(task: &Task<'_>) -> Result<(Value, Vec<&'static str>), TranslateError> {
-        let mut out = Vec::new();
-        let dropped = write_body(task, 4096, &mut out)?;
-        Ok((serde_json::from_slice(&out).unwrap(), dropped))
+        let (json, dropped) = match task {
+            Task::Chat(chat) => (
+                serde_json::to_vec(&chat_body(chat, 4096)?).unwrap(),
+                dropped_settings(chat),
+            ),
+            Task::Text(text) => (serde_json::to_vec(&text_body(text, 4096)?).unwrap(), vec![]),
+            Task::Embed(_) => panic!("no embeddings on this surface"),
+        };
+        Ok((serde_json::from_slice(&json).unwrap(), dropped))
     }
 
     fn chat_value(chat: Chat<'_>) -> Value {
@@ -733,11 +717,6 @@ mod tests {
             strict: None,
         }];
         assert_eq!(chat_err(chat), TranslateError::InvalidTool { index: 0 });
-        let embed = Task::Embed(crate::core::Embed {
-            inputs: vec!["x".into()],
-            dimensions: None,
-        });
-        assert!(body(&embed).is_err());
     }
 
     #[test]

@@ -82,8 +82,11 @@ use std::borrow::Cow;
 
 use crate::config;
 use crate::core::{Task, TranslateError};
-use crate::surface::{Call, NativeCall, Reading};
+use crate::surface::{encode, Call, NativeCall, Reading};
 use crate::upstream::Target;
+
+/// The name a served answer's parse path has in the metrics.
+pub(crate) const PARSE_PATH: &str = "bedrock";
 
 /// The `anthropic_version` Bedrock requires in every body.
 pub const ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
@@ -139,8 +142,17 @@ impl Route {
         stream: bool,
         size_hint: usize,
     ) -> Result<Call, TranslateError> {
-        let mut body = Vec::with_capacity(size_hint);
-        let dropped = convert::write_body(task, self.max_tokens, &mut body)?;
+        let (body, dropped) = match task {
+            Task::Chat(chat) => (
+                encode(&convert::chat_body(chat, self.max_tokens)?, size_hint),
+                convert::dropped_settings(chat),
+            ),
+            Task::Text(text) => (
+                encode(&convert::text_body(text, self.max_tokens)?, size_hint),
+                Vec::new(),
+            ),
+            Task::Embed(_) => return Err(TranslateError::NoEmbeddings),
+        };
         Ok(Call {
             body,
             reading: Reading::Bedrock {
@@ -276,6 +288,18 @@ mod tests {
                     "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]})
             );
         }
+    }
+
+    #[test]
+    fn texts_to_embed_are_refused() {
+        let task = Task::Embed(crate::core::Embed {
+            inputs: vec!["x".into()],
+            dimensions: None,
+        });
+        assert_eq!(
+            route_with("").call(&task, false, 8).unwrap_err(),
+            TranslateError::NoEmbeddings
+        );
     }
 
     #[test]

@@ -150,8 +150,6 @@ impl MessagesRelay {
         }
     }
 
-    // Answers a `Failure` as the `Relay` trait does.
-    #[allow(clippy::result_large_err)]
     fn relay(&mut self, event: &[u8], out: &mut BytesMut) -> Result<Flow, Failure> {
         let head: EventHead<'_> = serde_json::from_slice(event).map_err(|_| malformed())?;
         let kind = head.kind.as_ref();
@@ -236,7 +234,6 @@ struct EventHead<'a> {
 }
 
 /// A `message_start` event with the caller's model name in its message.
-#[allow(clippy::result_large_err)]
 fn with_message_model(event: &[u8], message: &RawValue, model: &str) -> Result<Vec<u8>, Failure> {
     let message = rewrite_members(
         message.get().as_bytes(),

@@ -65,7 +65,7 @@ pub fn read_answer<R>(
 /// `{"errorCode", "message"}`, a provider's `{"error": {...}}`, or plain text (observed: 502s
 /// with a text body), read by the Models API's one mapping. `model` is the model called.
 pub fn read_failure(status: StatusCode, body: &[u8], model: &str) -> Failure {
-    failure_from(status, error_body(body), model)
+    failure_from(status, &error_body(body), model, "salesforce.gpt_api_base")
 }
 
 /// Whether a response's `content-type` says it is an event stream. Under load a 200 on the
@@ -94,8 +94,10 @@ pub fn read_non_stream(body: &[u8]) -> Failure {
 /// An error body in any known shape, or its text when it is short plain text.
 fn error_body(body: &[u8]) -> ErrorResponse<'_> {
     let error = ErrorResponse::parse(body);
-    let said_nothing =
-        error.error_code.is_none() && error.message_code.is_none() && error.message.is_none();
+    let said_nothing = error.error_code.is_none()
+        && error.message_code.is_none()
+        && error.message.is_none()
+        && error.error.is_none();
     match plain_text(body) {
         Some(text) if said_nothing => ErrorResponse {
             message: Some(Cow::Borrowed(text)),

@@ -1,8 +1,11 @@
 //! Salesforce error bodies, and their mapping to neutral failures, per the spec's error table.
+//! The native surfaces' error bodies are read here too: which shape a Salesforce gateway, OpenAI
+//! or Bedrock answers with is uncertain, so every surface reads whichever is there.
 
 use std::borrow::Cow;
 
 use http::StatusCode;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::core::{Failure, FailureClass, MAX_MESSAGE_CHARS};
@@ -12,7 +15,8 @@ use crate::text::sanitize;
 /// than a code, and reaches the caller only inside the bounded message.
 const MAX_CODE_CHARS: usize = 64;
 
-/// The documented error body: `{"errorCode", "messageCode", "message", ...}`.
+/// An error body: the documented `{"errorCode", "messageCode", "message", ...}` (Bedrock's
+/// `{"message"}` is its last field alone), or OpenAI's `{"error": {"message", "type", "code"}}`.
 #[derive(Debug, Default, Deserialize)]
 pub struct ErrorResponse<'a> {
     /// For example `BAD_ARGUMENT`, `INVALID_AUTH`, `LIMIT_EXCEEDED`.
@@ -24,57 +28,91 @@ pub struct ErrorResponse<'a> {
     /// A sentence.
     #[serde(borrow, default)]
     pub message: Option<Cow<'a, str>>,
+    /// OpenAI's error object, from the `responses` surface.
+    #[serde(borrow, default)]
+    pub error: Option<NestedError<'a>>,
+}
+
+/// `error` of an error body: OpenAI's object, or anything else (an OAuth-style code string),
+/// which is skipped rather than failing the whole body.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NestedError<'a> {
+    /// `{"message", "type", "code", "param"}`.
+    #[serde(borrow)]
+    OpenAi(OpenAiError<'a>),
+    /// Any other value.
+    Other(IgnoredAny),
+}
+
+/// OpenAI's error object.
+#[derive(Debug, Default, Deserialize)]
+pub struct OpenAiError<'a> {
+    /// A sentence.
+    #[serde(borrow, default)]
+    pub message: Option<Cow<'a, str>>,
+    /// For example `invalid_request_error`.
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
+    /// For example `invalid_value`.
+    #[serde(borrow, default)]
+    pub code: Option<Cow<'a, str>>,
 }
 
 impl<'a> ErrorResponse<'a> {
-    /// Reads an error body: the documented object, the array of them that other Salesforce
-    /// REST APIs send, or a provider's envelope `{"error": {"type", "message"}}` (OpenAI's, and
-    /// Anthropic's on the native surfaces), whose `type` stands in for the code. Anything else
-    /// yields an empty error.
+    /// Reads an error body: the documented object, or the array of them that other Salesforce
+    /// REST APIs send. Anything else yields an empty error.
     pub fn parse(body: &'a [u8]) -> Self {
-        /// A provider's `error` object.
-        #[derive(Deserialize)]
-        struct Nested<'a> {
-            #[serde(rename = "type", borrow, default)]
-            kind: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            message: Option<Cow<'a, str>>,
-        }
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum Shapes<'a> {
-            // First: every field of the documented object is optional, so it would match too.
-            Wrapped {
-                #[serde(borrow)]
-                error: Nested<'a>,
-            },
+        enum OneOrMany<'a> {
             #[serde(borrow)]
             One(ErrorResponse<'a>),
             #[serde(borrow)]
             Many(Vec<ErrorResponse<'a>>),
         }
         match serde_json::from_slice(body) {
-            Ok(Shapes::Wrapped { error }) => ErrorResponse {
-                error_code: error.kind,
-                message_code: None,
-                message: error.message,
-            },
-            Ok(Shapes::One(error)) => error,
-            Ok(Shapes::Many(errors)) => errors.into_iter().next().unwrap_or_default(),
+            Ok(OneOrMany::One(error)) => error,
+            Ok(OneOrMany::Many(errors)) => errors.into_iter().next().unwrap_or_default(),
             Err(_) => ErrorResponse::default(),
         }
     }
 
-    /// `errorCode messageCode: message`, bounded, for a caller to read.
+    fn openai(&self) -> Option<&OpenAiError<'a>> {
+        match &self.error {
+            Some(NestedError::OpenAi(error)) => Some(error),
+            Some(NestedError::Other(_)) | None => None,
+        }
+    }
+
+    /// The machine-readable code, from whichever shape has one.
+    fn code(&self) -> Option<&str> {
+        let openai = self.openai().and_then(|error| error.code.as_deref());
+        self.error_code.as_deref().or(openai)
+    }
+
+    /// `errorCode messageCode: message` (or OpenAI's `code: message`, its `type` standing in for
+    /// a missing code), bounded, for a caller to read.
     pub(crate) fn summary(&self) -> String {
+        let openai = self.openai();
+        let openai_code = openai.and_then(|error| error.code.as_deref().or(error.kind.as_deref()));
+        let codes = [self.error_code.as_deref(), self.message_code.as_deref()];
+        let codes = match codes {
+            [None, None] => [openai_code, None],
+            codes => codes,
+        };
+        let message = self
+            .message
+            .as_deref()
+            .or(openai.and_then(|error| error.message.as_deref()));
         let mut pieces: Vec<&str> = Vec::with_capacity(5);
-        for code in [&self.error_code, &self.message_code].into_iter().flatten() {
+        for code in codes.into_iter().flatten() {
             if !pieces.is_empty() {
                 pieces.push(" ");
             }
             pieces.push(code);
         }
-        if let Some(message) = &self.message {
+        if let Some(message) = message {
             if !pieces.is_empty() {
                 pieces.push(": ");
             }
@@ -88,11 +126,27 @@ impl<'a> ErrorResponse<'a> {
 /// Maps a final (not retried, or retried in vain) error response of the Models API, per the
 /// spec's error table. `model` is the Salesforce model that was called.
 pub fn read_failure(status: StatusCode, body: &[u8], model: &str) -> Failure {
-    failure_from(status, ErrorResponse::parse(body), model)
+    read_failure_at(status, body, model, "salesforce.api_base")
 }
 
-/// Maps a final error response whose body was read as `error`, per the spec's error table.
-pub(crate) fn failure_from(status: StatusCode, error: ErrorResponse<'_>, model: &str) -> Failure {
+/// [`read_failure`] for a surface under the base URL set by the conf key `base_key`, which a
+/// redirect's message names.
+pub(crate) fn read_failure_at(
+    status: StatusCode,
+    body: &[u8],
+    model: &str,
+    base_key: &str,
+) -> Failure {
+    failure_from(status, &ErrorResponse::parse(body), model, base_key)
+}
+
+/// [`read_failure_at`] for a body already read as `error`.
+pub(crate) fn failure_from(
+    status: StatusCode,
+    error: &ErrorResponse<'_>,
+    model: &str,
+    base_key: &str,
+) -> Failure {
     use FailureClass::*;
     let detail = error.summary();
     let said = if detail.is_empty() {
@@ -104,7 +158,7 @@ pub(crate) fn failure_from(status: StatusCode, error: ErrorResponse<'_>, model: 
         300..=399 => Failure::new(
             StatusCode::BAD_GATEWAY,
             Upstream,
-            format!("{said} (a redirect, which the bridge does not follow: check salesforce.api_base)"),
+            format!("{said} (a redirect, which the bridge does not follow: check {base_key})"),
         )
         .code("upstream_invalid_response"),
         400 | 413 | 415 | 422 => Failure::new(StatusCode::BAD_REQUEST, InvalidRequest, said),
@@ -126,9 +180,9 @@ pub(crate) fn failure_from(status: StatusCode, error: ErrorResponse<'_>, model: 
         503 => Failure::new(StatusCode::SERVICE_UNAVAILABLE, Upstream, said),
         _ => Failure::new(StatusCode::BAD_GATEWAY, Upstream, said),
     };
-    match error.error_code {
+    match error.code() {
         Some(code) if failure.code.is_none() && code.chars().count() <= MAX_CODE_CHARS => {
-            failure.code(code.into_owned())
+            failure.code(code.to_owned())
         }
         _ => failure,
     }
@@ -203,24 +257,6 @@ mod tests {
     }
 
     #[test]
-    fn provider_envelopes_are_read() {
-        let (status, body) = map(
-            400,
-            br#"{"error": {"message": "bad tool", "type": "invalid_request_error", "code": null}}"#,
-        );
-        assert_eq!(status, 400);
-        assert_eq!(
-            body["error"]["message"],
-            "Salesforce answered 400: invalid_request_error: bad tool"
-        );
-        let anthropic =
-            br#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#;
-        let (status, body) = map(529, anthropic);
-        assert_eq!(status, 502);
-        assert_eq!(body["error"]["code"], "overloaded_error");
-    }
-
-    #[test]
     fn redirects_are_502s_that_say_so() {
         for code in [301, 302, 307, 308] {
             let (status, body) = map(code, b"<html>moved</html>");
@@ -273,5 +309,55 @@ mod tests {
         }
         let (_, body) = map(500, br#"{"errorCode": "BAD_ARGUMENT", "message": "m"}"#);
         assert_eq!(body["error"]["code"], "BAD_ARGUMENT");
+    }
+
+    #[test]
+    fn openai_and_bedrock_bodies_are_read_too() {
+        let openai =
+            br#"{"error": {"message": "Unexpected value 'max'", "type": "invalid_request_error",
+                          "param": "reasoning.effort", "code": "invalid_value"}}"#;
+        let (status, body) = map(400, openai);
+        assert_eq!(status, 400);
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 400: invalid_value: Unexpected value 'max'"
+        );
+        assert_eq!(body["error"]["code"], "invalid_value");
+        let (_, body) = map(
+            500,
+            br#"{"error": {"message": "boom", "type": "server_error", "code": null}}"#,
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 500: server_error: boom"
+        );
+        let (status, body) = map(502, br#"{"message": "No user context has been created"}"#);
+        assert_eq!(status, 502);
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 502: No user context has been created"
+        );
+        // An OAuth-style string `error` is skipped, not the whole body.
+        let (_, body) = map(400, br#"{"error": "invalid_grant", "message": "m"}"#);
+        assert_eq!(body["error"]["message"], "Salesforce answered 400: m");
+        let huge =
+            serde_json::json!({"error": {"message": "x".repeat(10_000), "code": "C".repeat(500)}});
+        let failure = read_failure(
+            StatusCode::BAD_REQUEST,
+            &serde_json::to_vec(&huge).unwrap(),
+            "m",
+        );
+        assert!(failure.message.chars().count() < 400);
+        assert_eq!(failure.code, None);
+    }
+
+    #[test]
+    fn redirects_name_the_surfaces_base() {
+        let failure = read_failure_at(StatusCode::FOUND, b"", "m", "salesforce.gpt_api_base");
+        assert!(
+            failure.message.ends_with("check salesforce.gpt_api_base)"),
+            "{}",
+            failure.message
+        );
     }
 }
