@@ -33,6 +33,7 @@ mod body;
 mod error;
 mod finish;
 mod generate;
+mod limits;
 pub(crate) mod request_body;
 mod routes;
 pub(crate) mod service;
@@ -51,7 +52,7 @@ pub use body::BridgeBody;
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
 pub use service::{ResponseFuture, Salesforce};
 
-use self::auth::ApiKeys;
+use self::auth::Callers;
 pub(crate) use self::error::BridgeError;
 use crate::config::Config;
 use crate::core::RouteKind;
@@ -111,7 +112,7 @@ pub(crate) struct Shared {
     pub(crate) tokens: TokenCache,
     pub(crate) metrics: Metrics,
     pub(crate) dispatcher: Dispatcher,
-    keys: ApiKeys,
+    pub(crate) callers: Callers,
     pub(crate) max_request_bytes: usize,
     pub(crate) body_timeout: Duration,
     pub(crate) body_budget: request_body::BodyBudget,
@@ -267,6 +268,8 @@ impl SalesforceLayerBuilder<'_> {
                 model: names.join(", "),
             })?;
 
+        let callers = Callers::new(&config.auth, None);
+        metrics.add_labels(Vec::<String>::new(), callers.names())?;
         let dispatcher = Dispatcher::new(
             RetryPolicy::new(&config.retry),
             sf.max_concurrent_requests,
@@ -283,7 +286,7 @@ impl SalesforceLayerBuilder<'_> {
                 tokens,
                 metrics,
                 dispatcher,
-                keys: ApiKeys::new(&config.auth.api_keys),
+                callers,
                 max_request_bytes: sf.max_request_bytes,
                 body_timeout: config.server.body_read_timeout,
                 body_budget: request_body::BodyBudget::new(config.server.body_budget_bytes),

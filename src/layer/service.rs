@@ -184,13 +184,14 @@ where
             request_id = ?request_id,
             endpoint = row.label,
             model = tracing::field::Empty,
+            caller = tracing::field::Empty,
             surface = tracing::field::Empty,
             upstream_request_id = tracing::field::Empty,
             status = tracing::field::Empty,
             total_ms = tracing::field::Empty,
             upstream_ms = tracing::field::Empty,
         );
-        let finisher = Finisher::new(&self.shared.metrics, endpoint, started, span);
+        let mut finisher = Finisher::new(&self.shared.metrics, endpoint, started, span);
         let shared = &self.shared;
         let anthropic = request.headers().contains_key(ANTHROPIC_VERSION);
         let errors: &'static dyn ErrorFormat = match row.handler {
@@ -216,9 +217,20 @@ where
             response.headers_mut().insert(ALLOW, allowed);
             return ResponseFuture::ready(unread(request, response));
         }
-        if row.access == Access::Key && !shared.keys.admits(request.headers()) {
-            let response = error_response(finisher, BridgeError::Unauthorized, &request_id, errors);
-            return ResponseFuture::ready(unread(request, response));
+        if row.access == Access::Key {
+            let Some(caller) = shared.callers.identify(request.headers()) else {
+                let response =
+                    error_response(finisher, BridgeError::Unauthorized, &request_id, errors);
+                return ResponseFuture::ready(unread(request, response));
+            };
+            finisher.set_caller(caller.clone());
+            // Before the body is read: a caller over its limit costs no more than its head.
+            if let Err(over) = caller.limits().admit_request() {
+                let caller = caller.name().into();
+                let error = BridgeError::RateLimited { caller, over };
+                let response = error_response(finisher, error, &request_id, errors);
+                return ResponseFuture::ready(unread(request, response));
+            }
         }
 
         match row.handler {
