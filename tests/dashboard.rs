@@ -86,7 +86,16 @@ const EXPECTED: &[Expect] = &[
         ],
         MANY,
     ),
-    expect("Requests by caller", "A", &[&[("caller", "*")]], MANY),
+    expect(
+        "Requests by caller",
+        "A",
+        &[
+            &[("caller", "alice")],
+            &[("caller", "bob")],
+            &[("caller", "unnamed")],
+        ],
+        MANY,
+    ),
     expect("Error ratio", "A", &[&[]], 1.0),
     expect("Error ratio", "B", &[&[]], 1.0),
     expect(
@@ -95,6 +104,7 @@ const EXPECTED: &[Expect] = &[
         &[
             &[("endpoint", "chat_completions"), ("status", "400")],
             &[("endpoint", "chat_completions"), ("status", "404")],
+            &[("endpoint", "chat_completions"), ("status", "429")],
             &[("endpoint", "chat_completions"), ("status", "502")],
         ],
         MANY,
@@ -111,7 +121,10 @@ const EXPECTED: &[Expect] = &[
     expect(
         "Errors by model and caller",
         "B",
-        &[&[("caller", "*"), ("status_class", "4xx")]],
+        &[
+            &[("caller", "alice"), ("status_class", "4xx")],
+            &[("caller", "unnamed"), ("status_class", "5xx")],
+        ],
         MANY,
     ),
     expect(
@@ -213,15 +226,33 @@ const EXPECTED: &[Expect] = &[
         &[&[("model", CHAT_MODEL)], &[("model", BEDROCK_MODEL)]],
         MANY,
     ),
-    expect("Tokens by caller", "A", &[&[("caller", "*")]], MANY),
-    expect("Tokens by caller", "B", &[&[("caller", "*")]], MANY),
+    expect(
+        "Tokens by caller",
+        "A",
+        &[
+            &[("caller", "alice")],
+            &[("caller", "bob")],
+            &[("caller", "unnamed")],
+        ],
+        MANY,
+    ),
+    expect(
+        "Tokens by caller",
+        "B",
+        &[
+            &[("caller", "alice")],
+            &[("caller", "bob")],
+            &[("caller", "unnamed")],
+        ],
+        MANY,
+    ),
     expect(
         "In-flight requests (peak)",
         "A",
         &[&[("endpoint", "chat_completions")]],
         MANY,
     ),
-    expect("Rate-limited callers", "A", &[&[("caller", "*")]], MANY),
+    expect("Rate-limited callers", "A", &[&[("caller", "alice")]], MANY),
     expect("Config reloads", "A", &[&[("result", "*")]], MANY),
 ];
 
@@ -247,7 +278,7 @@ async fn every_panel_query_answers_under_load() {
     let targets = panel_targets(&dashboard);
     check_expectations_cover(&targets);
 
-    let gateway = Gateway::start_with(Mount::Axum, Setup::default()).await;
+    let gateway = Gateway::start_with(Mount::Axum, callers()).await;
     let prometheus = Prometheus::start(&binary, &gateway.url("")).await;
     // Every series is in Prometheus before the load, so rates count all of it.
     prometheus.wait_for_scrapes(2).await;
@@ -313,16 +344,31 @@ async fn every_panel_query_answers_under_load() {
 // The load
 // ---------------------------------------------------------------------------------------------
 
+/// The named callers' keys; `CALLER_KEY` is a key without a name (caller `unnamed`).
+const ALICE_KEY: &str = "sk-dashboard-alice-never-shown";
+const BOB_KEY: &str = "sk-dashboard-bob-never-shown";
+/// Alice's `requests_per_minute`.
+const ALICE_PER_MINUTE: u32 = 3;
+
+/// Three callers: alice (rate-limited), bob, and an unnamed key.
+fn callers() -> Setup {
+    Setup::default().sections(&format!(
+        "[auth]\napi_keys = [\"{CALLER_KEY}\"]\n\
+         [[auth.keys]]\nname = \"alice\"\nkey = \"{ALICE_KEY}\"\n\
+         requests_per_minute = {ALICE_PER_MINUTE}\n\
+         [[auth.keys]]\nname = \"bob\"\nkey = \"{BOB_KEY}\"\n"
+    ))
+}
+
 /// Drives traffic that feeds every series the dashboard shows, and returns the secrets it used
 /// (the caller keys, the client secret, the access token), none of which may show anywhere.
 async fn run_load(gateway: &Gateway) -> Vec<String> {
     let client = http();
     let upstream = gateway.upstream();
-    let post = |path: &'static str, body: Value| {
-        let client = client.clone();
-        let url = gateway.url(path);
+    let post = |key: &'static str, path: &'static str, body: Value| {
+        let request = client.post(gateway.url(path)).bearer_auth(key).json(&body);
         async move {
-            let response = client.post(url).json(&body).send().await.expect("request");
+            let response = request.send().await.expect("request");
             let status = response.status().as_u16();
             // Read to the end: a stream's first byte and its end are what is measured.
             let text = response.text().await.expect("body");
@@ -333,7 +379,12 @@ async fn run_load(gateway: &Gateway) -> Vec<String> {
     // The first token fetch fails: a refresh failure, answered 503. The cool-down after it lasts
     // a second.
     upstream.inject_token_fault(TokenFault::Status(500), 1);
-    let (status, text) = post("/v1/chat/completions", chat(CHAT_MODEL, "no token")).await;
+    let (status, text) = post(
+        CALLER_KEY,
+        "/v1/chat/completions",
+        chat(CHAT_MODEL, "no token"),
+    )
+    .await;
     assert_eq!(status, 503, "{text}");
     tokio::time::sleep(Duration::from_millis(1_100)).await;
 
@@ -345,7 +396,12 @@ async fn run_load(gateway: &Gateway) -> Vec<String> {
         },
         1,
     );
-    let (status, text) = post("/v1/chat/completions", chat(CHAT_MODEL, "retried")).await;
+    let (status, text) = post(
+        CALLER_KEY,
+        "/v1/chat/completions",
+        chat(CHAT_MODEL, "retried"),
+    )
+    .await;
     assert_eq!(status, 200, "{text}");
     upstream.inject(
         Fault::Status {
@@ -354,14 +410,25 @@ async fn run_load(gateway: &Gateway) -> Vec<String> {
         },
         3,
     );
-    let (status, text) = post("/v1/chat/completions", chat(CHAT_MODEL, "failed")).await;
+    let (status, text) = post(
+        CALLER_KEY,
+        "/v1/chat/completions",
+        chat(CHAT_MODEL, "failed"),
+    )
+    .await;
     assert_eq!(status, 502, "{text}");
 
     // The caller's own errors: a model not configured, a body that is not JSON.
-    let (status, text) = post("/v1/chat/completions", chat("no-such-model", "hi")).await;
+    let (status, text) = post(
+        CALLER_KEY,
+        "/v1/chat/completions",
+        chat("no-such-model", "hi"),
+    )
+    .await;
     assert_eq!(status, 404, "{text}");
     let response = client
         .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth(CALLER_KEY)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -369,33 +436,48 @@ async fn run_load(gateway: &Gateway) -> Vec<String> {
         .expect("request");
     assert_eq!(response.status().as_u16(), 400);
 
+    // A caller over its limit: alice may send ALICE_PER_MINUTE requests a minute, and sends two
+    // more.
+    for n in 0..ALICE_PER_MINUTE + 2 {
+        let (status, text) = post(ALICE_KEY, "/v1/chat/completions", chat(CHAT_MODEL, "hi")).await;
+        let expected = if n < ALICE_PER_MINUTE { 200 } else { 429 };
+        assert_eq!(status, expected, "alice's request {n}: {text}");
+    }
+
     // One request held in flight over two scrapes, while ordinary traffic runs beside it.
     upstream.inject(Fault::Slow(HELD_FOR), 1);
-    let held = tokio::spawn(post("/v1/chat/completions", chat(CHAT_MODEL, "held")));
+    let held = tokio::spawn(post(
+        BOB_KEY,
+        "/v1/chat/completions",
+        chat(CHAT_MODEL, "held"),
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut traffic = Vec::new();
     for round in 0..5 {
+        // Bob and the unnamed key share the ordinary traffic.
+        let key = if round % 2 == 0 { BOB_KEY } else { CALLER_KEY };
         for model in [CHAT_MODEL, BEDROCK_MODEL, "gpt-4o"] {
             let content = format!("round {round} for {model}");
-            traffic.push(post("/v1/chat/completions", chat(model, &content)));
+            traffic.push(post(key, "/v1/chat/completions", chat(model, &content)));
             let mut streamed = chat(model, &content);
             streamed["stream"] = json!(true);
-            traffic.push(post("/v1/chat/completions", streamed));
+            traffic.push(post(key, "/v1/chat/completions", streamed));
         }
         let prompt = json!({"model": "gpt-4o", "prompt": format!("round {round}")});
-        traffic.push(post("/v1/completions", prompt));
+        traffic.push(post(key, "/v1/completions", prompt));
         let message = json!({"model": BEDROCK_MODEL, "max_tokens": 64,
             "messages": [{"role": "user", "content": format!("round {round}")}]});
-        traffic.push(post("/v1/messages", message.clone()));
+        traffic.push(post(key, "/v1/messages", message.clone()));
         let mut streamed = message;
         streamed["stream"] = json!(true);
-        traffic.push(post("/v1/messages", streamed));
+        traffic.push(post(key, "/v1/messages", streamed));
     }
     for (status, text) in futures_util::future::join_all(traffic).await {
         assert_eq!(status, 200, "{text}");
     }
     let models = client
         .get(gateway.url("/v1/models"))
+        .bearer_auth(BOB_KEY)
         .send()
         .await
         .expect("request");
@@ -412,6 +494,8 @@ async fn run_load(gateway: &Gateway) -> Vec<String> {
         .expect("the bridge sent a token");
     vec![
         CALLER_KEY.to_owned(),
+        ALICE_KEY.to_owned(),
+        BOB_KEY.to_owned(),
         gateway.config.salesforce.client_secret.expose().to_owned(),
         token,
     ]
