@@ -1,6 +1,7 @@
 //! [`SalesforceLayer`] → [`Salesforce<S>`]: the bridge as a Tower layer over an upstream client.
 //!
-//! The layer holds what is built once at start-up (routes, token cache, metrics, retry policy);
+//! The layer holds one snapshot of the conf (routes, callers, retry policy; with the token cache
+//! and metrics carried across), which [`SalesforceLayer::reload`] replaces while serving;
 //! the service it makes answers every row of the [endpoint table](crate::endpoint): the client
 //! APIs (`POST /v1/chat/completions`, `POST /v1/completions`), `GET /v1/models`, `GET /health`,
 //! `GET /ready`, `GET /metrics` and `GET /metrics/performance`.

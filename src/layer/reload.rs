@@ -132,10 +132,17 @@ impl Live {
         Ok(outcome)
     }
 
-    /// Counts and logs a refused conf; the error names the key at fault, never a value.
+    /// Counts and logs a refused conf; the error names the key at fault. A TOML syntax error is
+    /// logged without the excerpt of the file the parser quotes, which may hold a literal key.
     fn refused(&self, error: ReloadError) -> ReloadError {
         self.snapshot().metrics.config_reload("refused");
-        tracing::error!(%error, "conf reload refused: the previous conf keeps serving");
+        let why = match &error {
+            ReloadError::Config(ConfigError::Parse(parse)) => {
+                format!("invalid conf: {}", parse.message().trim_end())
+            }
+            other => other.to_string(),
+        };
+        tracing::error!(error = %why, "conf reload refused: the previous conf keeps serving");
         error
     }
 }
