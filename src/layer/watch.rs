@@ -1,10 +1,15 @@
 //! [`ConfWatcher`]: reloads the conf file on SIGHUP and when it changes on disk.
 //!
 //! The file's folder is watched, not the file: editors and config managers often replace a file
-//! (write a new one, rename it over the old), which a watch on the old file would miss. Events
-//! are debounced, so the several writes of one save make one reload.
+//! (write a new one, rename it over the old), which a watch on the old file would miss, and a
+//! Kubernetes ConfigMap swaps a symlink beside it (`..data`) rather than touching the file's own
+//! name. So any change in the folder makes the file be read again, and it is reloaded when its
+//! contents differ from the last ones read. Events are debounced, so the several writes of one
+//! save make one reload.
 
-use std::path::PathBuf;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
@@ -58,10 +63,9 @@ impl Drop for ConfWatcher {
 
 impl ConfWatcher {
     pub(super) fn start(layer: SalesforceLayer, path: PathBuf) -> Result<Self, WatchError> {
-        let (Some(name), Some(folder)) = (path.file_name(), path.parent()) else {
+        let (Some(_), Some(folder)) = (path.file_name(), path.parent()) else {
             return Err(WatchError::NotAFile(path));
         };
-        let name = name.to_owned();
         let folder = if folder.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {
@@ -69,24 +73,18 @@ impl ConfWatcher {
         };
         // One pending reload is enough: changes that come while one waits are read by it.
         let (changed, mut changes) = mpsc::channel::<()>(1);
-        let mut debouncer = new_debouncer(DEBOUNCE, move |events: DebounceEventResult| {
-            let ours = match events {
-                Ok(events) => events
-                    .iter()
-                    .any(|event| event.path.file_name() == Some(name.as_os_str())),
-                Err(error) => {
-                    tracing::warn!(%error, "conf watch error");
-                    false
+        let mut debouncer =
+            new_debouncer(DEBOUNCE, move |events: DebounceEventResult| match events {
+                Ok(events) if !events.is_empty() => {
+                    let _ = changed.try_send(());
                 }
-            };
-            if ours {
-                let _ = changed.try_send(());
-            }
-        })
-        .map_err(|source| WatchError::Notify {
-            path: folder.clone(),
-            source,
-        })?;
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "conf watch error"),
+            })
+            .map_err(|source| WatchError::Notify {
+                path: folder.clone(),
+                source,
+            })?;
         debouncer
             .watcher()
             .watch(&folder, RecursiveMode::NonRecursive)
@@ -95,10 +93,18 @@ impl ConfWatcher {
                 source,
             })?;
         let mut hangup = hangup().map_err(WatchError::Signal)?;
+        let mut last = fingerprint(&path);
         let task = tokio::spawn(async move {
             loop {
                 let why = tokio::select! {
-                    Some(()) = changes.recv() => "the file changed",
+                    Some(()) = changes.recv() => {
+                        let now = fingerprint(&path);
+                        if now == last {
+                            continue;
+                        }
+                        last = now;
+                        "the file changed"
+                    }
                     Some(()) = hangup.recv() => "SIGHUP",
                     else => break,
                 };
@@ -112,6 +118,14 @@ impl ConfWatcher {
             task,
         })
     }
+}
+
+/// A hash of the file's contents, `None` when it cannot be read: only a change is reloaded.
+fn fingerprint(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 #[cfg(unix)]
