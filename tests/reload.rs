@@ -198,6 +198,17 @@ async fn a_bad_conf_is_refused_and_the_old_one_serves(mount: Mount) {
     assert!(error.contains("salesforce.timeout_secs"), "{error}");
     assert_eq!(reloads(&gateway, "refused").await, 1.0);
     assert_serves(&gateway).await;
+    // A body limit above the body budget in force (which only a restart changes).
+    let too_large = conf_text(&gateway, &setup, "")
+        .replace(
+            "stream_keepalive_secs = 1",
+            "stream_keepalive_secs = 1\nmax_request_bytes = 1000000000",
+        )
+        .replace("[server]", "[server]\nbody_budget_bytes = 1000000000");
+    let too_large = Config::from_toml_with_env(&too_large, |_| None).unwrap();
+    let error = gateway.layer.reload(too_large).unwrap_err().to_string();
+    assert!(error.contains("salesforce.max_request_bytes"), "{error}");
+    assert_eq!(reloads(&gateway, "refused").await, 2.0);
 
     // Through the file watch: a good conf is applied, a bad one refused.
     let _watcher = gateway.layer.watch(&path).expect("watching");
@@ -208,7 +219,7 @@ async fn a_bad_conf_is_refused_and_the_old_one_serves(mount: Mount) {
     .await;
     std::fs::write(&path, "[salesforce]\nnot toml at all = =\n").unwrap();
     eventually("the watch refuses the broken file", || async {
-        reloads(&gateway, "refused").await >= 2.0
+        reloads(&gateway, "refused").await >= 3.0
     })
     .await;
     let (status, body) = post(&gateway, "", &chat(NEW_MODEL, "still")).await;

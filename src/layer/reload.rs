@@ -80,6 +80,16 @@ impl Live {
     pub(crate) fn reload(&self, config: Config) -> Result<ReloadOutcome, ReloadError> {
         let mut applied = self.applied.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.snapshot();
+        // The budget in force stays until a restart: a body limit above it could never be read.
+        if config.salesforce.max_request_bytes > current.body_budget.total() {
+            return Err(self.refused(ReloadError::Config(ConfigError::Invalid {
+                key: "salesforce.max_request_bytes".to_owned(),
+                reason: format!(
+                    "must not exceed the server.body_budget_bytes in force ({}); a new budget needs a restart",
+                    current.body_budget.total()
+                ),
+            })));
+        }
         let keep_tokens = self.token_client.is_none()
             || same_token_settings(&applied.salesforce, &config.salesforce);
         let tokens = match (&self.token_client, keep_tokens) {
