@@ -1,3 +1,4 @@
+#![cfg(unix)] // SIGHUP and symlinks
 //! Conf reloads through each mount: a reload that adds a route serves it at once while a stream
 //! started before it completes; a bad conf is refused (by the handle, the file watch and SIGHUP
 //! alike) and the old one keeps serving; a rotated key stops working at once and the new one
@@ -18,6 +19,7 @@ for_each_mount!(
     a_reload_adds_a_route_while_a_stream_finishes,
     a_bad_conf_is_refused_and_the_old_one_serves,
     a_rotated_key_stops_at_once_and_the_new_one_works,
+    a_configmap_symlink_swap_is_reloaded,
 );
 
 const NEW_MODEL: &str = "gpt-4o-reloaded";
@@ -297,4 +299,40 @@ async fn a_rotated_key_stops_at_once_and_the_new_one_works(mount: Mount) {
         assert!(!scrape.contains(key), "a key is in the metrics");
     }
     gateway.stop().await;
+}
+
+/// A Kubernetes ConfigMap volume: `bridge.toml -> ..data/bridge.toml`, `..data -> ..data_v1`,
+/// updated by pointing a new `..data` at a new folder (a rename), never writing `bridge.toml`.
+async fn a_configmap_symlink_swap_is_reloaded(mount: Mount) {
+    let setup = Setup::default();
+    let gateway = Gateway::start_with(mount, setup.clone()).await;
+    let folder = std::env::temp_dir().join(format!(
+        "sfbridge-configmap-{}-{mount:?}",
+        std::process::id()
+    ));
+    std::fs::remove_dir_all(&folder).ok();
+    for (version, extra) in [("..data_v1", String::new()), ("..data_v2", new_route())] {
+        std::fs::create_dir_all(folder.join(version)).unwrap();
+        std::fs::write(
+            folder.join(version).join("bridge.toml"),
+            conf_text(&gateway, &setup, &extra),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("..data_v1", folder.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/bridge.toml", folder.join("bridge.toml")).unwrap();
+    let _watcher = gateway
+        .layer
+        .watch(folder.join("bridge.toml"))
+        .expect("watching");
+    assert_eq!(post(&gateway, "", &chat(NEW_MODEL, "not yet")).await.0, 404);
+
+    std::os::unix::fs::symlink("..data_v2", folder.join("..data_tmp")).unwrap();
+    std::fs::rename(folder.join("..data_tmp"), folder.join("..data")).unwrap();
+    eventually("the swap is applied", || async {
+        post(&gateway, "", &chat(NEW_MODEL, "swapped")).await.0 == 200
+    })
+    .await;
+    gateway.stop().await;
+    std::fs::remove_dir_all(&folder).ok();
 }
