@@ -42,7 +42,7 @@ pub(crate) mod service;
 mod stream;
 #[cfg(test)]
 mod tests;
-pub mod watch;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +53,7 @@ use tower::Layer;
 
 pub use body::BridgeBody;
 pub use reload::{ReloadError, ReloadOutcome};
+pub use watch::{ConfWatcher, WatchError};
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
 pub use service::{ResponseFuture, Salesforce};
 
@@ -280,8 +281,8 @@ impl SalesforceLayer {
     pub fn watch(
         &self,
         path: impl Into<std::path::PathBuf>,
-    ) -> Result<watch::ConfWatcher, watch::WatchError> {
-        watch::ConfWatcher::start(self.clone(), path.into())
+    ) -> Result<ConfWatcher, WatchError> {
+        ConfWatcher::start(self.clone(), path.into())
     }
 }
 
