@@ -253,7 +253,12 @@ const EXPECTED: &[Expect] = &[
         MANY,
     ),
     expect("Rate-limited callers", "A", &[&[("caller", "alice")]], MANY),
-    expect("Config reloads", "A", &[&[("result", "*")]], MANY),
+    expect(
+        "Config reloads",
+        "A",
+        &[&[("result", "ok")], &[("result", "refused")]],
+        MANY,
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,6 +490,14 @@ async fn run_load(gateway: &Gateway) -> Vec<String> {
     let (status, text) = held.await.expect("held request");
     assert_eq!(status, 200, "{text}");
 
+    // Two conf reloads: the running conf again, and a file that is not there.
+    gateway
+        .layer
+        .reload(gateway.config.clone())
+        .expect("the running conf reloads");
+    let missing = std::env::temp_dir().join("sfbridge-dashboard-no-such-conf.toml");
+    assert!(gateway.layer.reload_from_path(missing).is_err());
+
     let token = upstream
         .last_model_request()
         .and_then(|sent| {
@@ -624,12 +637,9 @@ fn check_result(expect: &Expect, query: &str, result: &[Sample]) -> Result<(), S
     for wanted in expect.positive {
         let found = result.iter().any(|sample| {
             sample.value > 0.0
-                && wanted.iter().all(|(label, value)| {
-                    sample
-                        .labels
-                        .get(*label)
-                        .is_some_and(|v| !v.is_empty() && (*value == "*" || v == value))
-                })
+                && wanted
+                    .iter()
+                    .all(|(label, value)| sample.labels.get(*label).is_some_and(|v| v == value))
         });
         if !found {
             let seen: Vec<_> = result
