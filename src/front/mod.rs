@@ -21,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use crate::core::{Answer, Delivery, Failure, Generation, Request, StreamEvent, TranslateError};
 use crate::layer::BridgeError;
 use crate::openai::ErrorBody;
+use crate::surface::native::NativeApi;
 
 /// One client API, as the bridge's endpoints drive it.
 pub(crate) trait Front: Send + Sync + 'static {
@@ -46,6 +47,12 @@ pub(crate) trait Front: Send + Sync + 'static {
 
     /// How this front words its errors.
     fn errors(&self) -> &'static dyn ErrorFormat;
+
+    /// The provider API this front speaks, for routes whose surface speaks it too: their
+    /// requests pass through nearly untouched instead of through the core.
+    fn native(&self) -> Option<NativeApi> {
+        None
+    }
 }
 
 /// Renders neutral stream events in a front's wire format, one at a time, as they arrive.

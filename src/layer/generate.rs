@@ -17,12 +17,15 @@ use super::error::{BridgeError, Failed};
 use super::finish::{Finisher, UpstreamTime};
 use super::request_body;
 use super::service::{error_response, json_response, set_upstream_request_id, unread, REQUEST_ID};
-use super::stream::{Live, Relay, Translated, Waits};
+use super::stream::{Live, Translated, Waits};
 use super::{RouteTarget, Shared};
-use crate::core::{Answer, Delivery};
+use crate::core::{Answer, Delivery, Streaming};
 use crate::front::{AnswerCtx, Front};
 use crate::metrics::Metrics;
 use crate::openai::depth;
+use crate::surface::einstein::ExtractError;
+use crate::surface::native::{self, NativeApi};
+use crate::surface::stream::Relay;
 use crate::surface::Reading;
 use crate::upstream::{
     AttemptObserver, AttemptOutcome, ExchangeError, Exchanged, Outgoing, Receive, RequestBody,
@@ -32,6 +35,9 @@ use crate::upstream::{
 /// The most bytes one upstream stream may deliver: a stream that never ends is cut here, or at
 /// the request's deadline, whichever comes first.
 const MAX_STREAM_BYTES: usize = 64 * 1024 * 1024;
+
+/// The caller's Anthropic beta flags, which a Bedrock pass-through moves into the body.
+const ANTHROPIC_BETA: &str = "anthropic-beta";
 
 /// Lists the request parameters that were accepted but not forwarded.
 pub(crate) const IGNORED_PARAMS: &str = "x-sfbridge-ignored-params";
@@ -43,6 +49,8 @@ struct Prepared {
     reading: Reading,
     delivery: Delivery,
     ignored: Option<HeaderValue>,
+    /// A pass-through: the answer is the surface's own, with the caller's model name in it.
+    native: bool,
 }
 
 impl Prepared {
@@ -107,11 +115,15 @@ where
     if prepared.delivery.stream.is_none() {
         let rendered = async {
             let answer = exchange(&shared, &inner, &prepared, &upstream_time, started).await?;
-            let ctx = prepared.answer_ctx(&fallback_id, created);
-            render(&shared.metrics, &prepared, &answer, |answer| {
-                front.answer_json(&answer, &ctx)
-            })
-            .map(|json| (json, answer.upstream_id))
+            let json = if prepared.native {
+                native_render(&shared.metrics, &prepared, &answer)
+            } else {
+                let ctx = prepared.answer_ctx(&fallback_id, created);
+                render(&shared.metrics, &prepared, &answer, |answer| {
+                    front.answer_json(&answer, &ctx)
+                })
+            };
+            json.map(|json| (json, answer.upstream_id))
         }
         .await;
         return match rendered {
@@ -207,6 +219,7 @@ async fn prepare<B: RequestBody>(
     front: &dyn Front,
 ) -> Result<Prepared, BridgeError> {
     // The hold on the body budget ends with this function, when the caller's body is dropped.
+    let anthropic_beta = request.headers().get(ANTHROPIC_BETA).cloned();
     let (body, _hold) = request_body::read(
         request.into_body(),
         shared.max_request_bytes,
@@ -217,6 +230,14 @@ async fn prepare<B: RequestBody>(
     // Before parsing: serde_json skips unread values without its depth limit.
     if let Some(at) = depth::too_deep(&body, depth::MAX_DEPTH) {
         return Err(BridgeError::TooDeep(at));
+    }
+    if let Some(api) = front.native() {
+        let beta = anthropic_beta
+            .as_ref()
+            .and_then(|value| value.to_str().ok());
+        if let Some(prepared) = prepare_native(shared, api, &body, beta)? {
+            return Ok(prepared);
+        }
     }
     let request = front.parse(&body)?;
     let route = shared.route(&request.model)?;
@@ -242,7 +263,39 @@ async fn prepare<B: RequestBody>(
         delivery: request.delivery,
         ignored: ignored_header(&request.ignored),
         route,
+        native: false,
     })
+}
+
+/// The pass-through of a caller speaking `api`, when its route's surface speaks it too; `None`
+/// when the request must go through the core instead.
+fn prepare_native(
+    shared: &Shared,
+    api: NativeApi,
+    body: &Bytes,
+    anthropic_beta: Option<&str>,
+) -> Result<Option<Prepared>, BridgeError> {
+    let head = native::peek(body).map_err(|error| BridgeError::invalid_json(&error))?;
+    let route = shared.route(&head.model)?;
+    let Some(call) = route.surface.native_call(api, body, &head, anthropic_beta) else {
+        return Ok(None);
+    };
+    let call = call.map_err(|error| BridgeError::Unsupported {
+        route: route.model.clone(),
+        surface: route.surface.kind().as_str(),
+        error,
+    })?;
+    Ok(Some(Prepared {
+        body: Bytes::from(call.body),
+        reading: call.reading,
+        delivery: Delivery {
+            stream: head.stream.then_some(Streaming::default()),
+            ..Delivery::WHOLE
+        },
+        ignored: None,
+        route,
+        native: true,
+    }))
 }
 
 fn ignored_header(ignored: &[std::borrow::Cow<'_, str>]) -> Option<HeaderValue> {
@@ -286,6 +339,13 @@ fn live_relay(
     fallback_id: &str,
     created: u64,
 ) -> Result<Option<Box<dyn Relay>>, BridgeError> {
+    if prepared.native {
+        return prepared
+            .reading
+            .native_relay(&prepared.route.model)
+            .map(Some)
+            .ok_or(BridgeError::AnswerMismatch);
+    }
     let Some((unframe, reader)) = prepared.reading.stream() else {
         return Ok(None);
     };
@@ -412,6 +472,32 @@ fn render<R>(
         }
     };
     rendered.map_err(|error| error.after_upstream(success.upstream_id.clone()))
+}
+
+/// A pass-through's whole answer, with the caller's model name in it.
+fn native_render(
+    metrics: &Metrics,
+    prepared: &Prepared,
+    success: &Success,
+) -> Result<Vec<u8>, Failed> {
+    let model = &prepared.route.model;
+    let answer = prepared
+        .reading
+        .native_answer(&success.body, model)
+        .unwrap_or(Err(ExtractError::NoText));
+    match answer {
+        Ok((json, usage)) => {
+            metrics.extractor_path("native");
+            if let Some(usage) = usage {
+                metrics.usage(model, usage.input_tokens, usage.output_tokens);
+            }
+            Ok(json)
+        }
+        Err(error) => {
+            metrics.extractor_path("none");
+            Err(BridgeError::from(error).after_upstream(success.upstream_id.clone()))
+        }
+    }
 }
 
 fn unix_now() -> u64 {

@@ -1,6 +1,6 @@
 //! Real streams: an upstream answer passed on to the caller event by event, as it arrives.
 //!
-//! A [`Relay`] turns the upstream's bytes into the caller's (sans I/O): either through the
+//! A relay turns the upstream's bytes into the caller's (sans I/O): either through the
 //! neutral core ([`Translated`]: the surface's [`Unframe`] and [`ReadEvents`], the front's
 //! [`RenderEvents`]) or as a near pass-through where the caller speaks the surface's own API. A
 //! [`Live`] stream drives a relay from the upstream body with the waiting rules: an upstream
@@ -23,22 +23,8 @@ use crate::core::{Failure, FailureClass, StreamEvent, Usage};
 use crate::front::sse::KEEP_ALIVE;
 use crate::front::RenderEvents;
 use crate::metrics::Metrics;
-use crate::surface::stream::{Flow, ReadEvents, Unframe};
+use crate::surface::stream::{Flow, ReadEvents, Relay, Unframe};
 use crate::upstream::{ExchangeError, UpstreamBody, UpstreamError};
-
-/// Turns an upstream stream's bytes into the caller's, as they arrive.
-pub(crate) trait Relay: Send + fmt::Debug {
-    /// Reads bytes of the upstream's stream, appending what they complete for the caller to
-    /// `out`; [`Flow::Finished`] once the upstream said the answer is complete.
-    fn feed(&mut self, bytes: &[u8], out: &mut BytesMut) -> Result<Flow, Failure>;
-
-    /// The upstream's stream ended, or said it was complete: appends the closing events to
-    /// `out`, or fails when the answer was incomplete.
-    fn finish(&mut self, out: &mut BytesMut) -> Result<(), Failure>;
-
-    /// The token counts seen so far, for the metrics.
-    fn usage(&self) -> Option<Usage>;
-}
 
 /// A relay through the neutral core: the surface reads its events, the front renders them.
 #[derive(Debug)]

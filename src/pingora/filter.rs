@@ -163,9 +163,15 @@ where
         }
         let status = response.status();
         body::write_response(session, response, self.write_timeout).await?;
-        // After a 408 the client was too slow already: lingering would only hold it longer.
-        if !read_to_end && pump.client_may_be_sending() && status != StatusCode::REQUEST_TIMEOUT {
-            linger(session).await;
+        if !read_to_end && pump.client_may_be_sending() {
+            // After a 408 the client was too slow already: a short linger lets one still
+            // uploading read its answer instead of a reset, without holding it long.
+            let limit = if status == StatusCode::REQUEST_TIMEOUT {
+                LINGER_AFTER_TIMEOUT
+            } else {
+                LINGER
+            };
+            linger(session, limit).await;
         }
         Ok(true)
     }
@@ -205,11 +211,14 @@ pub(super) async fn unless_the_client_leaves<F: Future>(
     Ok(answer.await)
 }
 
-/// Reads and discards what the client still sends, for [`LINGER`] at most: closing a connection
+/// How long the rest of a body is drained after a 408.
+const LINGER_AFTER_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Reads and discards what the client still sends, for `limit` at most: closing a connection
 /// with unread data makes the kernel send a reset, which can destroy the answer before the client
 /// reads it (nginx's "lingering close" exists for the same reason).
-async fn linger(session: &mut Session) {
-    session.set_total_drain_timeout(Some(LINGER));
+async fn linger(session: &mut Session, limit: Duration) {
+    session.set_total_drain_timeout(Some(limit));
     if let Err(e) = session.drain_request_body().await {
         tracing::debug!(error = %e, "unread request body not drained; closing anyway");
     }
@@ -456,6 +465,43 @@ mod tests {
         assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
         assert!(out.contains(r#""type":"invalid_request_error""#), "{out}");
         assert!(out.contains("did not arrive within 200ms"), "{out}");
+    }
+
+    /// A client still uploading after its 408 has what it sends drained for a moment, so the
+    /// answer is not destroyed by a reset before it reads it, but not for the full linger.
+    #[tokio::test]
+    async fn a_408_drains_a_client_still_uploading_briefly() {
+        let head = format!(
+            "POST /v1/completions HTTP/1.1\r\nAuthorization: Bearer {KEY}\r\n\
+             Content-Length: 100000\r\n\r\nabc"
+        );
+        let (session, client) = session(&head).await;
+        let (mut reader, mut writer) = tokio::io::split(client);
+        let filter = BridgeFilter::new(bridge(1 << 20, Duration::from_millis(200)));
+        let started = tokio::time::Instant::now();
+        let serving = spawn_serve(filter, session);
+        let uploading = tokio::spawn(async move {
+            let mut sent = 0;
+            while writer.write_all(b"x").await.is_ok() && sent < 60 {
+                sent += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            sent
+        });
+        let session = serving.await.unwrap();
+        let served = started.elapsed();
+        assert!(
+            served >= LINGER_AFTER_TIMEOUT && served < LINGER,
+            "drained for {served:?}"
+        );
+        drop(session);
+        let mut out = String::new();
+        reader.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+        assert!(
+            uploading.await.unwrap() > 20,
+            "the upload went on during the drain"
+        );
     }
 
     /// A client quiet for longer than Pingora's per-read timeout: the read fails as a timed-out

@@ -12,13 +12,14 @@
 
 pub mod einstein;
 pub(crate) mod native;
+mod native_responses;
 pub mod stream;
 
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::config::SalesforceConfig;
-use crate::core::{Answer, Failure, Task, TranslateError};
+use crate::core::{Answer, Failure, Task, TranslateError, Usage};
 use crate::upstream::Target;
 
 /// `x-sfdc-app-context`, required on every call to every surface.
@@ -60,6 +61,13 @@ pub(crate) enum Reading {
     Einstein(einstein::Operation),
 }
 
+/// A pass-through call: the caller's body, rewritten only where the surface needs it.
+#[derive(Debug)]
+pub(crate) struct NativeCall {
+    pub(crate) body: Vec<u8>,
+    pub(crate) reading: Reading,
+}
+
 /// One upstream call, ready to send to [`RouteSurface::target`].
 #[derive(Debug)]
 pub(crate) struct Call {
@@ -97,6 +105,21 @@ impl RouteSurface {
         }
     }
 
+    /// The pass-through call for a caller speaking `api`, if this surface speaks it natively.
+    /// `anthropic_beta` is the caller's `anthropic-beta` header.
+    pub(crate) fn native_call(
+        &self,
+        api: native::NativeApi,
+        body: &[u8],
+        head: &native::NativeHead<'_>,
+        anthropic_beta: Option<&str>,
+    ) -> Option<Result<NativeCall, TranslateError>> {
+        let _ = (api, body, head, anthropic_beta);
+        match self {
+            RouteSurface::Einstein(_) => None,
+        }
+    }
+
     /// Where the call that `reading` reads goes.
     pub(crate) fn target(&self, reading: Reading) -> &Target {
         match (self, reading) {
@@ -122,6 +145,28 @@ impl Reading {
     /// How to read a streamed answer as it arrives: `None` for a surface that answers whole
     /// (a stream is then emulated from the whole answer).
     pub(crate) fn stream(self) -> Option<(Box<dyn stream::Unframe>, Box<dyn stream::ReadEvents>)> {
+        match self {
+            Reading::Einstein(_) => None,
+        }
+    }
+
+    /// A pass-through's whole answer with the caller's `model` named in it, and its token
+    /// counts; `None` for a reading that is not a pass-through's.
+    pub(crate) fn native_answer(
+        self,
+        body: &[u8],
+        model: &str,
+    ) -> Option<Result<(Vec<u8>, Option<Usage>), einstein::ExtractError>> {
+        let _ = (body, model);
+        match self {
+            Reading::Einstein(_) => None,
+        }
+    }
+
+    /// The relay of a pass-through's stream, naming the caller's `model`; `None` for a reading
+    /// that is not a pass-through's.
+    pub(crate) fn native_relay(self, model: &str) -> Option<Box<dyn stream::Relay>> {
+        let _ = model;
         match self {
             Reading::Einstein(_) => None,
         }

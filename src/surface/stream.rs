@@ -9,9 +9,9 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
-use crate::core::{Failure, StreamEvent};
+use crate::core::{Failure, StreamEvent, Usage};
 
 /// One event of an upstream stream, cut out of its framing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,4 +57,18 @@ pub trait ReadEvents: Send + fmt::Debug {
     /// The upstream stream ended (after [`Flow::Finished`] or not): emits the closing events
     /// (finish, usage, done), or fails when the stream was incomplete or held no answer.
     fn finish(&mut self, emit: &mut dyn FnMut(StreamEvent<'_>)) -> Result<(), Failure>;
+}
+
+/// Turns an upstream stream's bytes into the caller's, as they arrive.
+pub trait Relay: Send + fmt::Debug {
+    /// Reads bytes of the upstream's stream, appending what they complete for the caller to
+    /// `out`; [`Flow::Finished`] once the upstream said the answer is complete.
+    fn feed(&mut self, bytes: &[u8], out: &mut BytesMut) -> Result<Flow, Failure>;
+
+    /// The upstream's stream ended, or said it was complete: appends the closing events to
+    /// `out`, or fails when the answer was incomplete.
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), Failure>;
+
+    /// The token counts seen so far, for the metrics.
+    fn usage(&self) -> Option<Usage>;
 }

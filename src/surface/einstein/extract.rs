@@ -102,8 +102,13 @@ pub fn parse(body: &[u8]) -> Result<ModelsResponse<'_>, ExtractError> {
 }
 
 /// Parses a success body of any shape, keeping only where and what kind of problem it had.
-fn parse_as<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ExtractError> {
-    serde_json::from_slice(body).map_err(|error| {
+pub(crate) fn parse_as<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ExtractError> {
+    serde_json::from_slice(body).map_err(|error| ExtractError::invalid(&error))
+}
+
+impl ExtractError {
+    /// A body serde_json could not read, keeping only where and what kind of problem it had.
+    pub(crate) fn invalid(error: &serde_json::Error) -> Self {
         use serde_json::error::Category;
         ExtractError::Malformed {
             problem: match error.classify() {
@@ -115,7 +120,7 @@ fn parse_as<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ExtractE
             line: error.line(),
             column: error.column(),
         }
-    })
+    }
 }
 
 /// Finds the answer in `response`, trying the documented shape of `operation` first and then the

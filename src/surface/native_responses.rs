@@ -1,0 +1,200 @@
+//! The OpenAI Responses API passed through to the `responses` surface: the caller's body with the
+//! Salesforce model name, the answer and every stream event with the caller's model name, nothing
+//! else changed, so fields and event types the bridge does not know keep working.
+
+use bytes::BytesMut;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::native::{rewrite_members, Edit};
+use super::stream::{Flow, Relay, Unframe, UpstreamEvent};
+use crate::core::{Failure, FailureClass, Usage};
+use crate::surface::einstein::ExtractError;
+
+/// The caller's body with `model` set to the Salesforce model.
+pub(crate) fn call_body(body: &[u8], salesforce_model: &str) -> Result<Vec<u8>, serde_json::Error> {
+    rewrite_members(body, &[("model", Edit::SetString(salesforce_model))])
+}
+
+/// A whole answer with the caller's `model` in it, and its token counts.
+pub(crate) fn answer(body: &[u8], model: &str) -> Result<(Vec<u8>, Option<Usage>), ExtractError> {
+    let usage = serde_json::from_slice::<WithUsage<'_>>(body)
+        .map_err(|error| ExtractError::invalid(&error))?
+        .usage
+        .map(ResponsesUsage::to_core);
+    let json = rewrite_members(body, &[("model", Edit::SetString(model))])
+        .map_err(|error| ExtractError::invalid(&error))?;
+    Ok((json, usage))
+}
+
+/// The stream events that end a response.
+const TERMINAL: [&str; 4] = [
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "error",
+];
+
+/// Relays a Responses stream event by event, with the caller's model name in each response
+/// object it carries.
+#[derive(Debug)]
+pub(crate) struct ResponsesRelay {
+    unframe: Box<dyn Unframe>,
+    model: String,
+    usage: Option<Usage>,
+    finished: bool,
+}
+
+impl ResponsesRelay {
+    pub(crate) fn new(unframe: Box<dyn Unframe>, model: &str) -> Self {
+        Self {
+            unframe,
+            model: model.to_owned(),
+            usage: None,
+            finished: false,
+        }
+    }
+
+    fn relay(&mut self, event: &UpstreamEvent, out: &mut BytesMut) -> Result<Flow, Failure> {
+        let head: EventHead<'_> = serde_json::from_slice(&event.data).map_err(|_| broken())?;
+        let kind = head.kind.as_deref().unwrap_or("message");
+        let data = match head.response {
+            Some(response) => {
+                if let Some(usage) = serde_json::from_str::<WithUsage<'_>>(response.get())
+                    .ok()
+                    .and_then(|response| response.usage)
+                {
+                    self.usage = Some(usage.to_core());
+                }
+                let response = rewrite_members(
+                    response.get().as_bytes(),
+                    &[("model", Edit::SetString(&self.model))],
+                )
+                .map_err(|_| broken())?;
+                let response =
+                    RawValue::from_string(String::from_utf8(response).map_err(|_| broken())?)
+                        .map_err(|_| broken())?;
+                rewrite_members(&event.data, &[("response", Edit::SetJson(&response))])
+                    .map_err(|_| broken())?
+            }
+            None => event.data.to_vec(),
+        };
+        // The event's name is its type, as the API sends it; a type that could break the
+        // framing is not passed on as a name.
+        let name = if kind.bytes().all(|b| b.is_ascii_graphic()) {
+            kind
+        } else {
+            "message"
+        };
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(&data);
+        out.extend_from_slice(b"\n\n");
+        Ok(if TERMINAL.contains(&kind) {
+            Flow::Finished
+        } else {
+            Flow::Continue
+        })
+    }
+}
+
+impl Relay for ResponsesRelay {
+    fn feed(&mut self, bytes: &[u8], out: &mut BytesMut) -> Result<Flow, Failure> {
+        self.unframe.push(bytes)?;
+        while let Some(event) = self.unframe.next_event()? {
+            if self.relay(&event, out)? == Flow::Finished {
+                self.finished = true;
+                return Ok(Flow::Finished);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn finish(&mut self, _out: &mut BytesMut) -> Result<(), Failure> {
+        if self.finished {
+            return Ok(());
+        }
+        self.unframe.finish()?;
+        Err(Failure::new(
+            StatusCode::BAD_GATEWAY,
+            FailureClass::Upstream,
+            "the upstream stream ended before the response was complete",
+        )
+        .code("upstream_invalid_response"))
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}
+
+fn broken() -> Failure {
+    Failure::new(
+        StatusCode::BAD_GATEWAY,
+        FailureClass::Upstream,
+        "the upstream stream sent an event that is not a JSON object",
+    )
+    .code("upstream_invalid_response")
+}
+
+/// What the relay reads of an event: its type and the response object it carries.
+#[derive(Deserialize)]
+struct EventHead<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    response: Option<&'a RawValue>,
+}
+
+/// A response object's usage, the rest unread.
+#[derive(Deserialize)]
+struct WithUsage<'a> {
+    #[serde(default)]
+    usage: Option<ResponsesUsage>,
+    #[serde(borrow, default, rename = "model")]
+    _model: Option<&'a RawValue>,
+}
+
+/// `usage` of a Responses object.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct ResponsesUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct InputDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+struct OutputDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl ResponsesUsage {
+    pub(crate) fn to_core(self) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            total_tokens: self
+                .total_tokens
+                .unwrap_or(self.input_tokens.saturating_add(self.output_tokens)),
+            cached_tokens: self.input_tokens_details.and_then(|d| d.cached_tokens),
+            cache_write_tokens: None,
+            reasoning_tokens: self.output_tokens_details.and_then(|d| d.reasoning_tokens),
+        }
+    }
+}
