@@ -151,7 +151,12 @@ impl Front {
     }
 
     /// `POST` with the caller key presented as this front's clients do.
-    fn post(self, client: &reqwest::Client, gateway: &Gateway, body: &Value) -> reqwest::RequestBuilder {
+    fn post(
+        self,
+        client: &reqwest::Client,
+        gateway: &Gateway,
+        body: &Value,
+    ) -> reqwest::RequestBuilder {
         let request = client.post(gateway.url(self.path())).json(body);
         match self {
             Front::Chat | Front::Responses => request.bearer_auth(CALLER_KEY),
@@ -198,9 +203,10 @@ impl Front {
             Front::Responses if data["type"] == "response.output_text.delta" => {
                 data["delta"].as_str().unwrap_or_default().to_owned()
             }
-            Front::Messages if data["delta"]["type"] == "text_delta" => {
-                data["delta"]["text"].as_str().unwrap_or_default().to_owned()
-            }
+            Front::Messages if data["delta"]["type"] == "text_delta" => data["delta"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             Front::Responses | Front::Messages => String::new(),
         }
     }
@@ -296,7 +302,10 @@ struct Streamed {
 
 impl Streamed {
     fn text(&self, front: Front) -> String {
-        self.events.iter().map(|event| front.delta_text(event)).collect()
+        self.events
+            .iter()
+            .map(|event| front.delta_text(event))
+            .collect()
     }
 
     fn describe(&self) -> String {
@@ -396,11 +405,29 @@ async fn assert_pair_serves(gateway: &Gateway, front: Front, model: &str) {
     let text = "still serving?";
     let (status, body) = whole(gateway, front, &front.body(model, text, false)).await;
     assert_eq!(status, 200, "{front:?} on {model}: {body}");
-    assert_eq!(front.answer_text(&body), echo(text), "{front:?} on {model}: {body}");
+    assert_eq!(
+        front.answer_text(&body),
+        echo(text),
+        "{front:?} on {model}: {body}"
+    );
     let streamed = stream(gateway, front, &front.body(model, text, true)).await;
-    assert_eq!(streamed.status, 200, "{front:?} on {model}: {}", streamed.describe());
-    assert_eq!(streamed.text(front), echo(text), "{front:?} on {model}: {}", streamed.describe());
-    assert!(front.completed(&streamed.events), "{front:?} on {model}: {}", streamed.describe());
+    assert_eq!(
+        streamed.status,
+        200,
+        "{front:?} on {model}: {}",
+        streamed.describe()
+    );
+    assert_eq!(
+        streamed.text(front),
+        echo(text),
+        "{front:?} on {model}: {}",
+        streamed.describe()
+    );
+    assert!(
+        front.completed(&streamed.events),
+        "{front:?} on {model}: {}",
+        streamed.describe()
+    );
 }
 
 /// Why the stream did not fail in `front`'s format, if it did not. Failed means: an error event
@@ -458,7 +485,11 @@ async fn sdk_chat_tools_in_two_turns(mount: Mount) {
     assert_eq!(seen["model"], GPT_NATIVE_MODEL, "{seen}");
     let first = &seen["first"];
     assert_eq!(first["finish_reason"], "tool_calls", "{seen}");
-    assert_eq!(first["tool_calls"].as_array().map(Vec::len), Some(1), "{seen}");
+    assert_eq!(
+        first["tool_calls"].as_array().map(Vec::len),
+        Some(1),
+        "{seen}"
+    );
     let call = &first["tool_calls"][0];
     assert_eq!(call["id"], "call_1", "{seen}");
     assert_eq!(call["type"], "function", "{seen}");
@@ -474,7 +505,10 @@ async fn sdk_chat_tools_in_two_turns(mount: Mount) {
     assert!(path.ends_with("/ai/gpt/v1/responses"), "{path}");
     assert_eq!(body["model"], GPT_NATIVE_SALESFORCE_MODEL, "{body}");
     let items = body["input"].as_array().cloned().unwrap_or_default();
-    let kinds: Vec<&str> = items.iter().filter_map(|item| item["type"].as_str()).collect();
+    let kinds: Vec<&str> = items
+        .iter()
+        .filter_map(|item| item["type"].as_str())
+        .collect();
     assert!(kinds.contains(&"function_call"), "{body}");
     assert!(kinds.contains(&"function_call_output"), "{body}");
     let output = items
@@ -499,13 +533,21 @@ async fn sdk_chat_tool_call_stream(mount: Mount) {
         assert_eq!(seen["models"], json!([model]), "{seen}");
         assert_eq!(seen["finish_reason"], "tool_calls", "{seen}");
         let call = &seen["tool_calls"][0];
-        let id = if model == GPT_NATIVE_MODEL { "call_1" } else { "toolu_1" };
+        let id = if model == GPT_NATIVE_MODEL {
+            "call_1"
+        } else {
+            "toolu_1"
+        };
         assert_eq!(call["id"], id, "{seen}");
         assert_eq!(call["name"], "get_weather", "{seen}");
         let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("null"))
             .unwrap_or_else(|_| panic!("assembled arguments are JSON: {seen}"));
         assert_eq!(arguments, echo_arguments(), "{seen}");
-        assert_eq!(seen["tool_calls"].as_array().map(Vec::len), Some(1), "{seen}");
+        assert_eq!(
+            seen["tool_calls"].as_array().map(Vec::len),
+            Some(1),
+            "{seen}"
+        );
         assert!(
             seen["argument_pieces"].as_u64().unwrap_or(0) >= 2,
             "the arguments arrived in pieces, as the upstream sent them: {seen}"
@@ -527,7 +569,10 @@ async fn sdk_chat_reasoning_usage(mount: Mount) {
         usage["prompt_tokens"].as_u64().unwrap_or(0),
         usage["completion_tokens"].as_u64().unwrap_or(0),
     );
-    assert!(completion >= 16, "reasoning is part of the completion: {seen}");
+    assert!(
+        completion >= 16,
+        "reasoning is part of the completion: {seen}"
+    );
     assert_eq!(usage["total_tokens"], prompt + completion, "{seen}");
     let (_, body) = upstream(&gateway);
     assert_eq!(body["reasoning"]["effort"], "low", "{body}");
@@ -568,7 +613,9 @@ async fn sdk_chat_midstream_failure_raises(mount: Mount) {
         );
         // Two deltas left before the failure: "Echo:" and the first word.
         assert!(
-            seen["text"].as_str().is_some_and(|t| t.starts_with("Echo:")),
+            seen["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Echo:")),
             "{model}: the deltas before the failure reached the SDK: {seen}"
         );
         assert_ne!(seen["text"], echo(TIMING_TEXT), "{model}: {seen}");
@@ -630,9 +677,16 @@ async fn sdk_responses_tools_in_two_turns(mount: Mount) {
         "response.output_item.done",
         "response.completed",
     ] {
-        assert!(first_types.iter().any(|seen| seen == kind), "{kind}: {seen}");
+        assert!(
+            first_types.iter().any(|seen| seen == kind),
+            "{kind}: {seen}"
+        );
     }
-    assert_eq!(first_types.last().map(String::as_str), Some("response.completed"), "{seen}");
+    assert_eq!(
+        first_types.last().map(String::as_str),
+        Some("response.completed"),
+        "{seen}"
+    );
     let call = function_call(&first["final"]);
     assert_eq!(call["call_id"], "call_1", "{seen}");
     assert_eq!(first["final"]["model"], GPT_NATIVE_MODEL, "{seen}");
@@ -646,7 +700,11 @@ async fn sdk_responses_tools_in_two_turns(mount: Mount) {
         "one delta per word: {seen}"
     );
     assert_eq!(second["deltas"], tool_said("call_1"), "{seen}");
-    assert_eq!(second["final"]["output_text"], tool_said("call_1"), "{seen}");
+    assert_eq!(
+        second["final"]["output_text"],
+        tool_said("call_1"),
+        "{seen}"
+    );
     assert_eq!(gateway.counters().responses_requests, 2);
     gateway.stop().await;
 }
@@ -692,7 +750,9 @@ async fn sdk_responses_midstream_failure(mount: Mount) {
     assert!(failed, "the SDK saw the failure: {seen}");
     assert!(!types.contains(&"response.completed"), "{seen}");
     assert!(
-        seen["deltas"].as_str().is_some_and(|d| d.starts_with("Echo:")),
+        seen["deltas"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Echo:")),
         "{seen}"
     );
     assert_pair_serves(&gateway, Front::Responses, GPT_NATIVE_MODEL).await;
@@ -732,9 +792,12 @@ async fn sdk_openai_on_the_bedrock_route(mount: Mount) {
     let streamed = &seen["tools_stream"];
     assert_eq!(streamed["finish_reason"], "tool_calls", "{seen}");
     assert_eq!(streamed["tool_calls"][0]["id"], "toolu_2", "{seen}");
-    let arguments: Value =
-        serde_json::from_str(streamed["tool_calls"][0]["arguments"].as_str().unwrap_or("null"))
-            .unwrap_or_else(|_| panic!("{seen}"));
+    let arguments: Value = serde_json::from_str(
+        streamed["tool_calls"][0]["arguments"]
+            .as_str()
+            .unwrap_or("null"),
+    )
+    .unwrap_or_else(|_| panic!("{seen}"));
     assert_eq!(arguments, echo_arguments(), "{seen}");
     // The last call was an event-stream call with Bedrock's body: no model, no stream flag.
     let (path, body) = upstream(&gateway);
@@ -745,7 +808,10 @@ async fn sdk_openai_on_the_bedrock_route(mount: Mount) {
         "{path}"
     );
     assert_eq!(body["anthropic_version"], "bedrock-2023-05-31", "{body}");
-    assert!(body.get("model").is_none() && body.get("stream").is_none(), "{body}");
+    assert!(
+        body.get("model").is_none() && body.get("stream").is_none(),
+        "{body}"
+    );
     assert_eq!(body["tools"][0]["name"], "get_weather", "{body}");
     assert_eq!(gateway.counters().bedrock_requests, 4);
     gateway.stop().await;
@@ -756,15 +822,25 @@ fn assert_message(script: Script, seen: &Value, model: &str) {
     assert_eq!(seen["type"], "message", "{script}: {seen}");
     assert_eq!(seen["role"], "assistant", "{script}: {seen}");
     assert_eq!(seen["model"], model, "{script}: {seen}");
-    assert_eq!(seen["content"], json!([{"type": "text", "text": echo(USER)}]), "{script}: {seen}");
+    assert_eq!(
+        seen["content"],
+        json!([{"type": "text", "text": echo(USER)}]),
+        "{script}: {seen}"
+    );
     assert_eq!(seen["stop_reason"], "end_turn", "{script}: {seen}");
     assert!(
         seen["id"].as_str().is_some_and(|id| id.starts_with("msg")),
         "{script}: {seen}"
     );
     let usage = &seen["usage"];
-    assert!(usage["input_tokens"].as_u64().unwrap_or(0) > 0, "{script}: {seen}");
-    assert!(usage["output_tokens"].as_u64().unwrap_or(0) > 0, "{script}: {seen}");
+    assert!(
+        usage["input_tokens"].as_u64().unwrap_or(0) > 0,
+        "{script}: {seen}"
+    );
+    assert!(
+        usage["output_tokens"].as_u64().unwrap_or(0) > 0,
+        "{script}: {seen}"
+    );
 }
 
 async fn sdk_messages_create_and_stream(mount: Mount) {
@@ -813,11 +889,22 @@ async fn sdk_messages_tools_in_two_turns(mount: Mount) {
                 assert!(!id.is_empty(), "{script} {model}: {seen}");
             }
             assert_eq!(tool_use["name"], "get_weather", "{script} {model}: {seen}");
-            assert_eq!(tool_use["input"], echo_arguments(), "{script} {model}: {seen}");
+            assert_eq!(
+                tool_use["input"],
+                echo_arguments(),
+                "{script} {model}: {seen}"
+            );
             let second = &seen["second"];
-            assert_eq!(second["stop_reason"], "end_turn", "{script} {model}: {seen}");
+            assert_eq!(
+                second["stop_reason"], "end_turn",
+                "{script} {model}: {seen}"
+            );
             // The id went out and came back: the upstream answers with the id it was given.
-            assert_eq!(second["content"][0]["text"], tool_said(&id), "{script} {model}: {seen}");
+            assert_eq!(
+                second["content"][0]["text"],
+                tool_said(&id),
+                "{script} {model}: {seen}"
+            );
             if model == CLAUDE_NATIVE_MODEL {
                 let (_, body) = upstream(&gateway);
                 let result = &body["messages"][2]["content"][0];
@@ -872,15 +959,57 @@ async fn sdk_messages_cache_control_reaches_bedrock(mount: Mount) {
 async fn sdk_messages_errors_have_anthropic_classes(mount: Mount) {
     let gateway = start(mount).await;
     let attempts = 3; // the test gateways' retry.max_attempts
-    // (what causes it, the SDK class, Anthropic's error type)
+                      // (what causes it, the SDK class, Anthropic's error type)
     let cases: [(&str, Option<u16>, &str, &str, &str); 7] = [
-        ("unauthorized", None, "messages_error", "AuthenticationError", "authentication_error"),
-        ("unknown model", None, "messages_error", "NotFoundError", "not_found_error"),
-        ("bad role", None, "messages_bad_request", "BadRequestError", "invalid_request_error"),
-        ("429", Some(429), "messages_error", "RateLimitError", "rate_limit_error"),
-        ("500", Some(500), "messages_error", "InternalServerError", "api_error"),
-        ("503", Some(503), "messages_error", "InternalServerError", "overloaded_error"),
-        ("529", Some(529), "messages_error", "InternalServerError", "overloaded_error"),
+        (
+            "unauthorized",
+            None,
+            "messages_error",
+            "AuthenticationError",
+            "authentication_error",
+        ),
+        (
+            "unknown model",
+            None,
+            "messages_error",
+            "NotFoundError",
+            "not_found_error",
+        ),
+        (
+            "bad role",
+            None,
+            "messages_bad_request",
+            "BadRequestError",
+            "invalid_request_error",
+        ),
+        (
+            "429",
+            Some(429),
+            "messages_error",
+            "RateLimitError",
+            "rate_limit_error",
+        ),
+        (
+            "500",
+            Some(500),
+            "messages_error",
+            "InternalServerError",
+            "api_error",
+        ),
+        (
+            "503",
+            Some(503),
+            "messages_error",
+            "InternalServerError",
+            "overloaded_error",
+        ),
+        (
+            "529",
+            Some(529),
+            "messages_error",
+            "InternalServerError",
+            "overloaded_error",
+        ),
     ];
     for (case, status, scenario, class, kind) in cases {
         gateway.upstream().reset();
@@ -893,8 +1022,16 @@ async fn sdk_messages_errors_have_anthropic_classes(mount: Mount) {
                 attempts,
             );
         }
-        let key = if case == "unauthorized" { "sk-wrong" } else { CALLER_KEY };
-        let model = if case == "unknown model" { "claude-nope" } else { CLAUDE_NATIVE_MODEL };
+        let key = if case == "unauthorized" {
+            "sk-wrong"
+        } else {
+            CALLER_KEY
+        };
+        let model = if case == "unknown model" {
+            "claude-nope"
+        } else {
+            CLAUDE_NATIVE_MODEL
+        };
         let seen = observe(NATIVE_PY, &gateway, key, &[scenario, model]).await;
         let raised = &seen["raised"];
         let bases: Vec<&str> = raised["bases"]
@@ -911,7 +1048,10 @@ async fn sdk_messages_errors_have_anthropic_classes(mount: Mount) {
             seen_kind == kind
         };
         assert!(kinds_ok, "{case}: expected type {kind}: {seen}");
-        assert_eq!(seen["body"]["type"], "error", "{case}: Anthropic's envelope: {seen}");
+        assert_eq!(
+            seen["body"]["type"], "error",
+            "{case}: Anthropic's envelope: {seen}"
+        );
         gateway.upstream().clear_faults();
     }
     gateway.stop().await;
@@ -953,7 +1093,9 @@ async fn sdk_messages_midstream_failure_raises(mount: Mount) {
         assert_eq!(seen["body"]["type"], "error", "{model}: {seen}");
         assert!(seen["body"]["error"]["type"].is_string(), "{model}: {seen}");
         assert!(
-            seen["text"].as_str().is_some_and(|t| t.starts_with("Echo:")),
+            seen["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Echo:")),
             "{model}: {seen}"
         );
         assert_ne!(seen["text"], echo(TIMING_TEXT), "{model}: {seen}");
@@ -987,7 +1129,10 @@ fn weather_tool() -> Value {
 async fn async_openai_chat_tools_on_native_routes(mount: Mount) {
     let gateway = start(mount).await;
     let client = gateway.openai();
-    for (model, id) in [(GPT_NATIVE_MODEL, "call_1"), (CLAUDE_NATIVE_MODEL, "toolu_1")] {
+    for (model, id) in [
+        (GPT_NATIVE_MODEL, "call_1"),
+        (CLAUDE_NATIVE_MODEL, "toolu_1"),
+    ] {
         gateway.upstream().reset();
         let messages = vec![json!({"role": "user", "content": USER})];
         let request: CreateChatCompletionRequest = serde_json::from_value(json!({
@@ -998,9 +1143,15 @@ async fn async_openai_chat_tools_on_native_routes(mount: Mount) {
         let first = serde_json::to_value(&first).unwrap();
         assert_eq!(first["model"], model, "{first}");
         let message = &first["choices"][0]["message"];
-        assert_eq!(first["choices"][0]["finish_reason"], "tool_calls", "{first}");
+        assert_eq!(
+            first["choices"][0]["finish_reason"], "tool_calls",
+            "{first}"
+        );
         assert_eq!(message["tool_calls"][0]["id"], id, "{first}");
-        assert_eq!(message["tool_calls"][0]["function"]["name"], "get_weather", "{first}");
+        assert_eq!(
+            message["tool_calls"][0]["function"]["name"], "get_weather",
+            "{first}"
+        );
 
         let request: CreateChatCompletionRequest = serde_json::from_value(json!({
             "model": model,
@@ -1014,7 +1165,11 @@ async fn async_openai_chat_tools_on_native_routes(mount: Mount) {
         .unwrap();
         let second = client.chat().create(request).await.unwrap();
         let second = serde_json::to_value(&second).unwrap();
-        assert_eq!(second["choices"][0]["message"]["content"], tool_said(id), "{second}");
+        assert_eq!(
+            second["choices"][0]["message"]["content"],
+            tool_said(id),
+            "{second}"
+        );
 
         // Streamed, through async-openai's chunk types.
         let request: CreateChatCompletionRequest = serde_json::from_value(json!({
@@ -1108,16 +1263,32 @@ async fn async_openai_responses_in_two_turns(mount: Mount) {
 async fn answers_name_the_callers_model(mount: Mount) {
     let gateway = start(mount).await;
     // Whole answers.
-    let (status, body) = whole(&gateway, Front::Messages, &Front::Messages.body(CLAUDE_NATIVE_MODEL, USER, false)).await;
+    let (status, body) = whole(
+        &gateway,
+        Front::Messages,
+        &Front::Messages.body(CLAUDE_NATIVE_MODEL, USER, false),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"], CLAUDE_NATIVE_MODEL, "{body}");
     let (path, sent) = upstream(&gateway);
-    assert!(path.ends_with(&format!("/model/{CLAUDE_NATIVE_SALESFORCE_MODEL}/invoke")), "{path}");
-    assert!(sent.get("model").is_none(), "the model is in the path: {sent}");
+    assert!(
+        path.ends_with(&format!("/model/{CLAUDE_NATIVE_SALESFORCE_MODEL}/invoke")),
+        "{path}"
+    );
+    assert!(
+        sent.get("model").is_none(),
+        "the model is in the path: {sent}"
+    );
     assert_eq!(sent["anthropic_version"], "bedrock-2023-05-31", "{sent}");
     assert_eq!(sent["max_tokens"], 256, "{sent}");
 
-    let (status, body) = whole(&gateway, Front::Responses, &Front::Responses.body(GPT_NATIVE_MODEL, USER, false)).await;
+    let (status, body) = whole(
+        &gateway,
+        Front::Responses,
+        &Front::Responses.body(GPT_NATIVE_MODEL, USER, false),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"], GPT_NATIVE_MODEL, "{body}");
     let (path, sent) = upstream(&gateway);
@@ -1128,12 +1299,26 @@ async fn answers_name_the_callers_model(mount: Mount) {
     // Streams: every event that names a model names the caller's.
     for (front, model) in STREAMING_PAIRS {
         let streamed = stream(&gateway, front, &front.body(model, USER, true)).await;
-        assert_eq!(streamed.status, 200, "{front:?} {model}: {}", streamed.describe());
-        assert_eq!(streamed.text(front), echo(USER), "{front:?} {model}: {}", streamed.describe());
+        assert_eq!(
+            streamed.status,
+            200,
+            "{front:?} {model}: {}",
+            streamed.describe()
+        );
+        assert_eq!(
+            streamed.text(front),
+            echo(USER),
+            "{front:?} {model}: {}",
+            streamed.describe()
+        );
         let mut named = 0;
         for event in &streamed.events {
             let Some(data) = event.json() else { continue };
-            for seen in [&data["model"], &data["message"]["model"], &data["response"]["model"]] {
+            for seen in [
+                &data["model"],
+                &data["message"]["model"],
+                &data["response"]["model"],
+            ] {
                 if !seen.is_null() {
                     named += 1;
                     assert_eq!(seen, model, "{front:?}: {}", streamed.describe());
@@ -1237,7 +1422,9 @@ async fn keys_and_anthropic_conventions(mount: Mount) {
     );
     assert_eq!(list["first_id"], ROUTED_MODELS[0], "{list}");
     let (status, list) = common::status_and_json(
-        client.get(gateway.url("/v1/models")).bearer_auth(CALLER_KEY),
+        client
+            .get(gateway.url("/v1/models"))
+            .bearer_auth(CALLER_KEY),
     )
     .await;
     assert_eq!(status, 200, "{list}");
@@ -1289,7 +1476,9 @@ async fn a_caller_leaving_mid_stream_cancels_the_upstream(mount: Mount) {
         (Front::Chat, CLAUDE_NATIVE_MODEL),
     ] {
         gateway.upstream().reset();
-        gateway.upstream().set_stream_pace(Duration::from_millis(20));
+        gateway
+            .upstream()
+            .set_stream_pace(Duration::from_millis(20));
         gateway.upstream().inject(Fault::EndlessStream, 1);
         let response = front
             .post(&http(), &gateway, &front.body(model, USER, true))
@@ -1301,7 +1490,10 @@ async fn a_caller_leaving_mid_stream_cancels_the_upstream(mount: Mount) {
         let mut buffer = String::new();
         let mut events = Vec::new();
         // Read until some text arrived: the stream is live.
-        while !events.iter().any(|event: &Sse| !front.delta_text(event).is_empty()) {
+        while !events
+            .iter()
+            .any(|event: &Sse| !front.delta_text(event).is_empty())
+        {
             let chunk = tokio::time::timeout(Duration::from_secs(5), chunks.next())
                 .await
                 .unwrap_or_else(|_| panic!("{front:?} on {model}: no text within 5 s"))
@@ -1322,9 +1514,15 @@ async fn a_caller_leaving_mid_stream_cancels_the_upstream(mount: Mount) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let took = left.elapsed();
-        assert_eq!(abandoned, 1, "{front:?} on {model}: the upstream stream was not cancelled");
+        assert_eq!(
+            abandoned, 1,
+            "{front:?} on {model}: the upstream stream was not cancelled"
+        );
         assert_eq!(in_flight, 0.0, "{front:?} on {model}: still in flight");
-        assert!(took < Duration::from_secs(1), "{front:?} on {model}: cancelled after {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{front:?} on {model}: cancelled after {took:?}"
+        );
     }
     gateway.upstream().reset();
     for (front, model) in STREAMING_PAIRS {
@@ -1356,7 +1554,12 @@ async fn stream_faults_become_error_events(mount: Mount) {
     for (front, model) in STREAMING_PAIRS {
         assert_pair_serves(&gateway, front, model).await;
     }
-    assert!(failures.is_empty(), "{} cases:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
     assert_eq!(panicked, Vec::<String>::new());
     assert_eq!(panics(), Vec::<String>::new(), "the bridge panicked");
     gateway.stop().await;
@@ -1370,9 +1573,23 @@ async fn quiet_and_endless_upstreams_end_at_their_bounds(mount: Mount) {
     gateway
         .upstream()
         .inject(Fault::StreamStall(Duration::from_millis(300)), 1);
-    let streamed = stream(&gateway, Front::Chat, &Front::Chat.body(GPT_NATIVE_MODEL, USER, true)).await;
-    assert_eq!(streamed.text(Front::Chat), echo(USER), "{}", streamed.describe());
-    assert!(Front::Chat.completed(&streamed.events), "{}", streamed.describe());
+    let streamed = stream(
+        &gateway,
+        Front::Chat,
+        &Front::Chat.body(GPT_NATIVE_MODEL, USER, true),
+    )
+    .await;
+    assert_eq!(
+        streamed.text(Front::Chat),
+        echo(USER),
+        "{}",
+        streamed.describe()
+    );
+    assert!(
+        Front::Chat.completed(&streamed.events),
+        "{}",
+        streamed.describe()
+    );
     for (front, model) in STREAMING_PAIRS {
         // Quiet longer than the idle limit: the stream ends with an error.
         gateway.upstream().reset();
@@ -1382,7 +1599,10 @@ async fn quiet_and_endless_upstreams_end_at_their_bounds(mount: Mount) {
         let started = Instant::now();
         let streamed = stream(&gateway, front, &front.body(model, USER, true)).await;
         assert_failed(front, model, "stall", &streamed);
-        assert!(started.elapsed() < Duration::from_millis(2400), "{front:?} on {model}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2400),
+            "{front:?} on {model}"
+        );
         // Endless: cut at the deadline.
         gateway.upstream().inject(Fault::EndlessStream, 1);
         let started = Instant::now();
@@ -1451,51 +1671,102 @@ async fn hostile_input_on_native_paths(mount: Mount) {
     for front in fronts {
         for model in [GPT_NATIVE_MODEL, CLAUDE_NATIVE_MODEL] {
             let cases = [
-                ("deep nesting", format!(r#"{{"model": "{model}", "x": {}}}"#, nested(100_000))),
-                ("deep nesting before the model", format!(r#"{{"x": {}, "model": "{model}"}}"#, nested(5_000))),
+                (
+                    "deep nesting",
+                    format!(r#"{{"model": "{model}", "x": {}}}"#, nested(100_000)),
+                ),
+                (
+                    "deep nesting before the model",
+                    format!(r#"{{"x": {}, "model": "{model}"}}"#, nested(5_000)),
+                ),
                 ("not JSON", "{\"model\": ".to_owned()),
                 ("an array", "[]".to_owned()),
                 ("a string", "\"hello\"".to_owned()),
-                ("model a number", r#"{"model": 5, "stream": true}"#.to_owned()),
-                ("stream a string", format!(r#"{{"model": "{model}", "stream": "yes"}}"#)),
-                ("model twice", format!(r#"{{"model": "{model}", "model": "{model}"}}"#)),
-                ("a lone surrogate", format!(r#"{{"model": "{model}\ud800"}}"#)),
+                (
+                    "model a number",
+                    r#"{"model": 5, "stream": true}"#.to_owned(),
+                ),
+                (
+                    "stream a string",
+                    format!(r#"{{"model": "{model}", "stream": "yes"}}"#),
+                ),
+                (
+                    "model twice",
+                    format!(r#"{{"model": "{model}", "model": "{model}"}}"#),
+                ),
+                (
+                    "a lone surrogate",
+                    format!(r#"{{"model": "{model}\ud800"}}"#),
+                ),
             ];
             for (case, body) in cases {
                 let (status, answer) = common::status_and_json(send(front, body)).await;
                 assert_eq!(status, 400, "{case}: {front:?} on {model}: {answer}");
-                assert!(front.is_error_body(&answer), "{case}: {front:?} on {model}: {answer}");
+                assert!(
+                    front.is_error_body(&answer),
+                    "{case}: {front:?} on {model}: {answer}"
+                );
             }
             // Over max_request_bytes (1 MiB by default): 413 before it is read whole.
-            let huge = format!(r#"{{"model": "{model}", "input": "{}"}}"#, "x".repeat(2 << 20));
+            let huge = format!(
+                r#"{{"model": "{model}", "input": "{}"}}"#,
+                "x".repeat(2 << 20)
+            );
             let (status, answer) = common::status_and_json(send(front, huge)).await;
             assert_eq!(status, 413, "{front:?} on {model}: {answer}");
-            assert!(front.is_error_body(&answer), "{front:?} on {model}: {answer}");
+            assert!(
+                front.is_error_body(&answer),
+                "{front:?} on {model}: {answer}"
+            );
         }
     }
     assert_eq!(gateway.counters().model_requests(), 0);
     // Wrong types deeper in: refused with a 400 in the caller's format (by the bridge or by the
     // upstream), never a 5xx.
     let wrong = [
-        (Front::Messages, json!({"model": CLAUDE_NATIVE_MODEL, "max_tokens": "many", "messages": "hi"})),
-        (Front::Messages, json!({"model": GPT_NATIVE_MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": 5}]})),
-        (Front::Responses, json!({"model": GPT_NATIVE_MODEL, "input": 5})),
-        (Front::Responses, json!({"model": CHAT_MODEL, "input": {"nested": true}})),
-        (Front::Chat, json!({"model": GPT_NATIVE_MODEL, "messages": [{"role": "user", "content": {"a": 1}}]})),
-        (Front::Chat, json!({"model": CLAUDE_NATIVE_MODEL, "messages": "hi"})),
+        (
+            Front::Messages,
+            json!({"model": CLAUDE_NATIVE_MODEL, "max_tokens": "many", "messages": "hi"}),
+        ),
+        (
+            Front::Messages,
+            json!({"model": GPT_NATIVE_MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": 5}]}),
+        ),
+        (
+            Front::Responses,
+            json!({"model": GPT_NATIVE_MODEL, "input": 5}),
+        ),
+        (
+            Front::Responses,
+            json!({"model": CHAT_MODEL, "input": {"nested": true}}),
+        ),
+        (
+            Front::Chat,
+            json!({"model": GPT_NATIVE_MODEL, "messages": [{"role": "user", "content": {"a": 1}}]}),
+        ),
+        (
+            Front::Chat,
+            json!({"model": CLAUDE_NATIVE_MODEL, "messages": "hi"}),
+        ),
         // Tool arguments that are not JSON cannot become a Bedrock tool_use input.
-        (Front::Chat, json!({"model": CLAUDE_NATIVE_MODEL, "messages": [
-            {"role": "user", "content": USER},
-            {"role": "assistant", "tool_calls": [{"id": "call_x", "type": "function",
-                "function": {"name": "get_weather", "arguments": "{not json"}}]},
-            {"role": "tool", "tool_call_id": "call_x", "content": TOOL_OUTPUT},
-        ]})),
-        (Front::Chat, json!({"model": CLAUDE_NATIVE_MODEL, "messages": [
-            {"role": "user", "content": USER},
-            {"role": "assistant", "tool_calls": [{"id": "call_x", "type": "function",
-                "function": {"name": "get_weather", "arguments": "[1, 2]"}}]},
-            {"role": "tool", "tool_call_id": "call_x", "content": TOOL_OUTPUT},
-        ]})),
+        (
+            Front::Chat,
+            json!({"model": CLAUDE_NATIVE_MODEL, "messages": [
+                {"role": "user", "content": USER},
+                {"role": "assistant", "tool_calls": [{"id": "call_x", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{not json"}}]},
+                {"role": "tool", "tool_call_id": "call_x", "content": TOOL_OUTPUT},
+            ]}),
+        ),
+        (
+            Front::Chat,
+            json!({"model": CLAUDE_NATIVE_MODEL, "messages": [
+                {"role": "user", "content": USER},
+                {"role": "assistant", "tool_calls": [{"id": "call_x", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "[1, 2]"}}]},
+                {"role": "tool", "tool_call_id": "call_x", "content": TOOL_OUTPUT},
+            ]}),
+        ),
     ];
     for (front, body) in wrong {
         let (status, answer) = whole(&gateway, front, &body).await;
@@ -1504,8 +1775,18 @@ async fn hostile_input_on_native_paths(mount: Mount) {
     }
     // A huge string that fits: passed on and answered.
     let big = "word ".repeat(150_000);
-    let (status, answer) = whole(&gateway, Front::Responses, &Front::Responses.body(GPT_NATIVE_MODEL, &big, false)).await;
-    assert_eq!(status, 200, "{}", answer.to_string().chars().take(300).collect::<String>());
+    let (status, answer) = whole(
+        &gateway,
+        Front::Responses,
+        &Front::Responses.body(GPT_NATIVE_MODEL, &big, false),
+    )
+    .await;
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        answer.to_string().chars().take(300).collect::<String>()
+    );
     for (front, model) in STREAMING_PAIRS {
         assert_pair_serves(&gateway, front, model).await;
     }

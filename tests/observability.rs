@@ -838,7 +838,10 @@ async fn random_unknown_models_add_no_series(mount: Mount) {
         .iter()
         .filter_map(|(_, labels)| labels.get("model").map(String::as_str))
         .collect();
-    let allowed: BTreeSet<&str> = ROUTED_MODELS.into_iter().chain(["unknown", "none"]).collect();
+    let allowed: BTreeSet<&str> = ROUTED_MODELS
+        .into_iter()
+        .chain(["unknown", "none"])
+        .collect();
     assert_eq!(models, allowed);
     assert!(names.iter().all(|name| !text.contains(name.as_str())));
     assert_eq!(gateway.counters().model_requests(), 0);

@@ -173,11 +173,7 @@ async fn models_list(mount: Mount) {
     let gateway = start(mount).await;
     for sdk in CLIENTS {
         let seen = answer(sdk, &gateway, &["models"]).await;
-        assert_eq!(
-            seen["ids"],
-            json!(ROUTED_MODELS),
-            "{sdk}: {seen}"
-        );
+        assert_eq!(seen["ids"], json!(ROUTED_MODELS), "{sdk}: {seen}");
         assert_eq!(seen["objects"], json!(["model"]), "{sdk}: {seen}");
     }
     assert_eq!(gateway.counters().model_requests(), 0);
