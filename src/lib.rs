@@ -8,6 +8,9 @@
     clippy::todo
 )]
 #![deny(unsafe_code)]
+// A `Failure` (status, class, message, code, param and two header values) is returned at most
+// once per request or stream; boxing it would cost an allocation to save a few bytes of moves.
+#![allow(clippy::result_large_err)]
 
 pub mod config;
 pub mod core;

@@ -114,6 +114,7 @@ impl BridgeBody {
     }
 
     fn start(&mut self, started: Started, finisher: Finisher, errors: &'static dyn ErrorFormat) {
+        finisher.first_byte();
         match started {
             Started::Events(events) => {
                 self.ending = Some(Ending::Answered(finisher));

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tracing::Span;
 
 use super::error::BridgeError;
+use crate::core::Usage;
 use crate::endpoint::Endpoint;
 use crate::metrics::{InFlight, Metrics};
 
@@ -31,12 +32,24 @@ impl UpstreamTime {
     }
 }
 
+/// Counts the tokens an answer used, by route.
+pub(crate) fn count_usage(metrics: &Metrics, model: &str, usage: &Usage) {
+    metrics.usage(model, usage.input_tokens, usage.output_tokens);
+    metrics.usage_details(
+        model,
+        usage.cached_tokens.unwrap_or(0),
+        usage.reasoning_tokens.unwrap_or(0),
+    );
+}
+
 /// Everything needed to record one request's end. Dropping it unfinished records the request
 /// as abandoned by its caller.
 pub(crate) struct Finisher {
     metrics: Metrics,
     endpoint: Endpoint,
     model: Option<Arc<str>>,
+    /// The surface of the request's route, once routed.
+    surface: Option<&'static str>,
     started: Instant,
     upstream: UpstreamTime,
     span: Span,
@@ -51,6 +64,7 @@ impl Finisher {
             metrics: metrics.clone(),
             endpoint,
             model: None,
+            surface: None,
             started,
             upstream: UpstreamTime::default(),
             span,
@@ -62,6 +76,18 @@ impl Finisher {
     pub(crate) fn set_model(&mut self, model: Arc<str>) {
         self.span.record("model", &*model);
         self.model = Some(model);
+    }
+
+    /// The surface of the route serving this request.
+    pub(crate) fn set_surface(&mut self, surface: &'static str) {
+        self.span.record("surface", surface);
+        self.surface = Some(surface);
+    }
+
+    /// The answer's content is ready to be written: the time to first byte of a stream.
+    pub(crate) fn first_byte(&self) {
+        self.metrics
+            .first_byte(self.endpoint, self.started.elapsed());
     }
 
     /// When the request arrived: its deadline counts from here.
@@ -88,6 +114,9 @@ impl Finisher {
             total,
             upstream,
         );
+        if let Some(surface) = self.surface {
+            self.metrics.surface_request(surface, status);
+        }
         self.span.record("status", status);
         self.span.record("total_ms", total.as_secs_f64() * 1e3);
         self.span

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::body::{BridgeBody, PendingAnswer, Started};
 use super::error::{BridgeError, Failed};
-use super::finish::{Finisher, UpstreamTime};
+use super::finish::{count_usage, Finisher, UpstreamTime};
 use super::request_body;
 use super::service::{error_response, json_response, set_upstream_request_id, unread, REQUEST_ID};
 use super::stream::{Live, Translated, Waits};
@@ -102,6 +102,7 @@ where
         }
     };
     finisher.set_model(prepared.route.model.clone());
+    finisher.set_surface(prepared.route.surface.kind().as_str());
     let upstream_time = finisher.upstream_time();
     // The deadline counts from the request's arrival: reading its body already spent some of it.
     let started = finisher.started();
@@ -457,7 +458,7 @@ fn render<R>(
             Answer::Embeddings(embeddings) => embeddings.usage,
         };
         if let Some(usage) = usage {
-            metrics.usage(model, usage.input_tokens, usage.output_tokens);
+            count_usage(metrics, model, &usage);
         }
         to_body(answer)
     });
@@ -489,7 +490,7 @@ fn native_render(
         Ok((json, usage)) => {
             metrics.extractor_path("native");
             if let Some(usage) = usage {
-                metrics.usage(model, usage.input_tokens, usage.output_tokens);
+                count_usage(metrics, model, &usage);
             }
             Ok(json)
         }

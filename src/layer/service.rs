@@ -181,6 +181,7 @@ where
             request_id = ?request_id,
             endpoint = row.label,
             model = tracing::field::Empty,
+            surface = tracing::field::Empty,
             upstream_request_id = tracing::field::Empty,
             status = tracing::field::Empty,
             total_ms = tracing::field::Empty,

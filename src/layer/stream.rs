@@ -19,6 +19,7 @@ use http_body::Body;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use super::error::BridgeError;
+use super::finish::count_usage;
 use crate::core::{Failure, FailureClass, StreamEvent, Usage};
 use crate::front::sse::KEEP_ALIVE;
 use crate::front::RenderEvents;
@@ -265,7 +266,7 @@ impl Live {
     /// Counts the tokens the upstream reported, once.
     fn record_usage(&mut self) {
         if let (Some((metrics, model)), Some(usage)) = (self.usage_to.take(), self.relay.usage()) {
-            metrics.usage(&model, usage.input_tokens, usage.output_tokens);
+            count_usage(&metrics, &model, &usage);
         }
     }
 }

@@ -265,14 +265,62 @@ impl StaticLabelCounter {
             counter.inc();
             return;
         }
-        match self.vec.get_metric_with_label_values(&[label]) {
-            Ok(counter) => counter.inc(),
-            Err(error) => tracing::warn!(%error, "metric sample dropped"),
-        }
+        inc_uncached(&self.vec, &[label]);
     }
 
     pub(super) fn vec(&self) -> &IntCounterVec {
         &self.vec
+    }
+}
+
+/// A counter vector labelled by a `&'static str` from the bridge's own code and a status class.
+/// The expected values have a pre-resolved slot per class, and their 2xx, 4xx and 5xx series are
+/// created up front (and so exported as zeros); any other value from the code still works, through
+/// the vector's own (locked) lookup.
+pub(super) struct StaticLabelStatusCounter {
+    cells: CounterCells,
+    known: &'static [&'static str],
+}
+
+impl StaticLabelStatusCounter {
+    pub(super) fn new(
+        vec: IntCounterVec,
+        known: &'static [&'static str],
+    ) -> prometheus::Result<Self> {
+        let cells = CounterCells::new(vec, known.len() * STATUS_CLASSES.len());
+        for (position, &label) in known.iter().enumerate() {
+            for class in TOUCHED_STATUS_CLASSES {
+                cells.touch(
+                    position * STATUS_CLASSES.len() + class,
+                    &[label, STATUS_CLASSES[class]],
+                )?;
+            }
+        }
+        Ok(Self { cells, known })
+    }
+
+    /// Counts one event for `label` with `status`'s class.
+    pub(super) fn inc(&self, label: &'static str, status: u16) {
+        let class = status_class_index(status);
+        let labels = [label, STATUS_CLASSES[class]];
+        // A handful of short strings: a linear scan beats hashing.
+        match self.known.iter().position(|&known| known == label) {
+            Some(position) => {
+                self.cells
+                    .inc_by(position * STATUS_CLASSES.len() + class, &labels, 1)
+            }
+            None => inc_uncached(self.cells.vec(), &labels),
+        }
+    }
+}
+
+/// Adds one to the series `labels` of `vec` through its own (locked) lookup: the path for label
+/// values no table anticipated.
+fn inc_uncached(vec: &IntCounterVec, labels: &[&str]) {
+    match vec.get_metric_with_label_values(labels) {
+        Ok(counter) => counter.inc(),
+        // Only a wrong number of labels fails; a metrics bug must never fail a request.
+        Err(error) => tracing::warn!(%error, "metric sample dropped"),
     }
 }
 

@@ -9,8 +9,8 @@ use prometheus::{
 };
 
 use super::handles::{
-    endpoint_index, CounterCells, ModelLabels, PerEndpoint, StaticLabelCounter, ERROR_STATUSES,
-    STATUS_CLASSES, TOUCHED_STATUS_CLASSES,
+    endpoint_index, CounterCells, ModelLabels, PerEndpoint, StaticLabelCounter,
+    StaticLabelStatusCounter, ERROR_STATUSES, STATUS_CLASSES, TOUCHED_STATUS_CLASSES,
 };
 use super::latency::LatencyHistogram;
 use crate::endpoint::Endpoint;
@@ -18,8 +18,10 @@ use crate::surface::einstein::ExtractPath;
 use crate::token::TokenEvent;
 use crate::upstream::AttemptOutcome;
 
-/// Buckets (seconds) for whole requests and upstream attempts: from 50 µs (a `/health` answer) to
-/// 10 minutes (a long generation that hits `salesforce.timeout_secs`).
+/// Buckets (seconds) for whole requests, upstream attempts and times to first byte: from 50 µs (a
+/// `/health` answer) to 10 minutes (a long generation that hits `salesforce.timeout_secs`). A first
+/// byte can come as late as an attempt's timeout after retries, so it needs the whole range, and
+/// sharing the bounds lets a dashboard set it beside the request duration bucket by bucket.
 const DURATION_BUCKETS: [f64; 22] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
@@ -31,6 +33,10 @@ const OVERHEAD_BUCKETS: [f64; 19] = [
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
 ];
+
+/// Surfaces pre-created: every `surface` a route can name in the conf. The names are the conf's
+/// (`SurfaceKind::as_str`); a surface missing here still counts, through the locked lookup.
+const SURFACES: &[&str] = &["einstein", "responses", "bedrock"];
 
 /// Upstream outcomes pre-created so dashboards see zeros: every outcome there is.
 fn outcomes() -> Vec<&'static str> {
@@ -59,6 +65,9 @@ pub(super) struct Inner {
     pub(super) errors: CounterCells,
     pub(super) request_duration: PerEndpoint<Histogram>,
     pub(super) overhead: PerEndpoint<Histogram>,
+    pub(super) first_byte: HistogramVec,
+    /// Resolved for the endpoints that can stream (the client APIs); `None` for the others.
+    pub(super) first_byte_by_endpoint: PerEndpoint<Option<Histogram>>,
     pub(super) in_flight: IntGaugeVec,
     pub(super) in_flight_by_endpoint: PerEndpoint<IntGauge>,
     pub(super) upstream_duration: Histogram,
@@ -66,11 +75,15 @@ pub(super) struct Inner {
     pub(super) upstream_retries: StaticLabelCounter,
     pub(super) token_cache: StaticLabelCounter,
     pub(super) extractor_paths: StaticLabelCounter,
+    pub(super) surface_requests: StaticLabelStatusCounter,
     pub(super) prompt_tokens: CounterCells,
     pub(super) completion_tokens: CounterCells,
+    pub(super) cached_tokens: CounterCells,
+    pub(super) reasoning_tokens: CounterCells,
     pub(super) latency_total: LatencyHistogram,
     pub(super) latency_upstream: LatencyHistogram,
     pub(super) latency_overhead: LatencyHistogram,
+    pub(super) latency_first_byte: LatencyHistogram,
 }
 
 impl Inner {
@@ -103,6 +116,14 @@ impl Inner {
                 "Request time not spent waiting on the Models API: the bridge's own cost.",
             )
             .buckets(OVERHEAD_BUCKETS.to_vec()),
+            &["endpoint"],
+        )?;
+        let first_byte = HistogramVec::new(
+            HistogramOpts::new(
+                "sfbridge_time_to_first_byte_seconds",
+                "Time from a streamed request's arrival to the first byte of its answer's content.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
             &["endpoint"],
         )?;
         let in_flight = IntGaugeVec::new(
@@ -142,6 +163,13 @@ impl Inner {
             "Responses by the extractor path that found the text.",
             "path",
         )?;
+        let surface_requests = IntCounterVec::new(
+            Opts::new(
+                "sfbridge_surface_requests_total",
+                "Requests answered through each Salesforce surface, by status class.",
+            ),
+            &["surface", "status_class"],
+        )?;
         let prompt_tokens = counter(
             "sfbridge_prompt_tokens_total",
             "Prompt tokens reported by Salesforce.",
@@ -152,6 +180,16 @@ impl Inner {
             "Completion tokens reported by Salesforce.",
             "model",
         )?;
+        let cached_tokens = counter(
+            "sfbridge_cached_tokens_total",
+            "Prompt tokens served from the provider's prompt cache, as reported.",
+            "model",
+        )?;
+        let reasoning_tokens = counter(
+            "sfbridge_reasoning_tokens_total",
+            "Completion tokens spent on reasoning, as reported.",
+            "model",
+        )?;
 
         register_all(
             &registry,
@@ -160,14 +198,18 @@ impl Inner {
                 Box::new(errors.clone()),
                 Box::new(request_duration.clone()),
                 Box::new(overhead.clone()),
+                Box::new(first_byte.clone()),
                 Box::new(in_flight.clone()),
                 Box::new(upstream_duration.clone()),
                 Box::new(upstream_attempts.clone()),
                 Box::new(upstream_retries.clone()),
                 Box::new(token_cache.clone()),
                 Box::new(extractor_paths.clone()),
+                Box::new(surface_requests.clone()),
                 Box::new(prompt_tokens.clone()),
                 Box::new(completion_tokens.clone()),
+                Box::new(cached_tokens.clone()),
+                Box::new(reasoning_tokens.clone()),
             ],
         )?;
 
@@ -186,6 +228,13 @@ impl Inner {
             overhead: PerEndpoint::try_new(|endpoint| {
                 overhead.get_metric_with_label_values(&[endpoint.as_str()])
             })?,
+            first_byte_by_endpoint: PerEndpoint::try_new(|endpoint| {
+                endpoint
+                    .calls_upstream()
+                    .then(|| first_byte.get_metric_with_label_values(&[endpoint.as_str()]))
+                    .transpose()
+            })?,
+            first_byte,
             in_flight_by_endpoint: PerEndpoint::try_new(|endpoint| {
                 in_flight.get_metric_with_label_values(&[endpoint.as_str()])
             })?,
@@ -195,11 +244,15 @@ impl Inner {
             upstream_retries: StaticLabelCounter::new(upstream_retries, &retry_reasons())?,
             token_cache: StaticLabelCounter::new(token_cache, &token_events())?,
             extractor_paths: StaticLabelCounter::new(extractor_paths, &extractor_path_names())?,
+            surface_requests: StaticLabelStatusCounter::new(surface_requests, SURFACES)?,
             prompt_tokens: CounterCells::new(prompt_tokens, model_count),
             completion_tokens: CounterCells::new(completion_tokens, model_count),
+            cached_tokens: CounterCells::new(cached_tokens, model_count),
+            reasoning_tokens: CounterCells::new(reasoning_tokens, model_count),
             latency_total: LatencyHistogram::new(),
             latency_upstream: LatencyHistogram::new(),
             latency_overhead: LatencyHistogram::new(),
+            latency_first_byte: LatencyHistogram::new(),
             models,
         };
         inner.touch()?;
@@ -226,10 +279,21 @@ impl Inner {
             }
         }
         for model in 0..=models.unknown() {
-            self.prompt_tokens.touch(model, &[models.name(model)])?;
-            self.completion_tokens.touch(model, &[models.name(model)])?;
+            for tokens in self.token_counters() {
+                tokens.touch(model, &[models.name(model)])?;
+            }
         }
         Ok(())
+    }
+
+    /// The counters labelled by `model` alone, one slot per model label value.
+    fn token_counters(&self) -> [&CounterCells; 4] {
+        [
+            &self.prompt_tokens,
+            &self.completion_tokens,
+            &self.cached_tokens,
+            &self.reasoning_tokens,
+        ]
     }
 
     /// The slot of `requests` for this endpoint, model index and status class index.

@@ -33,14 +33,18 @@
 //! | `sfbridge_errors_total` | `endpoint`, `status` | requests answered with a status ≥ 400, by code |
 //! | `sfbridge_request_duration_seconds` | `endpoint` | histogram: arrival to response |
 //! | `sfbridge_overhead_seconds` | `endpoint` | histogram: request time not spent waiting on the Models API |
+//! | `sfbridge_time_to_first_byte_seconds` | `endpoint` | histogram: a streamed request's arrival to the first byte of its answer's content |
 //! | `sfbridge_in_flight_requests` | `endpoint` | gauge: requests started and not finished |
 //! | `sfbridge_upstream_duration_seconds` | | histogram: one Models API attempt |
 //! | `sfbridge_upstream_attempts_total` | `outcome` | Models API attempts, by outcome |
 //! | `sfbridge_upstream_retries_total` | `reason` | attempts that retried an earlier one, by why |
 //! | `sfbridge_token_cache_total` | `event` | token cache `hit`, `miss`, `refresh_ahead` (a background refresh started), `refresh`, `refresh_failure` |
 //! | `sfbridge_extractor_paths_total` | `path` | responses by extractor path (`primary`, a fallback, `none`) |
+//! | `sfbridge_surface_requests_total` | `surface`, `status_class` | requests answered through each surface (`einstein`, `responses`, `bedrock`) |
 //! | `sfbridge_prompt_tokens_total` | `model` | prompt tokens Salesforce reported |
 //! | `sfbridge_completion_tokens_total` | `model` | completion tokens Salesforce reported |
+//! | `sfbridge_cached_tokens_total` | `model` | prompt tokens served from the provider's prompt cache |
+//! | `sfbridge_reasoning_tokens_total` | `model` | completion tokens spent on reasoning |
 //!
 //! # Label values
 //!
@@ -52,21 +56,24 @@
 //! - `status_class`: `"1xx"` to `"5xx"`; a code outside 100–599 counts as `"5xx"`.
 //! - `status`: the common error codes (`"400"`, `"401"`, `"404"`, `"413"`, `"429"`, `"502"`, ...)
 //!   or `"other"`.
-//! - `outcome`, `reason`, `event`, `path`: `&'static str`s chosen by the bridge's own code.
+//! - `outcome`, `reason`, `event`, `path`, `surface`: `&'static str`s chosen by the bridge's own
+//!   code.
 //!
 //! The series dashboards need are created at start-up and read 0 until used: every endpoint with
 //! the classes 2xx, 4xx and 5xx (the OpenAI endpoints with each model, `"unknown"` and `"none"`;
-//! the others with `"none"`), the token counters per model, and the usual outcomes, retry
-//! reasons, token events and extractor paths.
+//! the others with `"none"`), each surface with the same three classes, the time to first byte of
+//! every endpoint that can stream, the token counters per model and `"unknown"`, and the usual
+//! outcomes, retry reasons, token events and extractor paths.
 //!
 //! # Cost
 //!
 //! No globals: each [`Metrics`] owns (or shares) one registry, so two bridges in one process never
 //! collide. Recording resolves each series once (the pre-created ones at start-up) and from then
 //! on only adds to atomics: no lock, no allocation. The one exception is an `outcome`, `reason`,
-//! `event` or `path` value outside the pre-created lists, which goes through Prometheus' own
-//! (locked) lookup each time. The latency percentiles in the summary come from fixed-size
-//! log-linear histograms (about 14 KiB each), not from the coarse Prometheus buckets.
+//! `event`, `path` or `surface` value outside the pre-created lists (or a first byte timed on an
+//! endpoint that cannot stream), which goes through Prometheus' own (locked) lookup each time.
+//! The latency percentiles in the summary come from fixed-size log-linear histograms (about
+//! 14 KiB each), not from the coarse Prometheus buckets.
 
 mod handles;
 mod inner;
@@ -220,6 +227,35 @@ impl Metrics {
         }
     }
 
+    /// Records how long a streamed request waited for its answer: from its arrival to the first
+    /// byte of the answer's content (not a keep-alive or the response head), retries included.
+    pub fn first_byte(&self, endpoint: Endpoint, elapsed: Duration) {
+        let inner = &*self.inner;
+        let seconds = elapsed.as_secs_f64();
+        match inner.first_byte_by_endpoint.get(endpoint) {
+            Some(histogram) => histogram.observe(seconds),
+            // Only the client APIs stream; anything else is a caller's slip, still recorded.
+            None => match inner
+                .first_byte
+                .get_metric_with_label_values(&[endpoint.as_str()])
+            {
+                Ok(histogram) => histogram.observe(seconds),
+                Err(error) => tracing::warn!(%error, "metric sample dropped"),
+            },
+        }
+        // As in `request_finished`: the summary describes the client APIs only.
+        if endpoint.calls_upstream() {
+            inner.latency_first_byte.record(elapsed);
+        }
+    }
+
+    /// Records a request answered through a route's surface: the conf's name for it
+    /// ([`SurfaceKind::as_str`](crate::surface::SurfaceKind::as_str): `"einstein"`, `"responses"`,
+    /// `"bedrock"`) and the status the request was answered with, counted by class.
+    pub fn surface_request(&self, surface: &'static str, status: u16) {
+        self.inner.surface_requests.inc(surface, status);
+    }
+
     /// Records one Models API attempt's outcome, such as `"ok"`, `"rate_limited"`, `"busy"`,
     /// `"server_error"`, `"client_error"`, `"unauthorized"`, `"timeout"` or `"connect_error"`.
     pub fn upstream_attempt(&self, outcome: &'static str) {
@@ -259,6 +295,20 @@ impl Metrics {
         inner
             .completion_tokens
             .inc_by(model, &labels, completion_tokens);
+    }
+
+    /// Records the details of a response's token usage: the prompt tokens served from the
+    /// provider's prompt cache and the completion tokens spent on reasoning (each already counted
+    /// in [`usage`](Self::usage)'s totals). Names that are not configured are counted as
+    /// `"unknown"`.
+    pub fn usage_details(&self, model: &str, cached_tokens: u64, reasoning_tokens: u64) {
+        let inner = &*self.inner;
+        let model = inner.models.lookup(Some(model));
+        let labels = [inner.models.name(model)];
+        inner.cached_tokens.inc_by(model, &labels, cached_tokens);
+        inner
+            .reasoning_tokens
+            .inc_by(model, &labels, reasoning_tokens);
     }
 }
 

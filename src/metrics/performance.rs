@@ -26,7 +26,7 @@ pub struct PerformanceSummary {
     pub extractor: ExtractorSummary,
     /// Calls made to the Models API.
     pub upstream: UpstreamSummary,
-    /// Latency percentiles of the OpenAI endpoints (`chat_completions` and `completions`).
+    /// Latency percentiles of the client API endpoints (`chat_completions`, `completions`, ...).
     pub latency_ms: LatencySummary,
 }
 
@@ -88,7 +88,8 @@ pub struct UpstreamSummary {
     pub by_outcome: BTreeMap<String, u64>,
 }
 
-/// Latency percentiles in milliseconds, for `chat_completions` and `completions` requests.
+/// Latency percentiles in milliseconds, for the client API endpoints' requests (health checks and
+/// scrapes left out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// From the request's arrival to its response.
@@ -97,6 +98,9 @@ pub struct LatencySummary {
     pub upstream: Percentiles,
     /// `total − upstream`: the bridge's own cost (parsing, translation, token wait, back-off).
     pub overhead: Percentiles,
+    /// Streamed requests only: from the request's arrival to the first byte of the answer's
+    /// content, what a streaming client waits before text starts to appear.
+    pub time_to_first_byte: Percentiles,
 }
 
 /// Percentiles of one latency, in milliseconds, exact to within 1 %.
@@ -141,6 +145,7 @@ pub(super) fn summarize(inner: &Inner) -> PerformanceSummary {
             total: Percentiles::of(&inner.latency_total),
             upstream: Percentiles::of(&inner.latency_upstream),
             overhead: Percentiles::of(&inner.latency_overhead),
+            time_to_first_byte: Percentiles::of(&inner.latency_first_byte),
         },
     }
 }

@@ -48,6 +48,26 @@ fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
 }
 
+/// Asserts that every line of `expected` is a whole line of `metrics`' text exposition.
+fn assert_rendered(metrics: &Metrics, expected: &[&str]) {
+    let text = metrics.render();
+    for line in expected {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
+
+/// Asserts that a percentile is within the summary's promised 1 % of `expected`.
+fn assert_close(value: Option<f64>, expected: f64) {
+    let value = value.unwrap_or(f64::NAN);
+    assert!(
+        (value - expected).abs() <= expected * 0.01,
+        "{value} vs {expected}"
+    );
+}
+
 #[test]
 fn metrics_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
@@ -184,28 +204,25 @@ fn exact_counts_after_a_known_sequence() {
     );
 
     // The same numbers, as the text exposition shows them.
-    let text = metrics.render();
-    for line in [
-        "# TYPE sfbridge_requests_total counter",
-        r#"sfbridge_requests_total{endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 2"#,
-        r#"sfbridge_requests_total{endpoint="health",model="none",status_class="2xx"} 1"#,
-        r#"sfbridge_errors_total{endpoint="completions",status="502"} 1"#,
-        "# TYPE sfbridge_request_duration_seconds histogram",
-        r#"sfbridge_request_duration_seconds_bucket{endpoint="chat_completions",le="0.25"} 4"#,
-        r#"sfbridge_request_duration_seconds_count{endpoint="chat_completions"} 4"#,
-        r#"sfbridge_overhead_seconds_bucket{endpoint="chat_completions",le="0.00001"} 0"#,
-        "sfbridge_upstream_duration_seconds_count 4",
-        r#"sfbridge_upstream_attempts_total{outcome="ok"} 2"#,
-        r#"sfbridge_token_cache_total{event="hit"} 3"#,
-        r#"sfbridge_extractor_paths_total{path="primary"} 1"#,
-        r#"sfbridge_prompt_tokens_total{model="gpt-4o-mini"} 20"#,
-        r#"sfbridge_in_flight_requests{endpoint="chat_completions"} 0"#,
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in\n{text}"
-        );
-    }
+    assert_rendered(
+        &metrics,
+        &[
+            "# TYPE sfbridge_requests_total counter",
+            r#"sfbridge_requests_total{endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 2"#,
+            r#"sfbridge_requests_total{endpoint="health",model="none",status_class="2xx"} 1"#,
+            r#"sfbridge_errors_total{endpoint="completions",status="502"} 1"#,
+            "# TYPE sfbridge_request_duration_seconds histogram",
+            r#"sfbridge_request_duration_seconds_bucket{endpoint="chat_completions",le="0.25"} 4"#,
+            r#"sfbridge_request_duration_seconds_count{endpoint="chat_completions"} 4"#,
+            r#"sfbridge_overhead_seconds_bucket{endpoint="chat_completions",le="0.00001"} 0"#,
+            "sfbridge_upstream_duration_seconds_count 4",
+            r#"sfbridge_upstream_attempts_total{outcome="ok"} 2"#,
+            r#"sfbridge_token_cache_total{event="hit"} 3"#,
+            r#"sfbridge_extractor_paths_total{path="primary"} 1"#,
+            r#"sfbridge_prompt_tokens_total{model="gpt-4o-mini"} 20"#,
+            r#"sfbridge_in_flight_requests{endpoint="chat_completions"} 0"#,
+        ],
+    );
     // Every metric family carries help text and follows the naming rules.
     for family in families(&metrics) {
         let name = family.name();
@@ -237,6 +254,7 @@ fn unknown_model_names_never_create_series() {
         };
         metrics.request_finished(endpoint, Some(&name), status, ms(5), ms(4));
         metrics.usage(&name, 1, 1);
+        metrics.usage_details(&name, 1, 1);
         names.push(name);
     }
     // Error series by code are created on first use, from the bounded set of codes; discount them.
@@ -438,7 +456,12 @@ fn performance_summary_when_nothing_happened() {
                     "too_large": 0, "unauthorized": 0, "unavailable": 0
                 }
             },
-            "latency_ms": {"total": no_latency, "upstream": no_latency, "overhead": no_latency}
+            "latency_ms": {
+                "total": no_latency,
+                "upstream": no_latency,
+                "overhead": no_latency,
+                "time_to_first_byte": no_latency
+            }
         })
     );
 }
@@ -498,13 +521,7 @@ fn performance_summary_after_traffic() {
 
     let latency = &summary["latency_ms"];
     assert_eq!(latency["total"]["samples"], 102);
-    let close = |value: &Value, expected: f64| {
-        let value = value.as_f64().unwrap_or(f64::NAN);
-        assert!(
-            (value - expected).abs() <= expected * 0.01,
-            "{value} vs {expected}"
-        );
-    };
+    let close = |value: &Value, expected| assert_close(value.as_f64(), expected);
     // 102 samples: 1, 5, 10, 20, ..., 1000 ms. Nearest rank 51 is 490 ms, 97 is 950, 101 is 990.
     close(&latency["total"]["p50"], 490.0);
     close(&latency["total"]["p95"], 950.0);
@@ -516,6 +533,128 @@ fn performance_summary_after_traffic() {
     // The typed value round-trips, for clients that read the endpoint with this crate.
     let typed: PerformanceSummary = serde_json::from_value(summary).unwrap();
     assert_eq!(typed.requests.total, 103);
+}
+
+#[test]
+fn time_to_first_byte_per_streaming_endpoint() {
+    let metrics = metrics();
+    // Pre-created for the endpoints that can stream, and only those.
+    let count = |endpoint| {
+        value(
+            &metrics,
+            "sfbridge_time_to_first_byte_seconds",
+            &[("endpoint", endpoint)],
+        )
+    };
+    assert_eq!(count("chat_completions"), Some(0.0));
+    assert_eq!(count("completions"), Some(0.0));
+    assert_eq!(count("health"), None);
+
+    for millis in [3, 40, 40, 900] {
+        metrics.first_byte(Endpoint::ChatCompletions, ms(millis));
+    }
+    metrics.first_byte(Endpoint::Completions, Duration::from_secs(45));
+    assert_rendered(
+        &metrics,
+        &[
+            "# TYPE sfbridge_time_to_first_byte_seconds histogram",
+            r#"sfbridge_time_to_first_byte_seconds_bucket{endpoint="chat_completions",le="0.001"} 0"#,
+            r#"sfbridge_time_to_first_byte_seconds_bucket{endpoint="chat_completions",le="0.005"} 1"#,
+            r#"sfbridge_time_to_first_byte_seconds_bucket{endpoint="chat_completions",le="0.05"} 3"#,
+            r#"sfbridge_time_to_first_byte_seconds_bucket{endpoint="chat_completions",le="1"} 4"#,
+            r#"sfbridge_time_to_first_byte_seconds_count{endpoint="chat_completions"} 4"#,
+            r#"sfbridge_time_to_first_byte_seconds_bucket{endpoint="completions",le="30"} 0"#,
+            r#"sfbridge_time_to_first_byte_seconds_bucket{endpoint="completions",le="60"} 1"#,
+        ],
+    );
+
+    // An endpoint that cannot stream still counts in /metrics, but stays out of the summary.
+    metrics.first_byte(Endpoint::Health, ms(1));
+    assert_eq!(count("health"), Some(1.0));
+    let first_byte = metrics.performance().latency_ms.time_to_first_byte;
+    assert_eq!(first_byte.samples, 5);
+    // 5 samples: 3, 40, 40, 900, 45 000 ms. Nearest rank 3 is 40 ms, 5 is 45 s.
+    assert_close(first_byte.p50, 40.0);
+    assert_close(first_byte.p99, 45_000.0);
+    // The other latencies measure finished requests, which a first byte is not.
+    assert_eq!(metrics.performance().latency_ms.total.samples, 0);
+}
+
+#[test]
+fn surface_requests_by_status_class() {
+    let metrics = metrics();
+    let count = |surface, class| {
+        value(
+            &metrics,
+            "sfbridge_surface_requests_total",
+            &[("surface", surface), ("status_class", class)],
+        )
+    };
+    for surface in ["einstein", "responses", "bedrock"] {
+        for class in ["2xx", "4xx", "5xx"] {
+            assert_eq!(count(surface, class), Some(0.0), "{surface} {class}");
+        }
+        assert_eq!(count(surface, "3xx"), None, "created on first use");
+    }
+
+    metrics.surface_request("einstein", 200);
+    metrics.surface_request("einstein", 201);
+    metrics.surface_request("bedrock", 429);
+    metrics.surface_request("responses", 502);
+    metrics.surface_request("responses", 304);
+    // A surface this module does not know yet counts all the same.
+    metrics.surface_request("vertex", 200);
+    assert_rendered(
+        &metrics,
+        &[
+            "# TYPE sfbridge_surface_requests_total counter",
+            r#"sfbridge_surface_requests_total{status_class="2xx",surface="einstein"} 2"#,
+            r#"sfbridge_surface_requests_total{status_class="4xx",surface="einstein"} 0"#,
+            r#"sfbridge_surface_requests_total{status_class="4xx",surface="bedrock"} 1"#,
+            r#"sfbridge_surface_requests_total{status_class="5xx",surface="responses"} 1"#,
+            r#"sfbridge_surface_requests_total{status_class="3xx",surface="responses"} 1"#,
+            r#"sfbridge_surface_requests_total{status_class="2xx",surface="vertex"} 1"#,
+        ],
+    );
+    assert_eq!(count("vertex", "4xx"), None, "only the class that happened");
+}
+
+#[test]
+fn usage_details_by_model() {
+    let metrics = metrics();
+    for name in [
+        "sfbridge_cached_tokens_total",
+        "sfbridge_reasoning_tokens_total",
+    ] {
+        for model in ["gpt-4o-mini", "claude", "unknown"] {
+            assert_eq!(
+                value(&metrics, name, &[("model", model)]),
+                Some(0.0),
+                "{name} {model}"
+            );
+        }
+        // Like the prompt tokens: "none" is for requests without a model, which report no usage.
+        assert_eq!(value(&metrics, name, &[("model", "none")]), None, "{name}");
+    }
+
+    metrics.usage_details("gpt-4o-mini", 1024, 0);
+    metrics.usage_details("gpt-4o-mini", 512, 7);
+    metrics.usage_details("claude", 0, 300);
+    metrics.usage_details("not-configured", 5, 6);
+    assert_rendered(
+        &metrics,
+        &[
+            "# TYPE sfbridge_cached_tokens_total counter",
+            r#"sfbridge_cached_tokens_total{model="gpt-4o-mini"} 1536"#,
+            r#"sfbridge_cached_tokens_total{model="claude"} 0"#,
+            r#"sfbridge_cached_tokens_total{model="unknown"} 5"#,
+            "# TYPE sfbridge_reasoning_tokens_total counter",
+            r#"sfbridge_reasoning_tokens_total{model="gpt-4o-mini"} 7"#,
+            r#"sfbridge_reasoning_tokens_total{model="claude"} 300"#,
+            r#"sfbridge_reasoning_tokens_total{model="unknown"} 6"#,
+        ],
+    );
+    assert!(!metrics.render().contains("not-configured"));
 }
 
 #[test]

@@ -54,6 +54,7 @@ fn answer() -> impl Strategy<Value = StreamedAnswer> {
             output_tokens,
             total_tokens,
             cached_tokens: None,
+            cache_write_tokens: None,
             reasoning_tokens: None,
         },
     ));
