@@ -12,6 +12,7 @@
 // once per request or stream; boxing it would cost an allocation to save a few bytes of moves.
 #![allow(clippy::result_large_err)]
 
+pub mod anthropic;
 pub mod config;
 pub mod core;
 pub mod endpoint;

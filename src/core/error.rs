@@ -84,6 +84,15 @@ pub enum TranslateError {
     /// Nothing to embed.
     #[error("`input` must hold at least one string")]
     NoInput,
+    /// A field missing or refused, worded as the caller's API words it
+    /// (`max_tokens: Field required`).
+    #[error("{param}: {reason}")]
+    Invalid {
+        /// The field, as the caller's API names it (`messages.0.content.1`).
+        param: Cow<'static, str>,
+        /// What is wrong with it.
+        reason: Cow<'static, str>,
+    },
 }
 
 impl TranslateError {
@@ -107,6 +116,7 @@ impl TranslateError {
             TranslateError::Echo => "echo".into(),
             TranslateError::Setting(name) => Cow::Borrowed(name),
             TranslateError::InputTokens | TranslateError::NoInput => "input".into(),
+            TranslateError::Invalid { param, .. } => param.clone(),
         }
     }
 }

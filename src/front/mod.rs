@@ -10,10 +10,12 @@
 //! | [`chat`] | `POST /v1/chat/completions` | OpenAI Chat Completions |
 //! | [`completions`] | `POST /v1/completions` | OpenAI legacy Completions |
 //! | [`embeddings`] | `POST /v1/embeddings` | OpenAI Embeddings |
+//! | [`messages`] | `POST /v1/messages` | Anthropic Messages |
 
 pub mod chat;
 pub mod completions;
 pub mod embeddings;
+pub mod messages;
 pub mod sse;
 
 use bytes::{Bytes, BytesMut};
