@@ -37,14 +37,11 @@ for_each_mount!(
     sdk_responses_through_the_core,
     sdk_responses_midstream_failure,
     sdk_openai_on_the_bedrock_route,
-    sdk_messages_create_and_stream,
-    sdk_messages_tools_in_two_turns,
-    sdk_messages_tool_use_stream,
-    sdk_messages_cache_control_reaches_bedrock,
+    sdk_messages_text_streams_and_metadata,
+    sdk_messages_tools,
     sdk_messages_errors_have_anthropic_classes,
     sdk_messages_sdk_retries_a_429,
     sdk_messages_midstream_failure_raises,
-    sdk_messages_count_tokens_and_models,
     // async-openai.
     async_openai_chat_tools_on_native_routes,
     async_openai_responses_in_two_turns,
@@ -478,6 +475,64 @@ fn requests_in_flight(gateway: &Gateway) -> f64 {
 // The official SDKs
 // ---------------------------------------------------------------------------------------------
 
+/// Runs `items` (scenario, model) in turn in one process of `script` (an interpreter start and an
+/// SDK import cost seconds), presenting `key`: one observation per item.
+async fn runs(script: Script, gateway: &Gateway, key: &str, items: &[(&str, &str)]) -> Vec<Value> {
+    let joined: Vec<String> = items
+        .iter()
+        .map(|(scenario, model)| format!("{scenario}@{model}"))
+        .collect();
+    let seen = observe(script, gateway, key, &[&joined.join(",")]).await;
+    if items.len() == 1 {
+        return vec![seen];
+    }
+    let runs = seen["runs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("{script}: no runs: {seen}"));
+    assert_eq!(runs.len(), items.len(), "{script}: {seen}");
+    runs
+}
+
+/// [`runs`] with the key the test gateways accept, asserting that the SDK raised nothing.
+async fn answers(script: Script, gateway: &Gateway, items: &[(&str, &str)]) -> Vec<Value> {
+    let runs = runs(script, gateway, CALLER_KEY, items).await;
+    for seen in &runs {
+        assert!(seen.get("error").is_none(), "{script} raised: {seen}");
+    }
+    runs
+}
+
+/// The strings of a JSON array.
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// Arguments or input that must be the mock's `{"echo": USER}`, as JSON text.
+fn assert_echo_arguments(arguments: &Value, seen: &Value) {
+    let parsed: Value = serde_json::from_str(arguments.as_str().unwrap_or("null"))
+        .unwrap_or_else(|_| panic!("the arguments are JSON text: {seen}"));
+    assert_eq!(parsed, echo_arguments(), "{seen}");
+}
+
+/// The id the upstream gives a tool call: `call_<n>` on Responses, `toolu_<n>` on Bedrock.
+fn assert_call_id(id: &Value, model: &str, seen: &Value) {
+    let prefix = if model == CLAUDE_NATIVE_MODEL {
+        "toolu_"
+    } else {
+        "call_"
+    };
+    assert!(
+        id.as_str().is_some_and(|id| id.starts_with(prefix)),
+        "{model}: {seen}"
+    );
+}
+
 async fn sdk_chat_tools_in_two_turns(mount: Mount) {
     let gateway = start(mount).await;
     gateway.upstream().reset();
@@ -494,9 +549,7 @@ async fn sdk_chat_tools_in_two_turns(mount: Mount) {
     assert_eq!(call["id"], "call_1", "{seen}");
     assert_eq!(call["type"], "function", "{seen}");
     assert_eq!(call["name"], "get_weather", "{seen}");
-    let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("null"))
-        .unwrap_or_else(|_| panic!("arguments are JSON text: {seen}"));
-    assert_eq!(arguments, echo_arguments(), "{seen}");
+    assert_echo_arguments(&call["arguments"], &seen);
     let second = &seen["second"];
     assert_eq!(second["finish_reason"], "stop", "{seen}");
     assert_eq!(second["text"], tool_said("call_1"), "{seen}");
@@ -510,15 +563,14 @@ async fn sdk_chat_tools_in_two_turns(mount: Mount) {
         .filter_map(|item| item["type"].as_str())
         .collect();
     assert!(kinds.contains(&"function_call"), "{body}");
-    assert!(kinds.contains(&"function_call_output"), "{body}");
     let output = items
         .iter()
         .find(|item| item["type"] == "function_call_output")
-        .expect("a function_call_output");
+        .unwrap_or_else(|| panic!("a function_call_output: {body}"));
     assert_eq!(output["call_id"], "call_1", "{body}");
     assert_eq!(output["output"], TOOL_OUTPUT, "{body}");
-    assert!(
-        body["tools"][0]["name"] == "get_weather",
+    assert_eq!(
+        body["tools"][0]["name"], "get_weather",
         "tools flattened for /responses: {body}"
     );
     assert_eq!(gateway.counters().responses_requests, 2);
@@ -527,27 +579,21 @@ async fn sdk_chat_tools_in_two_turns(mount: Mount) {
 
 async fn sdk_chat_tool_call_stream(mount: Mount) {
     let gateway = start(mount).await;
-    for model in [GPT_NATIVE_MODEL, CLAUDE_NATIVE_MODEL] {
-        gateway.upstream().reset();
-        let seen = answer(NATIVE_PY, &gateway, &["chat_tools_stream", model]).await;
+    let models = [GPT_NATIVE_MODEL, CLAUDE_NATIVE_MODEL];
+    let items = models.map(|model| ("chat_tools_stream", model));
+    let observed = answers(NATIVE_PY, &gateway, &items).await;
+    for (model, seen) in models.into_iter().zip(&observed) {
         assert_eq!(seen["models"], json!([model]), "{seen}");
         assert_eq!(seen["finish_reason"], "tool_calls", "{seen}");
-        let call = &seen["tool_calls"][0];
-        let id = if model == GPT_NATIVE_MODEL {
-            "call_1"
-        } else {
-            "toolu_1"
-        };
-        assert_eq!(call["id"], id, "{seen}");
-        assert_eq!(call["name"], "get_weather", "{seen}");
-        let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("null"))
-            .unwrap_or_else(|_| panic!("assembled arguments are JSON: {seen}"));
-        assert_eq!(arguments, echo_arguments(), "{seen}");
         assert_eq!(
             seen["tool_calls"].as_array().map(Vec::len),
             Some(1),
             "{seen}"
         );
+        let call = &seen["tool_calls"][0];
+        assert_call_id(&call["id"], model, seen);
+        assert_eq!(call["name"], "get_weather", "{seen}");
+        assert_echo_arguments(&call["arguments"], seen);
         assert!(
             seen["argument_pieces"].as_u64().unwrap_or(0) >= 2,
             "the arguments arrived in pieces, as the upstream sent them: {seen}"
@@ -604,10 +650,11 @@ async fn sdk_chat_stream_arrives_incrementally(mount: Mount) {
 
 async fn sdk_chat_midstream_failure_raises(mount: Mount) {
     let gateway = start(mount).await;
-    for model in [GPT_NATIVE_MODEL, CLAUDE_NATIVE_MODEL] {
-        gateway.upstream().reset();
-        gateway.upstream().inject(Fault::StreamFailure, 1);
-        let seen = answer(NATIVE_PY, &gateway, &["chat_midstream_failure", model]).await;
+    let models = [GPT_NATIVE_MODEL, CLAUDE_NATIVE_MODEL];
+    gateway.upstream().inject(Fault::StreamFailure, 2);
+    let items = models.map(|model| ("chat_midstream_failure", model));
+    let observed = answers(NATIVE_PY, &gateway, &items).await;
+    for (model, seen) in models.into_iter().zip(&observed) {
         let raised = &seen["raised"];
         assert_eq!(raised["class"], "APIError", "{model}: {seen}");
         assert!(
@@ -641,7 +688,16 @@ fn function_call(summary: &Value) -> Value {
 async fn sdk_responses_tools_in_two_turns(mount: Mount) {
     let gateway = start(mount).await;
     gateway.upstream().reset();
-    let seen = answer(NATIVE_PY, &gateway, &["responses_create"]).await;
+    let observed = answers(
+        NATIVE_PY,
+        &gateway,
+        &[
+            ("responses_create", GPT_NATIVE_MODEL),
+            ("responses_stream", GPT_NATIVE_MODEL),
+        ],
+    )
+    .await;
+    let seen = &observed[0];
     let (first, second) = (&seen["first"], &seen["second"]);
     assert_eq!(first["object"], "response", "{seen}");
     assert_eq!(first["model"], GPT_NATIVE_MODEL, "{seen}");
@@ -649,29 +705,13 @@ async fn sdk_responses_tools_in_two_turns(mount: Mount) {
     let call = function_call(first);
     assert_eq!(call["call_id"], "call_1", "{seen}");
     assert_eq!(call["name"], "get_weather", "{seen}");
-    let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("null"))
-        .unwrap_or_else(|_| panic!("{seen}"));
-    assert_eq!(arguments, echo_arguments(), "{seen}");
+    assert_echo_arguments(&call["arguments"], seen);
     assert_eq!(second["output_text"], tool_said("call_1"), "{seen}");
     assert_eq!(second["model"], GPT_NATIVE_MODEL, "{seen}");
-    // Passed through: the caller's items, the Salesforce model.
-    let (_, body) = upstream(&gateway);
-    assert_eq!(body["model"], GPT_NATIVE_SALESFORCE_MODEL, "{body}");
-    assert_eq!(body["input"][2]["type"], "function_call_output", "{body}");
-    assert_eq!(body["tools"][0]["name"], "get_weather", "{body}");
 
-    gateway.upstream().reset();
-    let seen = answer(NATIVE_PY, &gateway, &["responses_stream"]).await;
+    let seen = &observed[1];
     let (first, second) = (&seen["first"], &seen["second"]);
-    let types = |turn: &Value| -> Vec<String> {
-        turn["types"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|kind| kind.as_str().map(str::to_owned))
-            .collect()
-    };
-    let first_types = types(first);
+    let first_types = strings(&first["types"]);
     for kind in [
         "response.created",
         "response.output_item.added",
@@ -680,60 +720,60 @@ async fn sdk_responses_tools_in_two_turns(mount: Mount) {
         "response.output_item.done",
         "response.completed",
     ] {
-        assert!(
-            first_types.iter().any(|seen| seen == kind),
-            "{kind}: {seen}"
-        );
+        assert!(first_types.contains(&kind), "{kind}: {seen}");
     }
-    assert_eq!(
-        first_types.last().map(String::as_str),
-        Some("response.completed"),
-        "{seen}"
-    );
+    assert_eq!(first_types.last(), Some(&"response.completed"), "{seen}");
     let call = function_call(&first["final"]);
-    assert_eq!(call["call_id"], "call_1", "{seen}");
+    assert_eq!(call["call_id"], "call_2", "{seen}");
     assert_eq!(first["final"]["model"], GPT_NATIVE_MODEL, "{seen}");
-    let second_types = types(second);
-    assert!(
-        second_types
-            .iter()
-            .filter(|kind| *kind == "response.output_text.delta")
-            .count()
-            >= 4,
-        "one delta per word: {seen}"
-    );
-    assert_eq!(second["deltas"], tool_said("call_1"), "{seen}");
+    let deltas = strings(&second["types"])
+        .into_iter()
+        .filter(|kind| *kind == "response.output_text.delta")
+        .count();
+    assert!(deltas >= 4, "one delta per word: {seen}");
+    assert_eq!(second["deltas"], tool_said("call_2"), "{seen}");
     assert_eq!(
         second["final"]["output_text"],
-        tool_said("call_1"),
+        tool_said("call_2"),
         "{seen}"
     );
-    assert_eq!(gateway.counters().responses_requests, 2);
+    // Passed through: the caller's items, the Salesforce model.
+    let (_, body) = upstream(&gateway);
+    assert_eq!(body["model"], GPT_NATIVE_SALESFORCE_MODEL, "{body}");
+    assert_eq!(body["stream"], true, "{body}");
+    assert_eq!(body["input"][2]["type"], "function_call_output", "{body}");
+    assert_eq!(body["input"][2]["call_id"], "call_2", "{body}");
+    assert_eq!(body["tools"][0]["name"], "get_weather", "{body}");
+    assert_eq!(gateway.counters().responses_requests, 4);
     gateway.stop().await;
 }
 
 async fn sdk_responses_through_the_core(mount: Mount) {
     let gateway = start(mount).await;
-    for model in [CHAT_MODEL, CLAUDE_NATIVE_MODEL] {
-        let seen = answer(NATIVE_PY, &gateway, &["responses_text", model]).await;
+    let models = [CHAT_MODEL, CLAUDE_NATIVE_MODEL];
+    let items = [
+        ("responses_text", CHAT_MODEL),
+        ("responses_text_stream", CHAT_MODEL),
+        ("responses_text", CLAUDE_NATIVE_MODEL),
+        ("responses_text_stream", CLAUDE_NATIVE_MODEL),
+    ];
+    let observed = answers(NATIVE_PY, &gateway, &items).await;
+    for (model, pair) in models.into_iter().zip(observed.chunks(2)) {
+        let seen = &pair[0];
         assert_eq!(seen["object"], "response", "{model}: {seen}");
         assert_eq!(seen["model"], model, "{model}: {seen}");
         assert_eq!(seen["status"], "completed", "{model}: {seen}");
         assert_eq!(seen["output_text"], echo(USER), "{model}: {seen}");
-        let seen = answer(NATIVE_PY, &gateway, &["responses_text_stream", model]).await;
+        let seen = &pair[1];
         assert_eq!(seen["deltas"], echo(USER), "{model}: {seen}");
         assert_eq!(seen["final"]["output_text"], echo(USER), "{model}: {seen}");
-        let types: Vec<&str> = seen["types"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        assert_eq!(seen["final"]["model"], model, "{model}: {seen}");
+        let types = strings(&seen["types"]);
         assert_eq!(types.first(), Some(&"response.created"), "{model}: {seen}");
         assert_eq!(types.last(), Some(&"response.completed"), "{model}: {seen}");
     }
-    // Only the einstein route's documented surface was called for it.
-    assert!(gateway.counters().chat_requests >= 2);
+    let counters = gateway.counters();
+    assert_eq!((counters.chat_requests, counters.bedrock_requests), (2, 2));
     gateway.stop().await;
 }
 
@@ -741,12 +781,7 @@ async fn sdk_responses_midstream_failure(mount: Mount) {
     let gateway = start(mount).await;
     gateway.upstream().inject(Fault::StreamFailure, 1);
     let seen = answer(NATIVE_PY, &gateway, &["responses_midstream_failure"]).await;
-    let types: Vec<&str> = seen["types"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let types = strings(&seen["types"]);
     let failed = seen["raised"].is_object()
         || types.contains(&"error")
         || types.contains(&"response.failed");
@@ -788,20 +823,12 @@ async fn sdk_openai_on_the_bedrock_route(mount: Mount) {
     let call = &tools["first"]["tool_calls"][0];
     assert_eq!(call["id"], "toolu_1", "{seen}");
     assert_eq!(call["name"], "get_weather", "{seen}");
-    let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap_or("null"))
-        .unwrap_or_else(|_| panic!("{seen}"));
-    assert_eq!(arguments, echo_arguments(), "{seen}");
+    assert_echo_arguments(&call["arguments"], &seen);
     assert_eq!(tools["second"]["text"], tool_said("toolu_1"), "{seen}");
     let streamed = &seen["tools_stream"];
     assert_eq!(streamed["finish_reason"], "tool_calls", "{seen}");
     assert_eq!(streamed["tool_calls"][0]["id"], "toolu_2", "{seen}");
-    let arguments: Value = serde_json::from_str(
-        streamed["tool_calls"][0]["arguments"]
-            .as_str()
-            .unwrap_or("null"),
-    )
-    .unwrap_or_else(|_| panic!("{seen}"));
-    assert_eq!(arguments, echo_arguments(), "{seen}");
+    assert_echo_arguments(&streamed["tool_calls"][0]["arguments"], &seen);
     // The last call was an event-stream call with Bedrock's body: no model, no stream flag.
     let (path, body) = upstream(&gateway);
     assert!(
@@ -846,14 +873,28 @@ fn assert_message(script: Script, seen: &Value, model: &str) {
     );
 }
 
-async fn sdk_messages_create_and_stream(mount: Mount) {
+/// Messages to each kind of route: passed through to Bedrock, through the core elsewhere.
+const MESSAGES_MODELS: [&str; 3] = [CLAUDE_NATIVE_MODEL, GPT_NATIVE_MODEL, CHAT_MODEL];
+
+async fn sdk_messages_text_streams_and_metadata(mount: Mount) {
     let gateway = start(mount).await;
     for script in [NATIVE_PY, ANTHROPIC_NODE] {
-        // Passed through to Bedrock, and through the core on the other surfaces.
-        for model in [CLAUDE_NATIVE_MODEL, GPT_NATIVE_MODEL, CHAT_MODEL] {
-            let seen = answer(script, &gateway, &["messages_create", model]).await;
-            assert_message(script, &seen, model);
-            let seen = answer(script, &gateway, &["messages_stream", model]).await;
+        let mut items: Vec<(&str, &str)> = MESSAGES_MODELS
+            .iter()
+            .flat_map(|model| [("messages_create", *model), ("messages_stream", *model)])
+            .collect();
+        if script == NATIVE_PY {
+            items.extend([
+                ("messages_create_bearer", CLAUDE_NATIVE_MODEL),
+                ("count_tokens", CLAUDE_NATIVE_MODEL),
+                ("count_tokens", GPT_NATIVE_MODEL),
+                ("models_list", CLAUDE_NATIVE_MODEL),
+            ]);
+        }
+        let observed = answers(script, &gateway, &items).await;
+        for (model, pair) in MESSAGES_MODELS.into_iter().zip(observed.chunks(2)) {
+            assert_message(script, &pair[0], model);
+            let seen = &pair[1];
             assert_eq!(seen["text"], echo(USER), "{script} {model}: {seen}");
             assert_message(script, &seen["final"], model);
             if model != CHAT_MODEL {
@@ -863,18 +904,39 @@ async fn sdk_messages_create_and_stream(mount: Mount) {
                 );
             }
         }
+        if script == NATIVE_PY {
+            let rest = &observed[MESSAGES_MODELS.len() * 2..];
+            assert_message(script, &rest[0], CLAUDE_NATIVE_MODEL);
+            for seen in &rest[1..3] {
+                assert!(seen["input_tokens"].as_u64().unwrap_or(0) > 0, "{seen}");
+            }
+            assert_eq!(rest[3]["ids"], json!(ROUTED_MODELS), "{}", rest[3]);
+            assert_eq!(rest[3]["types"], json!(["model"]), "{}", rest[3]);
+        }
     }
-    let seen = answer(NATIVE_PY, &gateway, &["messages_create_bearer"]).await;
-    assert_message(NATIVE_PY, &seen, CLAUDE_NATIVE_MODEL);
     gateway.stop().await;
 }
 
-async fn sdk_messages_tools_in_two_turns(mount: Mount) {
+async fn sdk_messages_tools(mount: Mount) {
     let gateway = start(mount).await;
+    // Claude last, so that the last upstream call is its second turn.
+    let models = [GPT_NATIVE_MODEL, CLAUDE_NATIVE_MODEL];
     for script in [NATIVE_PY, ANTHROPIC_NODE] {
-        for model in [CLAUDE_NATIVE_MODEL, GPT_NATIVE_MODEL] {
-            gateway.upstream().reset();
-            let seen = answer(script, &gateway, &["messages_tools_two_turns", model]).await;
+        let mut items: Vec<(&str, &str)> = Vec::new();
+        if script == NATIVE_PY {
+            items.extend(models.map(|model| ("messages_tools_stream", model)));
+        }
+        items.extend(models.map(|model| ("messages_tools_two_turns", model)));
+        if script == NATIVE_PY {
+            items.push(("messages_cache_control", CLAUDE_NATIVE_MODEL));
+        }
+        let observed = answers(script, &gateway, &items).await;
+        let two_turns = if script == NATIVE_PY {
+            &observed[2..4]
+        } else {
+            &observed[..2]
+        };
+        for (model, seen) in models.into_iter().zip(two_turns) {
             let first = &seen["first"];
             assert_eq!(first["stop_reason"], "tool_use", "{script} {model}: {seen}");
             assert_eq!(first["model"], model, "{script} {model}: {seen}");
@@ -885,12 +947,7 @@ async fn sdk_messages_tools_in_two_turns(mount: Mount) {
                 .find(|block| block["type"] == "tool_use")
                 .cloned()
                 .unwrap_or(Value::Null);
-            let id = tool_use["id"].as_str().unwrap_or_default().to_owned();
-            if model == CLAUDE_NATIVE_MODEL {
-                assert_eq!(id, "toolu_1", "{script}: {seen}");
-            } else {
-                assert!(!id.is_empty(), "{script} {model}: {seen}");
-            }
+            assert_call_id(&tool_use["id"], model, seen);
             assert_eq!(tool_use["name"], "get_weather", "{script} {model}: {seen}");
             assert_eq!(
                 tool_use["input"],
@@ -903,160 +960,138 @@ async fn sdk_messages_tools_in_two_turns(mount: Mount) {
                 "{script} {model}: {seen}"
             );
             // The id went out and came back: the upstream answers with the id it was given.
+            let id = tool_use["id"].as_str().unwrap_or_default();
             assert_eq!(
                 second["content"][0]["text"],
-                tool_said(&id),
+                tool_said(id),
                 "{script} {model}: {seen}"
             );
-            if model == CLAUDE_NATIVE_MODEL {
+            if model == CLAUDE_NATIVE_MODEL && script == ANTHROPIC_NODE {
                 let (_, body) = upstream(&gateway);
                 let result = &body["messages"][2]["content"][0];
                 assert_eq!(result["type"], "tool_result", "{body}");
                 assert_eq!(result["tool_use_id"], id, "{body}");
             }
         }
+        if script == NATIVE_PY {
+            for (model, seen) in models.into_iter().zip(&observed[..2]) {
+                let message = &seen["final"];
+                assert_eq!(message["stop_reason"], "tool_use", "{model}: {seen}");
+                assert_eq!(message["model"], model, "{model}: {seen}");
+                let tool_use = &message["content"][0];
+                assert_eq!(tool_use["type"], "tool_use", "{model}: {seen}");
+                assert_eq!(tool_use["name"], "get_weather", "{model}: {seen}");
+                assert_eq!(tool_use["input"], echo_arguments(), "{model}: {seen}");
+                assert!(
+                    seen["json_pieces"].as_u64().unwrap_or(0) >= 2,
+                    "{model}: the input arrived in pieces: {seen}"
+                );
+                let types = strings(&seen["types"]);
+                assert_eq!(types.first(), Some(&"message_start"), "{model}: {seen}");
+                assert_eq!(types.last(), Some(&"message_stop"), "{model}: {seen}");
+            }
+            let cached = &observed[4];
+            assert_eq!(cached["usage"]["cache_read_input_tokens"], 256, "{cached}");
+            let (_, body) = upstream(&gateway);
+            assert_eq!(
+                body["system"],
+                json!([{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}]),
+                "the system blocks reached Bedrock as sent: {body}"
+            );
+        }
     }
     gateway.stop().await;
 }
 
-async fn sdk_messages_tool_use_stream(mount: Mount) {
-    let gateway = start(mount).await;
-    for model in [CLAUDE_NATIVE_MODEL, GPT_NATIVE_MODEL] {
-        let seen = answer(NATIVE_PY, &gateway, &["messages_tools_stream", model]).await;
-        let final_message = &seen["final"];
-        assert_eq!(final_message["stop_reason"], "tool_use", "{model}: {seen}");
-        assert_eq!(final_message["model"], model, "{model}: {seen}");
-        let tool_use = &final_message["content"][0];
-        assert_eq!(tool_use["type"], "tool_use", "{model}: {seen}");
-        assert_eq!(tool_use["name"], "get_weather", "{model}: {seen}");
-        assert_eq!(tool_use["input"], echo_arguments(), "{model}: {seen}");
-        assert!(
-            seen["json_pieces"].as_u64().unwrap_or(0) >= 2,
-            "{model}: the input arrived in pieces: {seen}"
-        );
-        let types: Vec<&str> = seen["types"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        assert_eq!(types.first(), Some(&"message_start"), "{model}: {seen}");
-        assert_eq!(types.last(), Some(&"message_stop"), "{model}: {seen}");
-    }
-    gateway.stop().await;
-}
-
-async fn sdk_messages_cache_control_reaches_bedrock(mount: Mount) {
-    let gateway = start(mount).await;
-    let seen = answer(NATIVE_PY, &gateway, &["messages_cache_control"]).await;
-    assert_eq!(seen["usage"]["cache_read_input_tokens"], 256, "{seen}");
-    let (_, body) = upstream(&gateway);
-    assert_eq!(
-        body["system"],
-        json!([{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}]),
-        "the system blocks reached Bedrock as sent: {body}"
+/// What the Anthropic SDK raised: its class (with its bases) and Anthropic's error type.
+fn assert_raised(case: &str, seen: &Value, class: &str, kinds: &[&str]) {
+    let raised = &seen["raised"];
+    assert!(
+        strings(&raised["bases"]).contains(&class),
+        "{case}: expected {class}: {seen}"
     );
-    gateway.stop().await;
+    assert!(
+        kinds.contains(&raised["type"].as_str().unwrap_or_default()),
+        "{case}: expected the type {kinds:?}: {seen}"
+    );
+    assert_eq!(
+        seen["body"]["type"], "error",
+        "{case}: Anthropic's envelope: {seen}"
+    );
 }
 
 async fn sdk_messages_errors_have_anthropic_classes(mount: Mount) {
     let gateway = start(mount).await;
-    let attempts = 3; // the test gateways' retry.max_attempts
-                      // (what causes it, the SDK class, Anthropic's error type)
-    let cases: [(&str, Option<u16>, &str, &str, &str); 7] = [
-        (
-            "unauthorized",
-            None,
-            "messages_error",
-            "AuthenticationError",
-            "authentication_error",
-        ),
-        (
-            "unknown model",
-            None,
-            "messages_error",
-            "NotFoundError",
-            "not_found_error",
-        ),
-        (
-            "bad role",
-            None,
-            "messages_bad_request",
+    let seen = observe(
+        NATIVE_PY,
+        &gateway,
+        "sk-wrong",
+        &["messages_error", CLAUDE_NATIVE_MODEL],
+    )
+    .await;
+    assert_raised(
+        "a wrong key",
+        &seen,
+        "AuthenticationError",
+        &["authentication_error"],
+    );
+    let observed = answers(
+        NATIVE_PY,
+        &gateway,
+        &[
+            ("messages_error", "claude-nope"),
+            ("messages_bad_request", CLAUDE_NATIVE_MODEL),
+            ("messages_bad_request", GPT_NATIVE_MODEL),
+        ],
+    )
+    .await;
+    assert_raised(
+        "an unknown model",
+        &observed[0],
+        "NotFoundError",
+        &["not_found_error"],
+    );
+    for seen in &observed[1..] {
+        assert_raised(
+            "a role that does not exist",
+            seen,
             "BadRequestError",
-            "invalid_request_error",
-        ),
-        (
-            "429",
-            Some(429),
-            "messages_error",
-            "RateLimitError",
-            "rate_limit_error",
-        ),
-        (
-            "500",
-            Some(500),
-            "messages_error",
-            "InternalServerError",
-            "api_error",
-        ),
-        (
-            "503",
-            Some(503),
-            "messages_error",
-            "InternalServerError",
-            "overloaded_error",
-        ),
-        (
-            "529",
-            Some(529),
-            "messages_error",
-            "InternalServerError",
-            "overloaded_error",
-        ),
-    ];
-    for (case, status, scenario, class, kind) in cases {
-        gateway.upstream().reset();
-        if let Some(status) = status {
-            gateway.upstream().inject(
-                Fault::Status {
-                    status,
-                    retry_after_secs: None,
-                },
-                attempts,
-            );
-        }
-        let key = if case == "unauthorized" {
-            "sk-wrong"
-        } else {
-            CALLER_KEY
-        };
-        let model = if case == "unknown model" {
-            "claude-nope"
-        } else {
-            CLAUDE_NATIVE_MODEL
-        };
-        let seen = observe(NATIVE_PY, &gateway, key, &[scenario, model]).await;
-        let raised = &seen["raised"];
-        let bases: Vec<&str> = raised["bases"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        assert!(bases.contains(&class), "{case}: expected {class}: {seen}");
-        let seen_kind = raised["type"].as_str().unwrap_or_default();
-        let kinds_ok = if kind == "overloaded_error" {
-            ["overloaded_error", "api_error"].contains(&seen_kind)
-        } else {
-            seen_kind == kind
-        };
-        assert!(kinds_ok, "{case}: expected type {kind}: {seen}");
-        assert_eq!(
-            seen["body"]["type"], "error",
-            "{case}: Anthropic's envelope: {seen}"
+            &["invalid_request_error"],
         );
-        gateway.upstream().clear_faults();
     }
+    // Statuses from Salesforce, each on every attempt of the bridge (3 in the test gateways)
+    // until the last, which is there for good.
+    gateway.upstream().reset();
+    for status in [429, 500, 503] {
+        let fault = Fault::Status {
+            status,
+            retry_after_secs: None,
+        };
+        gateway.upstream().inject(fault, 3);
+    }
+    let fault = Fault::Status {
+        status: 529,
+        retry_after_secs: None,
+    };
+    gateway.upstream().inject(fault, u32::MAX);
+    let observed = answers(
+        NATIVE_PY,
+        &gateway,
+        &[
+            ("messages_error", CLAUDE_NATIVE_MODEL),
+            ("messages_error", CLAUDE_NATIVE_MODEL),
+            ("messages_error", CLAUDE_NATIVE_MODEL),
+            ("messages_error", CLAUDE_NATIVE_MODEL),
+        ],
+    )
+    .await;
+    gateway.upstream().clear_faults();
+    assert_raised("429", &observed[0], "RateLimitError", &["rate_limit_error"]);
+    assert_raised("500", &observed[1], "InternalServerError", &["api_error"]);
+    let overloaded = ["overloaded_error", "api_error"];
+    assert_raised("503", &observed[2], "InternalServerError", &overloaded);
+    assert_raised("529", &observed[3], "InternalServerError", &overloaded);
+    assert!(gateway.counters().bedrock_requests >= 10);
     gateway.stop().await;
 }
 
@@ -1081,18 +1116,15 @@ async fn sdk_messages_sdk_retries_a_429(mount: Mount) {
 
 async fn sdk_messages_midstream_failure_raises(mount: Mount) {
     let gateway = start(mount).await;
-    for model in [CLAUDE_NATIVE_MODEL, GPT_NATIVE_MODEL] {
-        gateway.upstream().reset();
-        gateway.upstream().inject(Fault::StreamFailure, 1);
-        let seen = answer(NATIVE_PY, &gateway, &["messages_midstream_failure", model]).await;
-        let raised = &seen["raised"];
-        let bases: Vec<&str> = raised["bases"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        assert!(bases.contains(&"APIStatusError"), "{model}: {seen}");
+    let models = [CLAUDE_NATIVE_MODEL, GPT_NATIVE_MODEL];
+    gateway.upstream().inject(Fault::StreamFailure, 2);
+    let items = models.map(|model| ("messages_midstream_failure", model));
+    let observed = answers(NATIVE_PY, &gateway, &items).await;
+    for (model, seen) in models.into_iter().zip(&observed) {
+        assert!(
+            strings(&seen["raised"]["bases"]).contains(&"APIStatusError"),
+            "{model}: {seen}"
+        );
         assert_eq!(seen["body"]["type"], "error", "{model}: {seen}");
         assert!(seen["body"]["error"]["type"].is_string(), "{model}: {seen}");
         assert!(
@@ -1104,16 +1136,6 @@ async fn sdk_messages_midstream_failure_raises(mount: Mount) {
         assert_ne!(seen["text"], echo(TIMING_TEXT), "{model}: {seen}");
         assert_pair_serves(&gateway, Front::Messages, model).await;
     }
-    gateway.stop().await;
-}
-
-async fn sdk_messages_count_tokens_and_models(mount: Mount) {
-    let gateway = start(mount).await;
-    let seen = answer(NATIVE_PY, &gateway, &["count_tokens"]).await;
-    assert!(seen["input_tokens"].as_u64().unwrap_or(0) > 0, "{seen}");
-    let seen = answer(NATIVE_PY, &gateway, &["models_list"]).await;
-    assert_eq!(seen["ids"], json!(ROUTED_MODELS), "{seen}");
-    assert_eq!(seen["types"], json!(["model"]), "{seen}");
     gateway.stop().await;
 }
 

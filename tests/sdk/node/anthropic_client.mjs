@@ -2,10 +2,12 @@
 // line with what the SDK observed. It asserts nothing: tests/native.rs does.
 //
 //     node anthropic_client.mjs BASE_URL API_KEY SCENARIO [MODEL]
+//     node anthropic_client.mjs BASE_URL API_KEY SCENARIO@MODEL,SCENARIO@MODEL,...
 //
 // BASE_URL is the bridge's `http://host:port/v1`; the SDK is given the part before `/v1` (it adds
 // `/v1/messages` itself). MODEL defaults to `claude-sonnet-4-6`, a `bedrock` route. The scenarios
-// are those of ../python/native_client.py with the same names and messages:
+// are those of ../python/native_client.py with the same names and messages; the second form runs
+// several in turn and prints {"sdk", "sdk_version", "runs": [one observation per scenario]}:
 //
 //     messages_create           messages.create, a system and a user message
 //     messages_stream           messages.stream: the text events, then finalMessage()
@@ -95,29 +97,45 @@ const SCENARIOS = {
   messages_tools_two_turns: messagesToolsTwoTurns,
 };
 
-const [baseURL, apiKey, scenario, modelArg] = process.argv.slice(2);
-if (process.argv.length < 5 || process.argv.length > 6 || !(scenario in SCENARIOS)) {
+async function runOne(client, scenario, model) {
+  const seen = { scenario, requested_model: model };
+  try {
+    Object.assign(seen, await SCENARIOS[scenario](client, model));
+  } catch (error) {
+    if (!(error instanceof Anthropic.APIError)) throw error;
+    Object.assign(seen, {
+      error: error.constructor.name,
+      status: error.status ?? null,
+      type: error.error?.error?.type ?? null,
+    });
+  }
+  return seen;
+}
+
+const [baseURL, apiKey, items, modelArg] = process.argv.slice(2);
+const runs = (items ?? '').split(',').map((item) => {
+  const [scenario, model] = item.split('@');
+  return { scenario, model: model || modelArg || 'claude-sonnet-4-6' };
+});
+if (
+  process.argv.length < 5 ||
+  process.argv.length > 6 ||
+  !runs.every(({ scenario }) => scenario in SCENARIOS)
+) {
   console.error(
-    `usage: node anthropic_client.mjs BASE_URL API_KEY {${Object.keys(SCENARIOS).join('|')}} [MODEL]`,
+    `usage: node anthropic_client.mjs BASE_URL API_KEY {${Object.keys(SCENARIOS).join('|')}}[@MODEL][,...] [MODEL]`,
   );
   process.exit(2);
 }
-const model = modelArg ?? 'claude-sonnet-4-6';
 const client = new Anthropic({
   baseURL: baseURL.replace(/\/v1$/, ''),
   apiKey,
   maxRetries: 0,
   timeout: 20_000,
 });
-const seen = { sdk: '@anthropic-ai/sdk', sdk_version: VERSION, scenario, requested_model: model };
-try {
-  Object.assign(seen, await SCENARIOS[scenario](client, model));
-} catch (error) {
-  if (!(error instanceof Anthropic.APIError)) throw error;
-  Object.assign(seen, {
-    error: error.constructor.name,
-    status: error.status ?? null,
-    type: error.error?.error?.type ?? null,
-  });
-}
+const seen = { sdk: '@anthropic-ai/sdk', sdk_version: VERSION };
+const observed = [];
+for (const { scenario, model } of runs) observed.push(await runOne(client, scenario, model));
+if (items.includes(',')) seen.runs = observed;
+else Object.assign(seen, observed[0]);
 console.log(JSON.stringify(seen));

@@ -3,10 +3,13 @@ Python SDK and prints ONE JSON line with what the SDK observed. It asserts nothi
 does.
 
     python native_client.py BASE_URL API_KEY SCENARIO [MODEL]
+    python native_client.py BASE_URL API_KEY SCENARIO@MODEL,SCENARIO@MODEL,...
 
 BASE_URL is the bridge's `http://host:port/v1` (the Anthropic SDK is given the part before `/v1`:
 it adds `/v1/messages` itself). MODEL overrides the scenario's model: `gpt-5` (a `responses` route)
-for the OpenAI scenarios, `claude-sonnet-4-6` (a `bedrock` route) for the Anthropic ones.
+for the OpenAI scenarios, `claude-sonnet-4-6` (a `bedrock` route) for the Anthropic ones. The second
+form runs several scenarios of one SDK in turn (an interpreter start and an SDK import cost seconds)
+and prints {"sdk", "sdk_version", "runs": [one observation per scenario, in order]}.
 
 The mock Salesforce answers `Echo: <last user text>`; offered function tools, it calls the first
 with `{"echo": "<last user text>"}`; given a tool's result last, it answers
@@ -48,12 +51,14 @@ An SDK exception that a scenario does not expect is observed as {"error": class 
 "type"}. SDK retries are off (max_retries=0) except in messages_retry_429.
 """
 
+import importlib
 import json
 import sys
 import time
 
-import anthropic
-import openai
+# Imported on demand (each takes seconds to import): only the SDK that the scenarios drive.
+openai = None
+anthropic = None
 
 SYSTEM = "Be terse."
 USER = "What is the weather in Paris?"
@@ -544,13 +549,10 @@ def passed_through(scenario, model):
     return PASSED_THROUGH.get(api) == model
 
 
-def main():
-    names = [*OPENAI_SCENARIOS, *ANTHROPIC_SCENARIOS]
-    if len(sys.argv) not in (4, 5) or sys.argv[3] not in names:
-        sys.exit(f"usage: {sys.argv[0]} BASE_URL API_KEY {{{'|'.join(names)}}} [MODEL]")
-    base_url, api_key, scenario = sys.argv[1:4]
+def run_one(base_url, api_key, scenario, model):
+    """One scenario's observation."""
     if scenario in OPENAI_SCENARIOS:
-        model = sys.argv[4] if len(sys.argv) == 5 else DEFAULT_MODELS.get(scenario, GPT_MODEL)
+        model = model or DEFAULT_MODELS.get(scenario, GPT_MODEL)
         client = openai.OpenAI(
             base_url=base_url,
             api_key=api_key,
@@ -559,10 +561,9 @@ def main():
             _strict_response_validation=not passed_through(scenario, model),
         )
         run = OPENAI_SCENARIOS[scenario]
-        seen = {"sdk": "openai", "sdk_version": openai.__version__}
         sdk_error = openai.APIError
     else:
-        model = sys.argv[4] if len(sys.argv) == 5 else CLAUDE_MODEL
+        model = model or CLAUDE_MODEL
         root = base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
         key = (
             {"auth_token": api_key, "api_key": None}
@@ -577,15 +578,45 @@ def main():
             **key,
         )
         run = ANTHROPIC_SCENARIOS[scenario]
-        seen = {"sdk": "anthropic", "sdk_version": anthropic.__version__}
         sdk_error = anthropic.APIError
-    seen.update({"scenario": scenario, "requested_model": model})
+    seen = {"scenario": scenario, "requested_model": model}
     try:
         seen.update(run(client, model))
     except sdk_error as error:
         seen["error"] = type(error).__name__
         seen["status"] = getattr(error, "status_code", None)
         seen["type"] = getattr(error, "type", None)
+    return seen
+
+
+def main():
+    global openai, anthropic
+    names = [*OPENAI_SCENARIOS, *ANTHROPIC_SCENARIOS]
+    usage = f"usage: {sys.argv[0]} BASE_URL API_KEY {{{'|'.join(names)}}}[@MODEL][,...] [MODEL]"
+    if len(sys.argv) not in (4, 5):
+        sys.exit(usage)
+    base_url, api_key, items = sys.argv[1:4]
+    runs = []
+    for item in items.split(","):
+        scenario, _, model = item.partition("@")
+        if scenario not in names:
+            sys.exit(usage)
+        runs.append((scenario, model or (sys.argv[4] if len(sys.argv) == 5 else None)))
+    families = {"openai" if scenario in OPENAI_SCENARIOS else "anthropic" for scenario, _ in runs}
+    if len(families) != 1:
+        sys.exit("one SDK per run: the scenarios mix the OpenAI and the Anthropic SDKs")
+    (family,) = families
+    sdk = importlib.import_module(family)
+    if family == "openai":
+        openai = sdk
+    else:
+        anthropic = sdk
+    seen = {"sdk": family, "sdk_version": sdk.__version__}
+    observed = [run_one(base_url, api_key, scenario, model) for scenario, model in runs]
+    if "," in items:
+        seen["runs"] = observed
+    else:
+        seen.update(observed[0])
     print(json.dumps(seen), flush=True)
 
 
