@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the bridge's own work, on realistic bodies: request translation (1 KB and
 //! 100 KB prompts), the extractor plus normalisation (2 KB and 50 KB answers), event-stream
-//! encoding, and one whole request through the Tower service over an in-memory upstream (no
+//! encoding, AWS event-stream decoding (a Bedrock stream read in 1,500-byte pieces), and one
+//! whole request through the Tower service over an in-memory upstream (no
 //! sockets), which is everything the bridge adds to a call except the network.
 //!
 //! Run with `cargo bench --bench core` (part of `make bench`); each benchmark warms up for 1 s
@@ -20,6 +21,7 @@ use criterion::{
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use sf_models_bridge::core::{Delivery, Finish, Generation, Task};
+use sf_models_bridge::eventstream::{self, Decoder, Limits};
 use sf_models_bridge::front::sse::{SseEvents, StreamKind};
 use sf_models_bridge::front::{self, AnswerCtx};
 use sf_models_bridge::openai::ChatCompletionRequest;
@@ -170,6 +172,78 @@ fn stream_encoding(c: &mut Criterion) {
     group.finish();
 }
 
+/// A Bedrock `invoke-with-response-stream` answer as it arrives: `chunk` frames carrying a
+/// message start, a text block of 200 deltas of a few words each, and the closing events.
+fn bedrock_stream() -> Vec<u8> {
+    let mut events = vec![
+        json!({"type": "message_start", "message": {"id": "msg_bdrk_01", "type": "message",
+            "role": "assistant", "model": "claude-sonnet-4-6", "content": [], "stop_reason": null,
+            "stop_sequence": null, "usage": {"input_tokens": 412, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+    ];
+    let words: Vec<&str> = FILLER.split(' ').collect();
+    for delta in 0..200 {
+        let text = words
+            .iter()
+            .cycle()
+            .skip(delta)
+            .take(4)
+            .copied()
+            .collect::<Vec<_>>();
+        events.push(json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": format!("{} ", text.join(" "))}}));
+    }
+    events.extend([
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": 800}}),
+        json!({"type": "message_stop", "amazon-bedrock-invocationMetrics": {"inputTokenCount": 412,
+            "outputTokenCount": 800, "invocationLatency": 9120, "firstByteLatency": 410}}),
+    ]);
+    events
+        .iter()
+        .flat_map(|event| eventstream::chunk_frame(&serde_json::to_vec(event).unwrap()))
+        .collect()
+}
+
+/// A Bedrock stream → frames, and → the Anthropic events' JSON bytes (CRCs, headers, then the
+/// base64 in each payload), fed in 1,500-byte reads as from a TCP socket.
+fn eventstream_decoding(c: &mut Criterion) {
+    let mut group = quick(c, "eventstream");
+    let wire = bedrock_stream();
+    group.throughput(Throughput::Bytes(wire.len() as u64));
+    group.bench_function("frames_200_deltas", |b| {
+        b.iter(|| {
+            let mut decoder = Decoder::new(Limits::default());
+            let mut frames = 0;
+            for read in black_box(&wire).chunks(1500) {
+                decoder.push(read);
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    frames += frame.payload.len().min(1);
+                }
+            }
+            decoder.finish().unwrap();
+            frames
+        })
+    });
+    group.bench_function("events_200_deltas", |b| {
+        b.iter(|| {
+            let mut decoder = Decoder::new(Limits::default());
+            let mut bytes = 0;
+            for read in black_box(&wire).chunks(1500) {
+                decoder.push(read);
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    bytes += eventstream::chunk_bytes(&frame.payload).unwrap().len();
+                }
+            }
+            decoder.finish().unwrap();
+            bytes
+        })
+    });
+    group.finish();
+}
+
 /// A token that never expires: the token cache is hit on every request, as in production.
 struct FixedToken;
 
@@ -255,6 +329,7 @@ criterion_group!(
     request_translation,
     response_normalisation,
     stream_encoding,
+    eventstream_decoding,
     service_round_trip
 );
 criterion_main!(benches);

@@ -28,6 +28,10 @@ pub enum Endpoint {
     Completions,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/messages` (Anthropic's Messages API).
+    Messages,
+    /// `POST /v1/messages/count_tokens` (Anthropic's token counting).
+    CountTokens,
     /// `GET /v1/models`.
     Models,
     /// `GET /health`.
@@ -54,8 +58,12 @@ pub(crate) enum Access {
 pub(crate) enum Handler {
     /// A client API: parse, route, call the surface, answer in the front's format.
     Front(&'static dyn Front),
-    /// The configured models.
+    /// The configured models, in OpenAI's list shape or, for a caller that sends
+    /// `anthropic-version`, Anthropic's.
     Models,
+    /// Anthropic's token counting, which no Salesforce surface offers: a clear error, never a
+    /// made-up figure.
+    CountTokens,
     /// Liveness.
     Health,
     /// Readiness: whether a token can be had.
@@ -71,6 +79,7 @@ impl std::fmt::Debug for Handler {
         f.write_str(match self {
             Handler::Front(_) => "Front",
             Handler::Models => "Models",
+            Handler::CountTokens => "CountTokens",
             Handler::Health => "Health",
             Handler::Ready => "Ready",
             Handler::Metrics => "Metrics",
@@ -119,10 +128,12 @@ impl Row {
 
 impl Endpoint {
     /// Every endpoint, in the table's order.
-    pub const ALL: [Endpoint; 8] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
+        Endpoint::Messages,
+        Endpoint::CountTokens,
         Endpoint::Models,
         Endpoint::Health,
         Endpoint::Ready,
@@ -147,6 +158,16 @@ impl Endpoint {
                 "/v1/embeddings",
                 "embeddings",
                 Handler::Front(&front::embeddings::EmbeddingsFront),
+            ),
+            Endpoint::Messages => Row::post(
+                "/v1/messages",
+                "messages",
+                Handler::Front(&front::messages::MessagesFront),
+            ),
+            Endpoint::CountTokens => Row::post(
+                "/v1/messages/count_tokens",
+                "count_tokens",
+                Handler::CountTokens,
             ),
             Endpoint::Models => Row::get("/v1/models", "models", Handler::Models),
             Endpoint::Health => Row::get("/health", "health", Handler::Health).open(),

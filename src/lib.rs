@@ -16,6 +16,7 @@ pub mod anthropic;
 pub mod config;
 pub mod core;
 pub mod endpoint;
+pub mod eventstream;
 pub mod front;
 pub mod layer;
 pub mod metrics;

@@ -31,5 +31,5 @@ pub use request::{
     Block, Content, ImageSource, InputMessage, MessagesRequest, OutputConfig, OutputFormat, Role,
     ThinkingDef, ToolChoiceDef, ToolDef,
 };
-pub use response::{ContentBlock, Message, StopReason, Usage};
+pub use response::{ContentBlock, Message, ModelInfo, ModelList, StopReason, Usage};
 pub use stream::{Delta, DeltaUsage, MessageEnd, MessageStreamEvent};

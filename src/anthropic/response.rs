@@ -161,3 +161,58 @@ mod tests {
         );
     }
 }
+
+/// `GET /v1/models` in Anthropic's shape: every configured model, on one page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelList<'a> {
+    /// The models.
+    pub data: Vec<ModelInfo<'a>>,
+    /// Always `false`: the list is never paged.
+    pub has_more: bool,
+    /// The first model's id.
+    pub first_id: Option<&'a str>,
+    /// The last model's id.
+    pub last_id: Option<&'a str>,
+}
+
+/// One model of a [`ModelList`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelInfo<'a> {
+    /// Always `model`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The name callers use (a route's `model`).
+    pub id: &'a str,
+    /// The same name: the conf has no other.
+    pub display_name: &'a str,
+    /// Unknown to the bridge: the Unix epoch, in RFC 3339.
+    pub created_at: &'static str,
+}
+
+impl<'a> ModelList<'a> {
+    /// The list of `names`, in order.
+    ///
+    /// ```
+    /// let list = sf_models_bridge::anthropic::ModelList::new(&["claude-sonnet-4-6"]);
+    /// let json = serde_json::to_value(&list).unwrap();
+    /// assert_eq!(json["data"][0]["type"], "model");
+    /// assert_eq!(json["first_id"], "claude-sonnet-4-6");
+    /// assert_eq!(json["has_more"], false);
+    /// ```
+    pub fn new(names: &[&'a str]) -> Self {
+        Self {
+            data: names
+                .iter()
+                .map(|id| ModelInfo {
+                    kind: "model",
+                    id,
+                    display_name: id,
+                    created_at: "1970-01-01T00:00:00Z",
+                })
+                .collect(),
+            has_more: false,
+            first_id: names.first().copied(),
+            last_id: names.last().copied(),
+        }
+    }
+}

@@ -77,6 +77,8 @@ pub(crate) enum BridgeError {
     Extract(#[from] ExtractError),
     #[error("the surface answered a kind of answer this endpoint cannot render")]
     AnswerMismatch,
+    #[error("token counting is not available: no Salesforce Models API surface offers it, and the bridge does not make up figures")]
+    TokenCountingUnavailable,
     #[error("the response could not be encoded")]
     Encode(#[source] serde_json::Error),
 }
@@ -136,6 +138,12 @@ impl BridgeError {
                 StatusCode::UNAUTHORIZED,
                 Authentication,
                 Some("invalid_api_key"),
+                None,
+            ),
+            BridgeError::TokenCountingUnavailable => (
+                StatusCode::NOT_FOUND,
+                InvalidRequest,
+                Some("not_supported"),
                 None,
             ),
             BridgeError::NotFound(_) => (

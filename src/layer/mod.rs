@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     /// The configured model names, for the 404 that lists them.
     configured: String,
     models_body: Bytes,
+    /// The same list in Anthropic's shape.
+    anthropic_models_body: Bytes,
     pub(crate) tokens: TokenCache,
     pub(crate) metrics: Metrics,
     pub(crate) dispatcher: Dispatcher,
@@ -260,6 +262,11 @@ impl SalesforceLayerBuilder<'_> {
                 .map_err(|_| BuildError::Url {
                     model: names.join(", "),
                 })?;
+        let anthropic_models_body = serde_json::to_vec(&crate::anthropic::ModelList::new(&names))
+            .map(Bytes::from)
+            .map_err(|_| BuildError::Url {
+                model: names.join(", "),
+            })?;
 
         let dispatcher = Dispatcher::new(
             RetryPolicy::new(&config.retry),
@@ -273,6 +280,7 @@ impl SalesforceLayerBuilder<'_> {
                 routes,
                 configured: names.join(", "),
                 models_body,
+                anthropic_models_body,
                 tokens,
                 metrics,
                 dispatcher,

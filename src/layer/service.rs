@@ -20,6 +20,7 @@ use super::generate;
 use super::request_body;
 use super::Shared;
 use crate::endpoint::{Access, Endpoint, Handler, Row};
+use crate::front::messages::AnthropicErrors;
 use crate::front::{ErrorFormat, OpenAiErrors};
 use crate::token::Readiness;
 use crate::upstream::{RequestBody, UpstreamService};
@@ -29,6 +30,8 @@ pub(crate) const MAX_PATH_CHARS: usize = 200;
 
 /// The header carrying the request id, taken from the caller or generated, and returned.
 pub(crate) const REQUEST_ID: &str = "x-request-id";
+/// Sent by Anthropic's clients: `GET /v1/models` then answers in Anthropic's shape.
+const ANTHROPIC_VERSION: &str = "anthropic-version";
 /// Carries the Models API's own `x-request-id`, for support cases.
 const UPSTREAM_REQUEST_ID: &str = "x-salesforce-request-id";
 
@@ -189,8 +192,11 @@ where
         );
         let finisher = Finisher::new(&self.shared.metrics, endpoint, started, span);
         let shared = &self.shared;
+        let anthropic = request.headers().contains_key(ANTHROPIC_VERSION);
         let errors: &'static dyn ErrorFormat = match row.handler {
             Handler::Front(front) => front.errors(),
+            Handler::CountTokens => &AnthropicErrors,
+            Handler::Models if anthropic => &AnthropicErrors,
             Handler::Models
             | Handler::Health
             | Handler::Ready
@@ -238,9 +244,18 @@ where
                 ResponseFuture::ready(finished(finisher, response))
             }
             Handler::Models => {
-                let response =
-                    json_response(StatusCode::OK, shared.models_body.clone(), &request_id);
+                let body = if anthropic {
+                    shared.anthropic_models_body.clone()
+                } else {
+                    shared.models_body.clone()
+                };
+                let response = json_response(StatusCode::OK, body, &request_id);
                 ResponseFuture::ready(finished(finisher, response))
+            }
+            Handler::CountTokens => {
+                let error = BridgeError::TokenCountingUnavailable;
+                let response = error_response(finisher, error, &request_id, errors);
+                ResponseFuture::ready(unread(request, response))
             }
             Handler::Metrics => {
                 let mut response = plain_response(

@@ -21,15 +21,9 @@ use super::{parse_json, AnswerCtx, ErrorFormat, EventSource, Front, RenderEvents
 use crate::anthropic::ErrorBody;
 use crate::core::{Answer, Failure, Request};
 use crate::layer::BridgeError;
+use crate::surface::native::NativeApi;
 
 /// `POST /v1/messages`.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the endpoint table's `/v1/messages` row is still to come"
-    )
-)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MessagesFront;
 
@@ -71,17 +65,14 @@ impl Front for MessagesFront {
     fn errors(&self) -> &'static dyn ErrorFormat {
         &AnthropicErrors
     }
+
+    fn native(&self) -> Option<NativeApi> {
+        Some(NativeApi::AnthropicMessages)
+    }
 }
 
 /// Anthropic's error envelope, `{"type": "error", "error": {"type", "message"}}`, whole or as
 /// the `error` event that ends a stream.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the endpoint table's `/v1/messages` row is still to come"
-    )
-)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AnthropicErrors;
 
