@@ -39,7 +39,7 @@ Anthropic SDK scenarios:
     messages_bad_request    a message with a role that does not exist
     messages_retry_429      the SDK's own retries on (the test injects 429s)
     messages_midstream_failure  a stream that fails after it started
-    count_tokens            messages.count_tokens
+    count_tokens            messages.count_tokens (what it answers, or what it raises)
     models_list             models.list
 
 Validation: an answer the bridge writes itself (through its core) is checked against the SDK's own
@@ -495,10 +495,13 @@ def messages_midstream_failure(client, model):
 
 
 def count_tokens(client, model):
-    counted = client.messages.count_tokens(
-        model=model, system=SYSTEM, messages=[{"role": "user", "content": USER}]
-    )
-    return {"input_tokens": counted.input_tokens}
+    try:
+        counted = client.messages.count_tokens(
+            model=model, system=SYSTEM, messages=[{"role": "user", "content": USER}]
+        )
+    except anthropic.AnthropicError as error:
+        return {"raised": raised(error), "body": getattr(error, "body", None)}
+    return {"input_tokens": counted.input_tokens, "raised": None}
 
 
 def models_list(client, _model):
