@@ -28,6 +28,8 @@ pub enum Endpoint {
     Completions,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/responses` (OpenAI's Responses API).
+    Responses,
     /// `POST /v1/messages` (Anthropic's Messages API).
     Messages,
     /// `POST /v1/messages/count_tokens` (Anthropic's token counting).
@@ -128,10 +130,11 @@ impl Row {
 
 impl Endpoint {
     /// Every endpoint, in the table's order.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
+        Endpoint::Responses,
         Endpoint::Messages,
         Endpoint::CountTokens,
         Endpoint::Models,
@@ -158,6 +161,11 @@ impl Endpoint {
                 "/v1/embeddings",
                 "embeddings",
                 Handler::Front(&front::embeddings::EmbeddingsFront),
+            ),
+            Endpoint::Responses => Row::post(
+                "/v1/responses",
+                "responses",
+                Handler::Front(&front::responses::ResponsesFront),
             ),
             Endpoint::Messages => Row::post(
                 "/v1/messages",

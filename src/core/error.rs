@@ -84,15 +84,49 @@ pub enum TranslateError {
     /// Nothing to embed.
     #[error("`input` must hold at least one string")]
     NoInput,
-    /// A field missing or refused, worded as the caller's API words it
-    /// (`max_tokens: Field required`).
-    #[error("{param}: {reason}")]
-    Invalid {
-        /// The field, as the caller's API names it (`messages.0.content.1`).
-        param: Cow<'static, str>,
-        /// What is wrong with it.
-        reason: Cow<'static, str>,
+    /// An `input` array with no item in it.
+    #[error("`input` must hold at least one item")]
+    NoItems,
+    /// An input item of a type that cannot be served on this path.
+    #[error("input[{index}]: items of type `{kind}` are not supported here")]
+    UnsupportedItem {
+        /// The item's position in `input`.
+        index: usize,
+        /// The item's `type`, sanitised and bounded.
+        kind: String,
     },
+    /// A content part of an input item that cannot be carried.
+    #[error("input[{index}].{field}: `{kind}` parts are not supported here")]
+    UnsupportedItemPart {
+        /// The item's position in `input`.
+        index: usize,
+        /// `content` (a message's) or `output` (a function call output's).
+        field: &'static str,
+        /// The part's `type`, sanitised and bounded.
+        kind: String,
+    },
+    /// A parameter, item or field that is missing or malformed, and what it must be.
+    #[error("{param}: {problem}")]
+    Malformed {
+        /// Where: `input[2].call_id`, `tools[0].name`, `text.format.type`, ...
+        param: Cow<'static, str>,
+        /// What is wrong: `missing`, `must be ...`, or the caller's API's own words
+        /// (`Field required`).
+        problem: Cow<'static, str>,
+    },
+    /// A tool of a type other than `function`: one the provider runs itself (web search, file
+    /// search, ...) or one without a JSON schema (free-form `custom` tools).
+    #[error("tools[{index}]: `{kind}` tools are not supported here: only `function` tools can be offered on this route")]
+    UnsupportedTool {
+        /// The tool's position.
+        index: usize,
+        /// The tool's `type`, sanitised and bounded.
+        kind: String,
+    },
+    /// A parameter that refers to state the provider keeps between requests (a stored response,
+    /// a conversation), which a route through the neutral core does not keep.
+    #[error("`{0}` is not supported here: it refers to state kept on the server between requests, which this route does not keep; send the whole conversation in `input` instead")]
+    ServerState(&'static str),
 }
 
 impl TranslateError {
@@ -116,7 +150,14 @@ impl TranslateError {
             TranslateError::Echo => "echo".into(),
             TranslateError::Setting(name) => Cow::Borrowed(name),
             TranslateError::InputTokens | TranslateError::NoInput => "input".into(),
-            TranslateError::Invalid { param, .. } => param.clone(),
+            TranslateError::NoItems => "input".into(),
+            TranslateError::UnsupportedItem { index, .. } => format!("input[{index}]").into(),
+            TranslateError::UnsupportedItemPart { index, field, .. } => {
+                format!("input[{index}].{field}").into()
+            }
+            TranslateError::Malformed { param, .. } => param.clone(),
+            TranslateError::UnsupportedTool { index, .. } => format!("tools[{index}]").into(),
+            TranslateError::ServerState(name) => Cow::Borrowed(name),
         }
     }
 }

@@ -11,11 +11,14 @@
 //! | [`completions`] | `POST /v1/completions` | OpenAI legacy Completions |
 //! | [`embeddings`] | `POST /v1/embeddings` | OpenAI Embeddings |
 //! | [`messages`] | `POST /v1/messages` | Anthropic Messages |
+//! | [`responses`] | `POST /v1/responses` | OpenAI Responses, through the core |
 
 pub mod chat;
 pub mod completions;
 pub mod embeddings;
+pub mod emulated;
 pub mod messages;
+pub mod responses;
 pub mod sse;
 
 use bytes::{Bytes, BytesMut};

@@ -2,8 +2,8 @@
 //! `text_completion` for the legacy endpoint), rendered from the neutral [`StreamEvent`]s.
 //!
 //! Today every surface answers whole, so a stream is emulated from the complete answer
-//! ([`AnswerEvents`]): a role chunk, content chunks, tool calls, a finish chunk, an optional usage
-//! chunk and `data: [DONE]`. Events are encoded as the body is polled, either one at a time
+//! ([`RenderedAnswer`]): a role chunk, content chunks, tool calls, a finish chunk, an optional
+//! usage chunk and `data: [DONE]`. Events are encoded as the body is polled, either one at a time
 //! ([`Iterator`]) or several into one buffer up to a size ([`SseEvents::fill`], which the bridge
 //! uses so that a short answer leaves in one write): the answer is held once, never a second
 //! encoded copy of all of it.
@@ -24,8 +24,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
+use super::emulated::RenderedAnswer;
 use super::{usable_id, AnswerCtx, EventSource, RenderEvents};
-use crate::core::{AnswerEvents, Generation, StreamEvent, TEXT_PIECE_BYTES};
+use crate::core::{Generation, StreamEvent, TEXT_PIECE_BYTES};
 use crate::openai::{
     finish_reason, ChatChunkChoice, ChatCompletionChunk, ChunkDelta, ChunkFunction, ChunkToolCall,
     Completion, CompletionChoice, ErrorBody,
@@ -102,10 +103,7 @@ impl RenderEvents for OpenAiChunks {
 
 /// The events of one answer in OpenAI's format, encoded lazily.
 #[derive(Debug)]
-pub struct SseEvents {
-    chunks: OpenAiChunks,
-    events: AnswerEvents,
-}
+pub struct SseEvents(RenderedAnswer<OpenAiChunks>);
 
 impl SseEvents {
     /// The events of `answer`, which is copied once. `include_usage` is the caller's
@@ -117,38 +115,25 @@ impl SseEvents {
         include_usage: bool,
     ) -> Self {
         let id = usable_id(answer.id).unwrap_or(ctx.fallback_id);
-        Self {
-            chunks: OpenAiChunks::new(kind, id, ctx, include_usage),
-            events: AnswerEvents::new(answer),
-        }
+        let chunks = OpenAiChunks::new(kind, id, ctx, include_usage);
+        let overhead = chunks.event_overhead();
+        Self(RenderedAnswer::new(answer, chunks, overhead))
     }
 
     /// Appends the next event to `buf`; `false` once every event has been written.
     pub fn next_into(&mut self, buf: &mut BytesMut) -> bool {
-        while let Some(event) = self.events.next_event() {
-            if self.chunks.render_event(buf, event) {
-                return true;
-            }
-        }
-        false
+        self.0.next_into(buf)
     }
 
     /// Appends whole events to `buf` until it holds at least `target` bytes or the events run
     /// out; `false` once every event has been written. An event is never split.
     pub fn fill(&mut self, buf: &mut BytesMut, target: usize) -> bool {
-        while buf.len() < target {
-            if !self.next_into(buf) {
-                return false;
-            }
-        }
-        !self.events.is_done()
+        self.0.fill(buf, target)
     }
 
     /// About how many bytes the events not yet written take, to size a buffer.
     pub fn remaining_hint(&self) -> usize {
-        let (text, events) = self.events.remaining();
-        text.saturating_add(text / 8)
-            .saturating_add(events.saturating_mul(self.chunks.event_overhead()))
+        self.0.remaining_hint()
     }
 }
 
@@ -332,9 +317,7 @@ impl Iterator for SseEvents {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        let mut buf = BytesMut::with_capacity(
-            CONTENT_CHUNK_BYTES.saturating_add(self.chunks.event_overhead()),
-        );
+        let mut buf = BytesMut::with_capacity(CONTENT_CHUNK_BYTES.saturating_add(EVENT_OVERHEAD));
         self.next_into(&mut buf).then(|| buf.freeze())
     }
 }

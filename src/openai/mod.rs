@@ -22,6 +22,7 @@ pub(crate) mod depth;
 mod error;
 pub(crate) mod request;
 mod response;
+pub mod responses;
 
 pub use error::{ErrorBody, ErrorDetail, ErrorType};
 pub use request::{

@@ -123,9 +123,9 @@ fn invalid(
     param: impl Into<Cow<'static, str>>,
     reason: impl Into<Cow<'static, str>>,
 ) -> TranslateError {
-    TranslateError::Invalid {
+    TranslateError::Malformed {
         param: param.into(),
-        reason: reason.into(),
+        problem: reason.into(),
     }
 }
 
