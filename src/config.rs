@@ -236,7 +236,7 @@ pub struct Route {
     pub model: String,
     /// The Models API name, as it goes in the URL path.
     pub salesforce_model: String,
-    /// `surface`: how Salesforce serves the model (`einstein`, the default).
+    /// `surface`: how Salesforce serves the model (`einstein`, the default, or `responses`).
     #[serde(default)]
     pub surface: SurfaceKind,
     /// `kind`: `chat` (the default) or `embeddings`, for an embeddings model.
@@ -647,6 +647,16 @@ impl RawConfig {
                     "must be a Models API name: letters, digits, `_`, `-` and `.` only",
                 ));
             }
+            if !route.surface.serves(route.kind) {
+                return Err(invalid(
+                    &format!("routes[{index}].kind"),
+                    &format!(
+                        "the `{}` surface has no `{}` models",
+                        route.surface.as_str(),
+                        route.kind.as_str()
+                    ),
+                ));
+            }
             if self.routes[..index]
                 .iter()
                 .any(|earlier| earlier.model == route.model)
@@ -902,6 +912,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "routes[1].model: `gpt-4o-mini` is routed twice");
+    }
+
+    #[test]
+    fn a_route_names_its_surface() {
+        let text = format!(
+            "{MINIMAL}\n[[routes]]\nmodel = \"gpt-5\"\nsalesforce_model = \"sfdc_ai__DefaultGPT5\"\nsurface = \"responses\"\n"
+        );
+        let config = Config::from_toml_with_env(&text, env).unwrap();
+        assert_eq!(config.routes[1].surface, SurfaceKind::Responses);
+        assert_eq!(
+            config.salesforce.gpt_api_base,
+            "https://api.salesforce.com/ai/gpt/v1"
+        );
+        let err = Config::from_toml_with_env(&format!("{text}kind = \"embeddings\"\n"), env)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "routes[1].kind: the `responses` surface has no `embeddings` models"
+        );
+        let err = Config::from_toml_with_env(&text.replace("\"responses\"", "\"bedrockish\""), env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bedrockish"), "{err}");
     }
 
     #[test]

@@ -127,6 +127,18 @@ pub enum TranslateError {
     /// a conversation), which a route through the neutral core does not keep.
     #[error("`{0}` is not supported here: it refers to state kept on the server between requests, which this route does not keep; send the whole conversation in `input` instead")]
     ServerState(&'static str),
+    /// A tool result that does not name the call it answers, on a surface that pairs them by
+    /// id (or a tool message holding anything but its result).
+    #[error(
+        "messages[{index}]: a tool result needs the id of the call it answers (`tool_call_id`)"
+    )]
+    ToolResultId {
+        /// The message's position.
+        index: usize,
+    },
+    /// Texts to embed, on a surface without embeddings.
+    #[error("this surface has no embeddings")]
+    NoEmbeddings,
 }
 
 impl TranslateError {
@@ -158,6 +170,10 @@ impl TranslateError {
             TranslateError::Malformed { param, .. } => param.clone(),
             TranslateError::UnsupportedTool { index, .. } => format!("tools[{index}]").into(),
             TranslateError::ServerState(name) => Cow::Borrowed(name),
+            TranslateError::ToolResultId { index } => {
+                format!("messages[{index}].tool_call_id").into()
+            }
+            TranslateError::NoEmbeddings => "model".into(),
         }
     }
 }

@@ -5,12 +5,12 @@ use std::borrow::Cow;
 use super::sse::StreamKind;
 use super::{json_with_capacity, usable_id, AnswerCtx, OpenAiGeneration};
 use crate::core::{
-    Chat, Delivery, Generation, Message, Part, Request, Role, Streaming, Task, Tool, ToolCall,
-    TranslateError,
+    Chat, Delivery, Generation, Message, Part, Reasoning, Request, ResponseFormat, Role, Sampling,
+    Streaming, Task, Tool, ToolCall, ToolChoice, TranslateError,
 };
 use crate::openai::{
     self, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage,
-    ContentPart, MessageContent, ToolDef,
+    ContentPart, MessageContent, ResponseFormatDef, ToolChoiceDef, ToolDef,
 };
 use crate::text::sanitize;
 
@@ -36,7 +36,7 @@ impl OpenAiGeneration for ChatCompletions {
 }
 
 /// A Chat Completions request as the neutral request, moving its strings rather than copying
-/// them.
+/// them. `max_completion_tokens` wins over its older name `max_tokens` when both are sent.
 ///
 /// ```
 /// use sf_models_bridge::core::{Part, Role, Task};
@@ -48,7 +48,7 @@ impl OpenAiGeneration for ChatCompletions {
 ///     {"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}"#;
 /// let request: ChatCompletionRequest<'_> = serde_json::from_slice(body)?;
 /// let Task::Chat(chat) = to_core(request).unwrap().task else { unreachable!() };
-/// assert_eq!(chat.messages[0].role, Role::System);
+/// assert_eq!(chat.messages[0].role, Role::Developer);
 /// assert_eq!(chat.messages[1].parts, [Part::Text("Hi".into())]);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
@@ -68,9 +68,22 @@ pub fn to_core(request: ChatCompletionRequest<'_>) -> Result<Request<'_>, Transl
         .enumerate()
         .map(|(index, message)| to_message(index, message))
         .collect::<Result<_, _>>()?;
-    let mut chat = Chat::new(messages);
-    chat.tools = tools;
-    chat.choices = request.n;
+    let chat = Chat {
+        messages,
+        tools,
+        tool_choice: request.tool_choice.map(to_tool_choice),
+        parallel_tool_calls: request.parallel_tool_calls,
+        sampling: Sampling {
+            temperature: request.temperature,
+            top_p: request.top_p,
+            top_k: None,
+            stop: request.stop,
+        },
+        reasoning: request.reasoning_effort.map(|effort| Reasoning { effort }),
+        max_output_tokens: request.max_completion_tokens.or(request.max_tokens),
+        response_format: request.response_format.map(to_response_format),
+        choices: request.n,
+    };
     Ok(Request {
         model: request.model,
         task: Task::Chat(chat),
@@ -82,6 +95,28 @@ pub fn to_core(request: ChatCompletionRequest<'_>) -> Result<Request<'_>, Transl
         },
         ignored: request.ignored,
     })
+}
+
+fn to_tool_choice(choice: ToolChoiceDef<'_>) -> ToolChoice<'_> {
+    match choice {
+        ToolChoiceDef::Auto => ToolChoice::Auto,
+        ToolChoiceDef::None => ToolChoice::None,
+        ToolChoiceDef::Required => ToolChoice::Required,
+        ToolChoiceDef::Function(name) => ToolChoice::Named(name),
+    }
+}
+
+fn to_response_format(format: ResponseFormatDef<'_>) -> ResponseFormat<'_> {
+    match format {
+        ResponseFormatDef::Text => ResponseFormat::Text,
+        ResponseFormatDef::JsonObject => ResponseFormat::JsonObject,
+        ResponseFormatDef::JsonSchema(schema) => ResponseFormat::JsonSchema {
+            name: schema.name,
+            description: schema.description,
+            schema: schema.schema.map(|schema| Cow::Borrowed(schema.get())),
+            strict: schema.strict,
+        },
+    }
 }
 
 fn to_tool(index: usize, tool: ToolDef<'_>) -> Result<Tool<'_>, TranslateError> {
@@ -106,8 +141,8 @@ fn to_tool(index: usize, tool: ToolDef<'_>) -> Result<Tool<'_>, TranslateError> 
 
 fn to_message(index: usize, message: ChatMessage<'_>) -> Result<Message<'_>, TranslateError> {
     let role = match message.role {
-        // `developer` is OpenAI's newer name for what `system` means.
-        openai::Role::System | openai::Role::Developer => Role::System,
+        openai::Role::System => Role::System,
+        openai::Role::Developer => Role::Developer,
         openai::Role::User => Role::User,
         openai::Role::Assistant => Role::Assistant,
         openai::Role::Tool => Role::Tool,
@@ -362,5 +397,60 @@ mod tests {
         for (body, param) in cases {
             assert_eq!(core(&body).unwrap_err().param(), param, "{body}");
         }
+    }
+
+    #[test]
+    fn settings_reach_the_core() {
+        let request = core(&json!({"model": "m",
+            "messages": [{"role": "developer", "content": "d"}, {"role": "system", "content": "s"}],
+            "temperature": 0.2, "top_p": 0.9, "max_tokens": 5, "max_completion_tokens": 7,
+            "stop": "END", "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "parallel_tool_calls": true, "reasoning_effort": "low",
+            "response_format": {"type": "json_schema",
+                "json_schema": {"name": "n", "schema": {"type": "object"}, "strict": true}}}))
+        .unwrap();
+        assert!(request.ignored.is_empty(), "{:?}", request.ignored);
+        let Task::Chat(chat) = request.task else {
+            panic!("not a chat")
+        };
+        let roles: Vec<Role> = chat.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Role::Developer, Role::System]);
+        assert_eq!(
+            chat.sampling,
+            Sampling {
+                temperature: Some(0.2),
+                top_p: Some(0.9),
+                top_k: None,
+                stop: vec!["END".into()]
+            }
+        );
+        assert_eq!(chat.max_output_tokens, Some(7), "the newer name wins");
+        assert_eq!(chat.tool_choice, Some(ToolChoice::Named("f".into())));
+        assert_eq!(chat.parallel_tool_calls, Some(true));
+        assert_eq!(
+            chat.reasoning,
+            Some(Reasoning {
+                effort: "low".into()
+            })
+        );
+        assert_eq!(
+            chat.response_format,
+            Some(ResponseFormat::JsonSchema {
+                name: "n".into(),
+                description: None,
+                schema: Some(r#"{"type":"object"}"#.into()),
+                strict: Some(true)
+            })
+        );
+        let request = core(
+            &json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                                   "max_tokens": 5, "response_format": {"type": "json_object"}}),
+        )
+        .unwrap();
+        let Task::Chat(chat) = request.task else {
+            panic!("not a chat")
+        };
+        assert_eq!(chat.max_output_tokens, Some(5));
+        assert_eq!(chat.response_format, Some(ResponseFormat::JsonObject));
     }
 }

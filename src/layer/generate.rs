@@ -23,6 +23,7 @@ use crate::core::{Answer, Delivery, Streaming};
 use crate::front::{AnswerCtx, Front};
 use crate::metrics::Metrics;
 use crate::openai::depth;
+use crate::openai::request::report_ignored;
 use crate::surface::einstein::ExtractError;
 use crate::surface::native::{self, NativeApi};
 use crate::surface::stream::Relay;
@@ -252,17 +253,21 @@ async fn prepare<B: RequestBody>(
     // The caller's body is a close upper bound for the translated one.
     let call = route
         .surface
-        .call(&request.task, body.len())
+        .call(&request.task, request.delivery.stream.is_some(), body.len())
         .map_err(|error| BridgeError::Unsupported {
             route: route.model.clone(),
             surface: route.surface.kind().as_str(),
             error,
         })?;
+    let mut ignored = request.ignored;
+    for name in call.dropped {
+        report_ignored(&mut ignored, name.into());
+    }
     Ok(Prepared {
         body: Bytes::from(call.body),
         reading: call.reading,
         delivery: request.delivery,
-        ignored: ignored_header(&request.ignored),
+        ignored: ignored_header(&ignored),
         route,
         native: false,
     })

@@ -668,3 +668,86 @@ async fn surface_refusals_name_the_route_and_the_surface() {
     assert_eq!(body["error"]["param"], "tools");
     assert!(seen.lock().unwrap().is_empty());
 }
+
+/// A route on the `responses` surface, beside the einstein one.
+fn responses_conf() -> String {
+    format!(
+        "{CONF}\n    [[routes]]\n    model = \"gpt-5\"\n    salesforce_model = \"sfdc_ai__DefaultGPT5\"\n    surface = \"responses\"\n"
+    )
+}
+
+/// A Chat Completions call with tools and settings on a `responses` route: one call to
+/// `{gpt_api_base}/responses` with the settings, the tool call back with the caller's model, and
+/// what the surface has no field for reported.
+#[tokio::test]
+async fn a_responses_route_round_trip() {
+    const ANSWER: &str = r#"{"id":"resp_1","object":"response","status":"completed","output":[
+        {"type":"function_call","call_id":"call_1","name":"f","arguments":"{\"a\":1}"}],
+        "usage":{"input_tokens":9,"input_tokens_details":{"cached_tokens":4},"output_tokens":6,
+                 "output_tokens_details":{"reasoning_tokens":5},"total_tokens":15}}"#;
+    let (service, seen, _) = bridge(vec![(200, ANSWER)], &responses_conf());
+    let request = json!({"model": "gpt-5", "messages": [{"role": "user", "content": "Hi"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required",
+        "max_tokens": 50, "reasoning_effort": "low", "stop": "END", "seed": 1});
+    let (status, headers, body) = send(service, post("/v1/chat/completions", request)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-sfbridge-ignored-params"], "seed, stop");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["model"], "gpt-5");
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        body["choices"][0]["message"]["tool_calls"],
+        json!([{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}])
+    );
+    assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+    assert_eq!(
+        body["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        5
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, "https://api.salesforce.com/ai/gpt/v1/responses");
+    let sent: Value = serde_json::from_str(&seen[0].2).unwrap();
+    assert_eq!(
+        sent,
+        json!({"model": "sfdc_ai__DefaultGPT5",
+               "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}],
+               "tools": [{"type": "function", "name": "f", "parameters": null, "strict": false}],
+               "tool_choice": "required", "max_output_tokens": 50, "reasoning": {"effort": "low"}})
+    );
+}
+
+/// The upstream's OpenAI-shaped refusal keeps its status and words; an empty or failed answer is
+/// a 502, never an empty 200.
+#[tokio::test]
+async fn responses_route_errors() {
+    let refusal = r#"{"error":{"message":"Unsupported parameter: 'temperature'","type":"invalid_request_error","code":"unsupported_parameter"}}"#;
+    let empty = r#"{"status":"completed","output":[]}"#;
+    let failed =
+        r#"{"status":"failed","output":[],"error":{"code":"server_error","message":"boom"}}"#;
+    for (answer, want_status, want_message) in [
+        (
+            (400, refusal),
+            400,
+            "Salesforce answered 400: unsupported_parameter: Unsupported parameter: 'temperature'",
+        ),
+        (
+            (200, empty),
+            502,
+            "Salesforce returned a response with no generated text",
+        ),
+        (
+            (200, failed),
+            502,
+            "Salesforce returned a response that is not an answer: status failed, server_error: boom",
+        ),
+    ] {
+        let (service, _, _) = bridge(vec![answer], &responses_conf());
+        let request = json!({"model": "gpt-5", "temperature": 0.1,
+                             "messages": [{"role": "user", "content": "Hi"}]});
+        let (status, _, body) = send(service, post("/v1/chat/completions", request)).await;
+        assert_eq!(status, want_status, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["message"], want_message);
+    }
+}

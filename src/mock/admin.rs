@@ -47,6 +47,17 @@ enum FaultJson {
     Oversized {
         bytes: usize,
     },
+    StreamFailure,
+    StreamStall {
+        millis: u64,
+    },
+    MalformedEvent,
+    NotAStream,
+    EmptyStream,
+    EndlessStream,
+    OversizedEvent {
+        bytes: usize,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +73,11 @@ enum TokenFaultJson {
 #[derive(Debug, Deserialize)]
 struct ShapeJson {
     shape: ResponseShape,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaceJson {
+    millis: u64,
 }
 
 /// Why an admin request was refused: `400 {"error": "..."}`.
@@ -107,6 +123,13 @@ pub(crate) async fn inject(State(state): State<MockState>, body: Bytes) -> Respo
             FaultJson::TruncatedJson => Fault::TruncatedJson,
             FaultJson::ConnectionReset => Fault::ConnectionReset,
             FaultJson::Oversized { bytes } => Fault::Oversized(bytes),
+            FaultJson::StreamFailure => Fault::StreamFailure,
+            FaultJson::StreamStall { millis } => Fault::StreamStall(Duration::from_millis(millis)),
+            FaultJson::MalformedEvent => Fault::MalformedEvent,
+            FaultJson::NotAStream => Fault::NotAStream,
+            FaultJson::EmptyStream => Fault::EmptyStream,
+            FaultJson::EndlessStream => Fault::EndlessStream,
+            FaultJson::OversizedEvent { bytes } => Fault::OversizedEvent(bytes),
         };
         state.inject(fault, times);
         Ok(())
@@ -140,6 +163,14 @@ pub(crate) async fn clear(State(state): State<MockState>) -> StatusCode {
 /// `POST /__mock/shape`.
 pub(crate) async fn shape(State(state): State<MockState>, body: Bytes) -> Response {
     done(parse::<ShapeJson>(&body).map(|ShapeJson { shape }| state.set_shape(shape)))
+}
+
+/// `POST /__mock/stream_pace`.
+pub(crate) async fn stream_pace(State(state): State<MockState>, body: Bytes) -> Response {
+    done(
+        parse::<PaceJson>(&body)
+            .map(|PaceJson { millis }| state.set_stream_pace(Duration::from_millis(millis))),
+    )
 }
 
 /// `POST /__mock/revoke`.

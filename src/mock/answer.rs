@@ -46,6 +46,11 @@ pub(crate) fn uuid() -> String {
     )
 }
 
+/// `prefix` and 32 random hex digits: the form of OpenAI's and Anthropic's ids (`resp_…`, `msg_…`).
+pub(crate) fn random_id(prefix: &str) -> String {
+    format!("{prefix}{:032x}", fastrand::u128(..))
+}
+
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

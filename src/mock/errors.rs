@@ -134,7 +134,7 @@ fn status_error_code(status: StatusCode) -> &'static str {
 }
 
 /// The messages of the published error samples, where there is one.
-fn injected_message(status: StatusCode) -> &'static str {
+pub(crate) fn injected_message(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "Bad request",
         401 => "Access bearer token is missing or invalid",

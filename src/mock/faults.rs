@@ -31,7 +31,31 @@ pub enum Fault {
     ConnectionReset,
     /// 200 with the valid answer padded with trailing spaces (still valid JSON) to this many
     /// bytes, sent in chunks without a `Content-Length` so its size shows only while reading.
+    /// Whole answers only: a stream is sent normally.
     Oversized(usize),
+    /// A stream fails after its first two deltas: `/responses` sends a `response.failed` event (with
+    /// an `error` object) and ends; Bedrock sends an exception frame (`:message-type` `exception`,
+    /// `:exception-type` `modelStreamErrorException`, payload `{"message": "..."}`) and ends.
+    /// Like every stream fault below, it is used up without effect by a call that does not stream.
+    StreamFailure,
+    /// A stream stops for this long after its first delta, then goes on to its normal end.
+    StreamStall(Duration),
+    /// A broken event follows the first delta, then the stream goes on: on `/responses` a `data:`
+    /// line that is not JSON, on Bedrock a frame with a bad CRC.
+    MalformedEvent,
+    /// 200 `{"message":"Too many requests"}` with content type `application/json` where the stream
+    /// should be, as observed under load.
+    NotAStream,
+    /// A stream without content: `/responses` sends `response.created` then `response.completed`
+    /// with an empty `output`; Bedrock sends `message_start`, `message_delta` and `message_stop`,
+    /// no content block.
+    EmptyStream,
+    /// Text deltas forever (a text answer, whatever the call asked for), paced by the stream pace,
+    /// or 10 ms when none is set, until the caller goes away.
+    EndlessStream,
+    /// The first delta is this many bytes long: `x`s before the text of a text answer, spaces before
+    /// the arguments of a tool call (which stay valid JSON).
+    OversizedEvent(usize),
 }
 
 /// A failure the mock imitates on the next token requests

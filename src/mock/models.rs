@@ -114,7 +114,18 @@ async fn respond_now(
         tokio::time::sleep(delay).await;
     }
     match fault {
-        None | Some(Fault::Slow(_)) => answer(state, operation, model, headers, body)
+        // Stream faults shape streams; these endpoints never stream.
+        None
+        | Some(
+            Fault::Slow(_)
+            | Fault::StreamFailure
+            | Fault::StreamStall(_)
+            | Fault::MalformedEvent
+            | Fault::NotAStream
+            | Fault::EmptyStream
+            | Fault::EndlessStream
+            | Fault::OversizedEvent(_),
+        ) => answer(state, operation, model, headers, body)
             .map_or_else(IntoResponse::into_response, ok),
         Some(Fault::Status {
             status,
@@ -145,7 +156,7 @@ async fn respond_now(
 }
 
 /// A 200 of `whole` and trailing spaces up to `bytes`, streamed in chunks.
-fn padded(whole: &[u8], bytes: usize) -> Response {
+pub(crate) fn padded(whole: &[u8], bytes: usize) -> Response {
     const CHUNK: usize = 64 * 1024;
     let mut body = Vec::with_capacity(bytes.max(whole.len()));
     body.extend_from_slice(whole);
@@ -185,7 +196,7 @@ fn answer(
 }
 
 /// A 200 with a JSON content type, whatever the bytes are (faults send broken ones on purpose).
-fn ok(body: Bytes) -> Response {
+pub(crate) fn ok(body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     response
         .headers_mut()
@@ -194,7 +205,7 @@ fn ok(body: Bytes) -> Response {
 }
 
 /// Every answer carries a fresh `x-request-id`, as the real API's do.
-fn with_request_id(mut response: Response) -> Response {
+pub(crate) fn with_request_id(mut response: Response) -> Response {
     if let Ok(id) = HeaderValue::from_str(&answer::uuid()) {
         response.headers_mut().insert("x-request-id", id);
     }

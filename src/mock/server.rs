@@ -17,7 +17,7 @@ use tower::ServiceExt as _;
 
 use super::errors::ApiError;
 use super::state::MockState;
-use super::{admin, models, token};
+use super::{admin, bedrock, models, responses, token};
 
 /// Bodies up to this size are read; the real API's own caps are lower, so nothing faithful is cut.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -30,10 +30,13 @@ pub(crate) fn router(state: MockState) -> Router {
             any(models::call),
         )
         .route("/einstein/platform/v1/feedback", post(models::feedback))
+        .route("/ai/gpt/v1/responses", any(responses::call))
+        .route("/ai/gpt/v1/model/{model}/{action}", any(bedrock::call))
         .route("/__mock/counters", get(admin::counters))
         .route("/__mock/faults", post(admin::inject).delete(admin::clear))
         .route("/__mock/token_faults", post(admin::inject_token))
         .route("/__mock/shape", post(admin::shape))
+        .route("/__mock/stream_pace", post(admin::stream_pace))
         .route("/__mock/revoke", post(admin::revoke))
         .route("/__mock/reset", post(admin::reset))
         .fallback(|| async { ApiError::NotFound.into_response() })

@@ -29,6 +29,10 @@ struct Inner {
     control: Mutex<Control>,
     /// Present in fast mode only.
     canned: Option<Canned>,
+    /// [`MockState::set_stream_pace`], in nanoseconds: read by every stream, so kept out of the lock.
+    stream_pace: AtomicU64,
+    /// Tool calls answered so far, for their ids (`call_<n>`, `toolu_<n>`).
+    tool_calls: AtomicU64,
 }
 
 /// What [`MockOptions`] fixed at start-up, plus the bound address.
@@ -62,15 +66,26 @@ pub struct Counters {
     pub generation_requests: u64,
     /// `POST …/embeddings` requests.
     pub embedding_requests: u64,
-    /// Model calls whose connection closed (the caller gave up) before the mock answered.
+    /// Model calls whose connection closed (the caller gave up) before the mock answered, or before
+    /// the end of a streamed answer.
     #[serde(default)]
     pub abandoned_model_calls: u64,
+    /// `POST /ai/gpt/v1/responses` requests.
+    #[serde(default)]
+    pub responses_requests: u64,
+    /// `POST /ai/gpt/v1/model/{model}/invoke` and `…/invoke-with-response-stream` requests.
+    #[serde(default)]
+    pub bedrock_requests: u64,
 }
 
 impl Counters {
-    /// Every model call: chat, text and embeddings.
+    /// Every model call: chat, text, embeddings and the native surfaces.
     pub fn model_requests(&self) -> u64 {
-        self.chat_requests + self.generation_requests + self.embedding_requests
+        self.chat_requests
+            + self.generation_requests
+            + self.embedding_requests
+            + self.responses_requests
+            + self.bedrock_requests
     }
 }
 
@@ -95,10 +110,12 @@ struct AtomicCounters {
     generation_requests: AtomicU64,
     embedding_requests: AtomicU64,
     abandoned_model_calls: AtomicU64,
+    responses_requests: AtomicU64,
+    bedrock_requests: AtomicU64,
 }
 
 impl AtomicCounters {
-    fn all(&self) -> [&AtomicU64; 6] {
+    fn all(&self) -> [&AtomicU64; 8] {
         [
             &self.token_requests,
             &self.tokens_issued,
@@ -106,6 +123,8 @@ impl AtomicCounters {
             &self.generation_requests,
             &self.embedding_requests,
             &self.abandoned_model_calls,
+            &self.responses_requests,
+            &self.bedrock_requests,
         ]
     }
 }
@@ -132,6 +151,8 @@ impl MockState {
             token_faults: FaultQueue::new(),
             control: Mutex::new(Control::default()),
             canned: options.fast.then(|| Canned::new(options.answer_bytes)),
+            stream_pace: AtomicU64::new(0),
+            tool_calls: AtomicU64::new(0),
         };
         Self {
             inner: Arc::new(inner),
@@ -165,9 +186,16 @@ impl MockState {
         self.control().shape = shape;
     }
 
+    /// The pause between the events of a streamed answer from now on (default none), so that a test
+    /// can show a stream reaching its caller event by event.
+    pub fn set_stream_pace(&self, pace: Duration) {
+        let nanos = u64::try_from(pace.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.stream_pace.store(nanos, Ordering::SeqCst);
+    }
+
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        let [token_requests, tokens_issued, chat_requests, generation_requests, embedding_requests, abandoned_model_calls] =
+        let [token_requests, tokens_issued, chat_requests, generation_requests, embedding_requests, abandoned_model_calls, responses_requests, bedrock_requests] =
             self.inner
                 .counters
                 .all()
@@ -179,6 +207,8 @@ impl MockState {
             generation_requests,
             embedding_requests,
             abandoned_model_calls,
+            responses_requests,
+            bedrock_requests,
         }
     }
 
@@ -187,12 +217,15 @@ impl MockState {
         self.control().last_request.clone()
     }
 
-    /// Back to a fresh start: counters zero, no faults, the documented shape, no recorded request.
+    /// Back to a fresh start: counters zero, no faults, the documented shape, no recorded request,
+    /// no stream pace, tool call ids from 1 again.
     /// Issued tokens stay valid; use [`revoke_tokens`](Self::revoke_tokens) for those.
     pub fn reset(&self) {
         for counter in self.inner.counters.all() {
             counter.store(0, Ordering::SeqCst);
         }
+        self.inner.stream_pace.store(0, Ordering::SeqCst);
+        self.inner.tool_calls.store(0, Ordering::SeqCst);
         self.clear_faults();
         let mut control = self.control();
         control.shape = ResponseShape::default();
@@ -215,6 +248,25 @@ impl MockState {
             Operation::Embeddings => &counters.embedding_requests,
         };
         counter.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_responses(&self) {
+        let counters = &self.inner.counters;
+        counters.responses_requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_bedrock(&self) {
+        let counters = &self.inner.counters;
+        counters.bedrock_requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn stream_pace(&self) -> Duration {
+        Duration::from_nanos(self.inner.stream_pace.load(Ordering::SeqCst))
+    }
+
+    /// The number of the next tool call answered, from 1.
+    pub(crate) fn next_tool_call(&self) -> u64 {
+        self.inner.tool_calls.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Counts a model call as abandoned when the returned guard is dropped before it is

@@ -80,7 +80,7 @@ pub(crate) fn token_count(text: &str) -> u64 {
     (text.split_whitespace().count() as u64).max(1)
 }
 
-fn content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()));

@@ -9,22 +9,25 @@
 //! ```
 //! use sf_models_bridge::openai::{ChatCompletionRequest, Role};
 //!
-//! let body = br#"{"model": "gpt-4o-mini", "temperature": 0.2,
+//! let body = br#"{"model": "gpt-4o-mini", "temperature": 0.2, "seed": 7,
 //!                 "messages": [{"role": "user", "content": "Hi"}]}"#;
 //! let request: ChatCompletionRequest<'_> = serde_json::from_slice(body)?;
 //! assert_eq!(request.model, "gpt-4o-mini");
 //! assert_eq!(request.messages[0].role, Role::User);
-//! assert_eq!(request.ignored, ["temperature"]);
+//! assert_eq!(request.temperature, Some(0.2));
+//! assert_eq!(request.ignored, ["seed"]);
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
 pub(crate) mod depth;
 mod error;
+mod params;
 pub(crate) mod request;
 mod response;
 pub mod responses;
 
 pub use error::{ErrorBody, ErrorDetail, ErrorType};
+pub use params::{JsonSchemaDef, ResponseFormatDef, ToolChoiceDef};
 pub use request::{
     ChatCompletionRequest, ChatMessage, CompletionRequest, ContentPart, FunctionCallDef,
     FunctionDef, ImageUrl, MessageContent, Prompt, RawJson, Role, StreamOptions, ToolCallDef,

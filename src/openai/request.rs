@@ -6,6 +6,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::params::{ResponseFormatDef, Scalar, Stop, Text, ToolChoiceDef};
+
 /// `POST /v1/chat/completions`, parsed leniently: parameters the bridge does not act on are
 /// accepted and listed in [`ignored`](Self::ignored).
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +24,25 @@ pub struct ChatCompletionRequest<'a> {
     pub n: Option<u64>,
     /// The tools offered in `tools`, then the legacy `functions`, as sent.
     pub tools: Vec<ToolDef<'a>>,
-    /// The names of top-level parameters that were accepted but are not forwarded.
+    /// `tool_choice`.
+    pub tool_choice: Option<ToolChoiceDef<'a>>,
+    /// `parallel_tool_calls`.
+    pub parallel_tool_calls: Option<bool>,
+    /// `temperature`.
+    pub temperature: Option<f64>,
+    /// `top_p`.
+    pub top_p: Option<f64>,
+    /// `max_tokens`, the older name of `max_completion_tokens`.
+    pub max_tokens: Option<u64>,
+    /// `max_completion_tokens`.
+    pub max_completion_tokens: Option<u64>,
+    /// `stop`, as a list (a single string is a list of one).
+    pub stop: Vec<Cow<'a, str>>,
+    /// `reasoning_effort`, as sent (`none`, `minimal`, `low`, `medium`, `high`, `xhigh`, ...).
+    pub reasoning_effort: Option<Cow<'a, str>>,
+    /// `response_format`.
+    pub response_format: Option<ResponseFormatDef<'a>>,
+    /// The names of top-level parameters that were accepted but are not acted on.
     pub ignored: Vec<Cow<'a, str>>,
 }
 
@@ -249,6 +269,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatCompletionRequest<'a> {
                 let mut stream_options = None;
                 let mut n = None;
                 let mut tools = Vec::new();
+                let mut tool_choice = None;
+                let mut parallel_tool_calls = None;
+                let mut temperature = None;
+                let mut top_p = None;
+                let mut max_tokens = None;
+                let mut max_completion_tokens = None;
+                let mut stop = Stop::default();
+                let mut reasoning_effort = None;
+                let mut response_format = None;
                 let mut ignored = Vec::new();
                 while let Some(CowStr(key)) = map.next_key()? {
                     match key.as_ref() {
@@ -270,6 +299,28 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatCompletionRequest<'a> {
                                 function: Some(function),
                             }));
                         }
+                        "tool_choice" => tool_choice = map.next_value()?,
+                        "parallel_tool_calls" => {
+                            parallel_tool_calls =
+                                map.next_value_seed(Scalar::named("parallel_tool_calls"))?
+                        }
+                        "temperature" => {
+                            temperature = map.next_value_seed(Scalar::named("temperature"))?
+                        }
+                        "top_p" => top_p = map.next_value_seed(Scalar::named("top_p"))?,
+                        "max_tokens" => {
+                            max_tokens = map.next_value_seed(Scalar::named("max_tokens"))?
+                        }
+                        "max_completion_tokens" => {
+                            max_completion_tokens =
+                                map.next_value_seed(Scalar::named("max_completion_tokens"))?
+                        }
+                        "stop" => stop = map.next_value()?,
+                        "reasoning_effort" => {
+                            reasoning_effort =
+                                map.next_value_seed(Text::named("reasoning_effort"))?
+                        }
+                        "response_format" => response_format = map.next_value()?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                             report_ignored(&mut ignored, key);
@@ -283,6 +334,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for ChatCompletionRequest<'a> {
                     stream_options: stream_options.unwrap_or_default(),
                     n,
                     tools,
+                    tool_choice,
+                    parallel_tool_calls,
+                    temperature,
+                    top_p,
+                    max_tokens,
+                    max_completion_tokens,
+                    stop: stop.0,
+                    reasoning_effort,
+                    response_format,
                     ignored,
                 })
             }
@@ -539,11 +599,11 @@ mod tests {
     #[test]
     fn unknown_parameters_are_listed_once() {
         let request = chat(
-            r#"{"temperature":0.1,"model":"m","max_tokens":5,"messages":[],"temperature":0.2,
+            r#"{"seed":1,"model":"m","logprobs":true,"messages":[],"seed":2,
                 "bad name!":1,"stream":null,"stream_options":null,"n":null}"#,
         )
         .unwrap();
-        assert_eq!(request.ignored, ["temperature", "max_tokens"]);
+        assert_eq!(request.ignored, ["seed", "logprobs"]);
         assert!(!request.stream);
         assert_eq!(request.n, None);
     }

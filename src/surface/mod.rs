@@ -9,18 +9,21 @@
 //! | module | conf | upstream |
 //! |---|---|---|
 //! | [`einstein`] | `surface = "einstein"` (the default) | `{api_base}/models/{model}/chat-generations`, `generations` |
+//! | [`responses`] | `surface = "responses"` | `{gpt_api_base}/responses` (GPT models) |
 
 pub mod einstein;
 pub(crate) mod native;
-mod native_responses;
+pub mod responses;
+pub mod sse;
 pub mod stream;
 
 use http::StatusCode;
 use serde::Deserialize;
 
 use crate::config::SalesforceConfig;
-use crate::core::{Answer, Failure, Task, TranslateError, Usage};
+use crate::core::{Answer, Failure, RouteKind, Task, TranslateError, Usage};
 use crate::upstream::Target;
+use stream::{ReadEvents, Unframe};
 
 /// `x-sfdc-app-context`, required on every call to every surface.
 pub const APP_CONTEXT_HEADER: &str = "x-sfdc-app-context";
@@ -38,6 +41,8 @@ pub enum SurfaceKind {
     /// The documented `einstein/platform/v1` API: no tools, no streaming.
     #[default]
     Einstein,
+    /// The native `/ai/gpt/v1/responses` API of GPT models: tools, streaming, settings.
+    Responses,
 }
 
 impl SurfaceKind {
@@ -45,20 +50,38 @@ impl SurfaceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SurfaceKind::Einstein => "einstein",
+            SurfaceKind::Responses => "responses",
+        }
+    }
+
+    /// Whether this surface can serve routes of `kind`.
+    pub fn serves(self, kind: RouteKind) -> bool {
+        match self {
+            SurfaceKind::Einstein => true,
+            SurfaceKind::Responses => kind == RouteKind::Chat,
         }
     }
 }
 
 /// A route's surface, with its upstream URLs built once at start-up.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per route, built once: boxing would only add a pointer chase per request"
+)]
 pub(crate) enum RouteSurface {
     Einstein(einstein::Urls),
+    Responses(responses::Endpoint),
 }
 
 /// How to read the answer of one upstream call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
     Einstein(einstein::Operation),
+    /// A `/responses` call, which asked for a stream or not.
+    Responses {
+        stream: bool,
+    },
 }
 
 /// A pass-through call: the caller's body, rewritten only where the surface needs it.
@@ -73,6 +96,9 @@ pub(crate) struct NativeCall {
 pub(crate) struct Call {
     pub(crate) body: Vec<u8>,
     pub(crate) reading: Reading,
+    /// The caller's settings this surface does not forward, by their Chat Completions names, to
+    /// be reported back (`x-sfbridge-ignored-params`) rather than dropped silently.
+    pub(crate) dropped: Vec<&'static str>,
 }
 
 impl RouteSurface {
@@ -82,6 +108,9 @@ impl RouteSurface {
             SurfaceKind::Einstein => {
                 einstein::Urls::new(&config.api_base, model).map(Self::Einstein)
             }
+            SurfaceKind::Responses => {
+                responses::Endpoint::new(&config.gpt_api_base, model).map(Self::Responses)
+            }
         }
     }
 
@@ -89,19 +118,22 @@ impl RouteSurface {
     pub(crate) fn kind(&self) -> SurfaceKind {
         match self {
             RouteSurface::Einstein(_) => SurfaceKind::Einstein,
+            RouteSurface::Responses(_) => SurfaceKind::Responses,
         }
     }
 
-    /// The upstream call for `task`; `size_hint` sizes the body's buffer.
-    pub(crate) fn call(&self, task: &Task<'_>, size_hint: usize) -> Result<Call, TranslateError> {
+    /// The upstream call for `task`, asking for an upstream stream when `stream` is set and the
+    /// surface has one; `size_hint` sizes the body's buffer.
+    pub(crate) fn call(
+        &self,
+        task: &Task<'_>,
+        stream: bool,
+        size_hint: usize,
+    ) -> Result<Call, TranslateError> {
         match self {
-            RouteSurface::Einstein(urls) => {
-                let (operation, body) = urls.call(task, size_hint)?;
-                Ok(Call {
-                    body,
-                    reading: Reading::Einstein(operation),
-                })
-            }
+            // Answers whole: a stream is emulated from the whole answer.
+            RouteSurface::Einstein(urls) => urls.call(task, size_hint),
+            RouteSurface::Responses(endpoint) => endpoint.call(task, stream, size_hint),
         }
     }
 
@@ -114,9 +146,12 @@ impl RouteSurface {
         head: &native::NativeHead<'_>,
         anthropic_beta: Option<&str>,
     ) -> Option<Result<NativeCall, TranslateError>> {
-        let _ = (api, body, head, anthropic_beta);
-        match self {
-            RouteSurface::Einstein(_) => None,
+        let _ = anthropic_beta;
+        match (self, api) {
+            (RouteSurface::Responses(endpoint), native::NativeApi::OpenAiResponses) => {
+                Some(endpoint.native_call(body, head.stream))
+            }
+            _ => None,
         }
     }
 
@@ -124,6 +159,11 @@ impl RouteSurface {
     pub(crate) fn target(&self, reading: Reading) -> &Target {
         match (self, reading) {
             (RouteSurface::Einstein(urls), Reading::Einstein(operation)) => urls.target(operation),
+            // A reading is only ever made by its own route's surface: this pair never meets.
+            (RouteSurface::Einstein(urls), Reading::Responses { .. }) => {
+                urls.target(einstein::Operation::Chat)
+            }
+            (RouteSurface::Responses(endpoint), _) => endpoint.target(),
         }
     }
 }
@@ -139,14 +179,10 @@ impl Reading {
         match self {
             Reading::Einstein(operation) => einstein::read_answer(operation, body, render)
                 .map(|(rendered, path)| (rendered, path.as_str())),
-        }
-    }
-
-    /// How to read a streamed answer as it arrives: `None` for a surface that answers whole
-    /// (a stream is then emulated from the whole answer).
-    pub(crate) fn stream(self) -> Option<(Box<dyn stream::Unframe>, Box<dyn stream::ReadEvents>)> {
-        match self {
-            Reading::Einstein(_) => None,
+            // Whole, even when a stream was asked for: an upstream under load may answer a
+            // stream request with one JSON body.
+            Reading::Responses { .. } => responses::read_answer(body, render)
+                .map(|rendered| (rendered, responses::PARSE_PATH)),
         }
     }
 
@@ -157,18 +193,20 @@ impl Reading {
         body: &[u8],
         model: &str,
     ) -> Option<Result<(Vec<u8>, Option<Usage>), einstein::ExtractError>> {
-        let _ = (body, model);
         match self {
             Reading::Einstein(_) => None,
+            Reading::Responses { .. } => Some(responses::native::answer(body, model)),
         }
     }
 
     /// The relay of a pass-through's stream, naming the caller's `model`; `None` for a reading
     /// that is not a pass-through's.
     pub(crate) fn native_relay(self, model: &str) -> Option<Box<dyn stream::Relay>> {
-        let _ = model;
         match self {
-            Reading::Einstein(_) => None,
+            Reading::Einstein(_) | Reading::Responses { stream: false } => None,
+            Reading::Responses { stream: true } => Some(Box::new(
+                responses::native::ResponsesRelay::new(Box::new(sse::SseUnframe::new()), model),
+            )),
         }
     }
 
@@ -176,6 +214,37 @@ impl Reading {
     pub(crate) fn failure(self, status: StatusCode, body: &[u8], model: &str) -> Failure {
         match self {
             Reading::Einstein(_) => einstein::read_failure(status, body, model),
+            Reading::Responses { .. } => responses::read_failure(status, body, model),
         }
     }
+
+    /// The decoders of the upstream stream this call asked for: how its body is cut into events,
+    /// and how those are read as neutral events. `None` when the call asked for a whole answer.
+    pub(crate) fn stream(self) -> Option<(Box<dyn Unframe>, Box<dyn ReadEvents>)> {
+        match self {
+            Reading::Einstein(_) | Reading::Responses { stream: false } => None,
+            Reading::Responses { stream: true } => Some((
+                Box::new(sse::SseUnframe::new()),
+                Box::new(responses::ResponsesEvents::new()),
+            )),
+        }
+    }
+}
+
+/// Refuses more than one answer: every surface answers exactly one.
+pub(crate) fn one_choice(n: Option<u64>) -> Result<(), TranslateError> {
+    match n {
+        None | Some(1) => Ok(()),
+        Some(n) => Err(TranslateError::Choices(n)),
+    }
+}
+
+/// Serializes a request body into a buffer the size of the caller's body, which it rarely
+/// exceeds, instead of growing one from empty. Structs of strings, numbers and raw JSON cannot
+/// fail to encode.
+fn encode(body: &impl serde::Serialize, size_hint: usize) -> Vec<u8> {
+    let mut encoded = Vec::with_capacity(size_hint);
+    // Writing borrowed strings into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut encoded, body);
+    encoded
 }

@@ -10,8 +10,9 @@
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
 
-use crate::core::{Failure, StreamEvent, Usage};
+use crate::core::{Failure, FailureClass, StreamEvent, Usage};
 
 /// One event of an upstream stream, cut out of its framing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,4 +72,11 @@ pub trait Relay: Send + fmt::Debug {
 
     /// The token counts seen so far, for the metrics.
     fn usage(&self) -> Option<Usage>;
+}
+
+/// The failure of an upstream stream that broke its own format (an event too large, cut short
+/// or unreadable): a 502, as for a whole answer that cannot be read.
+pub(crate) fn invalid_stream(message: impl Into<String>) -> Failure {
+    Failure::new(StatusCode::BAD_GATEWAY, FailureClass::Upstream, message)
+        .code("upstream_invalid_response")
 }

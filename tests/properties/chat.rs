@@ -20,6 +20,15 @@ const KNOWN: &[&str] = &[
     "n",
     "tools",
     "functions",
+    "tool_choice",
+    "parallel_tool_calls",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "reasoning_effort",
+    "response_format",
 ];
 
 /// Through the Chat Completions front and the einstein surface: the `chat-generations` body.
@@ -265,8 +274,8 @@ fn message() -> impl Strategy<Value = Message> {
 fn unknown_member() -> impl Strategy<Value = Member> {
     let key = prop_oneof![
         4 => select(vec![
-            "temperature", "max_tokens", "top_p", "user", "seed", "stop", "metadata",
-            "logit_bias", "response_format", "tool_choice", "parallel_tool_calls", "store",
+            "frequency_penalty", "presence_penalty", "logprobs", "user", "seed", "metadata",
+            "logit_bias", "top_logprobs", "prediction", "audio", "modalities", "store",
         ])
         .prop_map(String::from),
         2 => "[A-Za-z0-9_.-]{1,70}",

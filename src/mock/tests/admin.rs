@@ -163,3 +163,63 @@ async fn shutdown_closes_the_port_and_drop_stops_the_server() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn stream_faults_and_the_stream_pace_have_admin_requests() {
+    let mock = MockSalesforce::start().await.unwrap();
+    for fault in [
+        r#"{"fault": "stream_failure"}"#,
+        r#"{"fault": "stream_stall", "millis": 10}"#,
+        r#"{"fault": "malformed_event"}"#,
+        r#"{"fault": "not_a_stream"}"#,
+        r#"{"fault": "empty_stream"}"#,
+        r#"{"fault": "endless_stream"}"#,
+        r#"{"fault": "oversized_event", "bytes": 100000, "times": 2}"#,
+    ] {
+        assert_eq!(
+            post(&mock, "faults", fault).await,
+            StatusCode::NO_CONTENT,
+            "{fault}"
+        );
+    }
+    for fault in [
+        Fault::StreamFailure,
+        Fault::StreamStall(Duration::from_millis(10)),
+        Fault::MalformedEvent,
+        Fault::NotAStream,
+        Fault::EmptyStream,
+        Fault::EndlessStream,
+        Fault::OversizedEvent(100_000),
+        Fault::OversizedEvent(100_000),
+    ] {
+        assert_eq!(mock.state().take_fault(), Some(fault));
+    }
+    assert_eq!(mock.state().take_fault(), None);
+
+    assert_eq!(
+        post(&mock, "stream_pace", r#"{"millis": 250}"#).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(mock.state().stream_pace(), Duration::from_millis(250));
+    for body in [r#"{"millis": -1}"#, r#"{}"#, "x"] {
+        assert_eq!(
+            post(&mock, "stream_pace", body).await,
+            StatusCode::BAD_REQUEST,
+            "{body}"
+        );
+    }
+    assert_eq!(post(&mock, "reset", "").await, StatusCode::NO_CONTENT);
+    assert_eq!(mock.state().stream_pace(), Duration::ZERO);
+
+    let counters = admin(&mock, reqwest::Method::GET, "counters", "")
+        .await
+        .json();
+    assert_eq!(counters["responses_requests"], 0);
+    assert_eq!(counters["bedrock_requests"], 0);
+    // Counters from before these fields still read.
+    let old: Counters = serde_json::from_str(
+        r#"{"token_requests":1,"tokens_issued":1,"chat_requests":3,"generation_requests":0,"embedding_requests":0}"#,
+    )
+    .unwrap();
+    assert_eq!(old.model_requests(), 3);
+}

@@ -1,9 +1,14 @@
 //! The mock over real loopback, driven by reqwest as the bridge will drive it.
 
 mod admin;
+mod bedrock;
 mod faults;
 mod models;
+mod responses;
+mod streams;
 mod token;
+
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -16,6 +21,8 @@ use super::{MockSalesforce, MOCK_CLIENT_ID, MOCK_CLIENT_SECRET};
 const CHAT_MODEL: &str = "sfdc_ai__DefaultGPT4OmniMini";
 const BEDROCK_MODEL: &str = "sfdc_ai__DefaultBedrockAnthropicClaude4Sonnet";
 const EMBEDDING_MODEL: &str = "sfdc_ai__DefaultOpenAITextEmbeddingAda_002";
+const GPT_MODEL: &str = "sfdc_ai__DefaultGPT54";
+const CLAUDE_MODEL: &str = "sfdc_ai__DefaultBedrockAnthropicClaude46Sonnet";
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -97,6 +104,12 @@ async fn call_with(
     headers: &[(&str, &str)],
     body: impl Into<reqwest::Body>,
 ) -> Result<Reply, reqwest::Error> {
+    let url = format!("{}/models/{model}/{operation}", mock.api_base());
+    Ok(reply(request_with(url, token, headers).body(body).send().await?).await)
+}
+
+/// A POST to `url` with every header the real API wants; `headers` replace or remove (empty value) them.
+fn request_with(url: String, token: &str, headers: &[(&str, &str)]) -> reqwest::RequestBuilder {
     let mut all = vec![
         ("authorization", format!("Bearer {token}")),
         ("content-type", "application/json;charset=utf-8".to_owned()),
@@ -112,12 +125,70 @@ async fn call_with(
             all.push((name, (*value).to_owned()));
         }
     }
-    let url = format!("{}/models/{model}/{operation}", mock.api_base());
-    let mut request = reqwest::Client::new().post(url).body(body);
+    let mut request = reqwest::Client::new().post(url);
     for (name, value) in all {
         request = request.header(name, value);
     }
-    Ok(reply(request.send().await?).await)
+    request
+}
+
+/// A call to a native surface: `path` is under `/ai/gpt/v1`.
+fn native_request(
+    mock: &MockSalesforce,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> reqwest::RequestBuilder {
+    let url = format!("{}{path}", mock.gpt_api_base());
+    request_with(url, token, headers).body(body.to_string())
+}
+
+async fn native(mock: &MockSalesforce, path: &str, token: &str, body: &Value) -> Reply {
+    let request = native_request(mock, path, token, &[], body);
+    reply(request.send().await.unwrap()).await
+}
+
+/// A streamed answer as the network delivered it.
+struct Chunks {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// Each piece of the body as it was read, with when it arrived after the headers.
+    chunks: Vec<(Duration, Bytes)>,
+}
+
+impl Chunks {
+    fn body(&self) -> Vec<u8> {
+        self.chunks
+            .iter()
+            .flat_map(|(_, chunk)| chunk.to_vec())
+            .collect()
+    }
+}
+
+/// Reads `response` to its end, piece by piece.
+async fn chunks(mut response: reqwest::Response) -> Chunks {
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+    let headers = response.headers().clone();
+    let started = Instant::now();
+    let mut chunks = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        chunks.push((started.elapsed(), chunk));
+    }
+    Chunks {
+        status,
+        headers,
+        chunks,
+    }
+}
+
+/// Waits until the mock has counted `expected` abandoned model calls.
+async fn abandoned(mock: &MockSalesforce, expected: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock.state().counters().abandoned_model_calls < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(mock.state().counters().abandoned_model_calls, expected);
 }
 
 async fn call(

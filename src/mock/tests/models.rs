@@ -4,7 +4,7 @@ use super::*;
 use crate::mock::{MockOptions, ResponseShape};
 
 /// Every key of `fixture`, at every depth, is in `actual` (arrays: their first element).
-fn assert_same_shape(actual: &Value, fixture: &Value, path: &str) {
+pub(super) fn assert_same_shape(actual: &Value, fixture: &Value, path: &str) {
     match (actual, fixture) {
         (Value::Object(actual), Value::Object(fixture)) => {
             for (key, expected) in fixture {

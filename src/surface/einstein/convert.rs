@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use super::extract::Extracted;
 use super::request::{ChatGenerationsRequest, EmbeddingsRequest, GenerationsRequest, Message};
 use crate::core::{Chat, Embed, Generation, Part, Role, Text, TranslateError};
+use crate::surface::one_choice;
 
 /// The body of `chat-generations` for a conversation. The documented surface takes roles and
 /// plain strings only: tools, images and more than one choice are refused, as dropping them
@@ -13,7 +14,7 @@ pub fn chat_body<'r>(chat: &'r Chat<'_>) -> Result<ChatGenerationsRequest<'r>, T
     if !chat.tools.is_empty() {
         return Err(TranslateError::Tools);
     }
-    check_choices(chat.choices)?;
+    one_choice(chat.choices)?;
     let messages = chat
         .messages
         .iter()
@@ -39,9 +40,30 @@ pub fn chat_body<'r>(chat: &'r Chat<'_>) -> Result<ChatGenerationsRequest<'r>, T
     Ok(ChatGenerationsRequest { messages })
 }
 
+/// The Chat Completions names of the settings `chat` carries, all of which this surface drops:
+/// the documented API has no generation settings (they belong to a model configured in Einstein
+/// Studio). An output limit is reported as `max_tokens` whichever name the caller used.
+pub fn dropped_settings(chat: &Chat<'_>) -> Vec<&'static str> {
+    let sampling = &chat.sampling;
+    [
+        ("temperature", sampling.temperature.is_some()),
+        ("top_p", sampling.top_p.is_some()),
+        ("top_k", sampling.top_k.is_some()),
+        ("stop", !sampling.stop.is_empty()),
+        ("max_tokens", chat.max_output_tokens.is_some()),
+        ("tool_choice", chat.tool_choice.is_some()),
+        ("parallel_tool_calls", chat.parallel_tool_calls.is_some()),
+        ("reasoning_effort", chat.reasoning.is_some()),
+        ("response_format", chat.response_format.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect()
+}
+
 /// The body of `generations` for a prompt.
 pub fn text_body<'r>(text: &'r Text<'_>) -> Result<GenerationsRequest<'r>, TranslateError> {
-    check_choices(text.choices)?;
+    one_choice(text.choices)?;
     Ok(GenerationsRequest {
         prompt: Cow::Borrowed(text.prompt.as_ref()),
     })
@@ -56,13 +78,6 @@ pub fn embed_body<'r>(embed: &'r Embed<'_>) -> Result<EmbeddingsRequest<'r>, Tra
     Ok(EmbeddingsRequest {
         input: &embed.inputs,
     })
-}
-
-fn check_choices(n: Option<u64>) -> Result<(), TranslateError> {
-    match n {
-        None | Some(1) => Ok(()),
-        Some(n) => Err(TranslateError::Choices(n)),
-    }
 }
 
 /// The text parts as one string, as the Models API takes a plain string.
@@ -303,5 +318,34 @@ mod tests {
             embed_body(&embed).unwrap_err(),
             TranslateError::Setting("dimensions")
         );
+    }
+
+    #[test]
+    fn every_generation_setting_is_reported_dropped() {
+        let text: &'static [u8] = serde_json::to_vec(&json!({"model": "m",
+            "messages": [{"role": "user", "content": "x"}],
+            "temperature": 0.2, "top_p": 0.9, "max_completion_tokens": 7, "stop": ["END"],
+            "tool_choice": "none", "parallel_tool_calls": false, "reasoning_effort": "low",
+            "response_format": {"type": "text"}}))
+        .unwrap()
+        .leak();
+        let request = front::chat::to_core(serde_json::from_slice(text).unwrap()).unwrap();
+        let Task::Chat(chat) = &request.task else {
+            panic!("not a chat")
+        };
+        assert_eq!(
+            dropped_settings(chat),
+            [
+                "temperature",
+                "top_p",
+                "stop",
+                "max_tokens",
+                "tool_choice",
+                "parallel_tool_calls",
+                "reasoning_effort",
+                "response_format"
+            ]
+        );
+        assert!(dropped_settings(&Chat::default()).is_empty());
     }
 }

@@ -1,8 +1,11 @@
 //! Salesforce error bodies, and their mapping to neutral failures, per the spec's error table.
+//! The native surfaces' error bodies are read here too: which shape a Salesforce gateway, OpenAI
+//! or Bedrock answers with is uncertain, so every surface reads whichever is there.
 
 use std::borrow::Cow;
 
 use http::StatusCode;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::core::{Failure, FailureClass, MAX_MESSAGE_CHARS};
@@ -12,7 +15,8 @@ use crate::text::sanitize;
 /// than a code, and reaches the caller only inside the bounded message.
 const MAX_CODE_CHARS: usize = 64;
 
-/// The documented error body: `{"errorCode", "messageCode", "message", ...}`.
+/// An error body: the documented `{"errorCode", "messageCode", "message", ...}` (Bedrock's
+/// `{"message"}` is its last field alone), or OpenAI's `{"error": {"message", "type", "code"}}`.
 #[derive(Debug, Default, Deserialize)]
 pub struct ErrorResponse<'a> {
     /// For example `BAD_ARGUMENT`, `INVALID_AUTH`, `LIMIT_EXCEEDED`.
@@ -24,6 +28,35 @@ pub struct ErrorResponse<'a> {
     /// A sentence.
     #[serde(borrow, default)]
     pub message: Option<Cow<'a, str>>,
+    /// OpenAI's error object, from the `responses` surface.
+    #[serde(borrow, default)]
+    pub error: Option<NestedError<'a>>,
+}
+
+/// `error` of an error body: OpenAI's object, or anything else (an OAuth-style code string),
+/// which is skipped rather than failing the whole body.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum NestedError<'a> {
+    /// `{"message", "type", "code", "param"}`.
+    #[serde(borrow)]
+    OpenAi(OpenAiError<'a>),
+    /// Any other value.
+    Other(IgnoredAny),
+}
+
+/// OpenAI's error object.
+#[derive(Debug, Default, Deserialize)]
+pub struct OpenAiError<'a> {
+    /// A sentence.
+    #[serde(borrow, default)]
+    pub message: Option<Cow<'a, str>>,
+    /// For example `invalid_request_error`.
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
+    /// For example `invalid_value`.
+    #[serde(borrow, default)]
+    pub code: Option<Cow<'a, str>>,
 }
 
 impl<'a> ErrorResponse<'a> {
@@ -45,16 +78,41 @@ impl<'a> ErrorResponse<'a> {
         }
     }
 
-    /// `errorCode messageCode: message`, bounded, for a caller to read.
+    fn openai(&self) -> Option<&OpenAiError<'a>> {
+        match &self.error {
+            Some(NestedError::OpenAi(error)) => Some(error),
+            Some(NestedError::Other(_)) | None => None,
+        }
+    }
+
+    /// The machine-readable code, from whichever shape has one.
+    fn code(&self) -> Option<&str> {
+        let openai = self.openai().and_then(|error| error.code.as_deref());
+        self.error_code.as_deref().or(openai)
+    }
+
+    /// `errorCode messageCode: message` (or OpenAI's `code: message`, its `type` standing in for
+    /// a missing code), bounded, for a caller to read.
     fn summary(&self) -> String {
+        let openai = self.openai();
+        let openai_code = openai.and_then(|error| error.code.as_deref().or(error.kind.as_deref()));
+        let codes = [self.error_code.as_deref(), self.message_code.as_deref()];
+        let codes = match codes {
+            [None, None] => [openai_code, None],
+            codes => codes,
+        };
+        let message = self
+            .message
+            .as_deref()
+            .or(openai.and_then(|error| error.message.as_deref()));
         let mut pieces: Vec<&str> = Vec::with_capacity(5);
-        for code in [&self.error_code, &self.message_code].into_iter().flatten() {
+        for code in codes.into_iter().flatten() {
             if !pieces.is_empty() {
                 pieces.push(" ");
             }
             pieces.push(code);
         }
-        if let Some(message) = &self.message {
+        if let Some(message) = message {
             if !pieces.is_empty() {
                 pieces.push(": ");
             }
@@ -68,6 +126,17 @@ impl<'a> ErrorResponse<'a> {
 /// Maps a final (not retried, or retried in vain) error response of the Models API, per the
 /// spec's error table. `model` is the Salesforce model that was called.
 pub fn read_failure(status: StatusCode, body: &[u8], model: &str) -> Failure {
+    read_failure_at(status, body, model, "salesforce.api_base")
+}
+
+/// [`read_failure`] for a surface under the base URL set by the conf key `base_key`, which a
+/// redirect's message names.
+pub(crate) fn read_failure_at(
+    status: StatusCode,
+    body: &[u8],
+    model: &str,
+    base_key: &str,
+) -> Failure {
     use FailureClass::*;
     let error = ErrorResponse::parse(body);
     let detail = error.summary();
@@ -80,7 +149,7 @@ pub fn read_failure(status: StatusCode, body: &[u8], model: &str) -> Failure {
         300..=399 => Failure::new(
             StatusCode::BAD_GATEWAY,
             Upstream,
-            format!("{said} (a redirect, which the bridge does not follow: check salesforce.api_base)"),
+            format!("{said} (a redirect, which the bridge does not follow: check {base_key})"),
         )
         .code("upstream_invalid_response"),
         400 | 413 | 415 | 422 => Failure::new(StatusCode::BAD_REQUEST, InvalidRequest, said),
@@ -102,9 +171,9 @@ pub fn read_failure(status: StatusCode, body: &[u8], model: &str) -> Failure {
         503 => Failure::new(StatusCode::SERVICE_UNAVAILABLE, Upstream, said),
         _ => Failure::new(StatusCode::BAD_GATEWAY, Upstream, said),
     };
-    match error.error_code {
+    match error.code() {
         Some(code) if failure.code.is_none() && code.chars().count() <= MAX_CODE_CHARS => {
-            failure.code(code.into_owned())
+            failure.code(code.to_owned())
         }
         _ => failure,
     }
@@ -231,5 +300,55 @@ mod tests {
         }
         let (_, body) = map(500, br#"{"errorCode": "BAD_ARGUMENT", "message": "m"}"#);
         assert_eq!(body["error"]["code"], "BAD_ARGUMENT");
+    }
+
+    #[test]
+    fn openai_and_bedrock_bodies_are_read_too() {
+        let openai =
+            br#"{"error": {"message": "Unexpected value 'max'", "type": "invalid_request_error",
+                          "param": "reasoning.effort", "code": "invalid_value"}}"#;
+        let (status, body) = map(400, openai);
+        assert_eq!(status, 400);
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 400: invalid_value: Unexpected value 'max'"
+        );
+        assert_eq!(body["error"]["code"], "invalid_value");
+        let (_, body) = map(
+            500,
+            br#"{"error": {"message": "boom", "type": "server_error", "code": null}}"#,
+        );
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 500: server_error: boom"
+        );
+        let (status, body) = map(502, br#"{"message": "No user context has been created"}"#);
+        assert_eq!(status, 502);
+        assert_eq!(
+            body["error"]["message"],
+            "Salesforce answered 502: No user context has been created"
+        );
+        // An OAuth-style string `error` is skipped, not the whole body.
+        let (_, body) = map(400, br#"{"error": "invalid_grant", "message": "m"}"#);
+        assert_eq!(body["error"]["message"], "Salesforce answered 400: m");
+        let huge =
+            serde_json::json!({"error": {"message": "x".repeat(10_000), "code": "C".repeat(500)}});
+        let failure = read_failure(
+            StatusCode::BAD_REQUEST,
+            &serde_json::to_vec(&huge).unwrap(),
+            "m",
+        );
+        assert!(failure.message.chars().count() < 400);
+        assert_eq!(failure.code, None);
+    }
+
+    #[test]
+    fn redirects_name_the_surfaces_base() {
+        let failure = read_failure_at(StatusCode::FOUND, b"", "m", "salesforce.gpt_api_base");
+        assert!(
+            failure.message.ends_with("check salesforce.gpt_api_base)"),
+            "{}",
+            failure.message
+        );
     }
 }

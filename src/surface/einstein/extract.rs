@@ -68,6 +68,10 @@ pub enum ExtractError {
     /// The body parsed, but no known field holds the model's text.
     #[error("Salesforce returned a response with no generated text")]
     NoText,
+    /// The body says the generation failed, or is not done (a `responses` answer whose
+    /// `status` is `failed`, `cancelled`, ...); the upstream's words, sanitised and bounded.
+    #[error("Salesforce returned a response that is not an answer: {0}")]
+    Failed(String),
     /// An embeddings answer without a vector for each input.
     #[error("Salesforce returned {got} embeddings for {expected} inputs")]
     MissingVectors {

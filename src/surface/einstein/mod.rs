@@ -30,18 +30,22 @@ mod extract;
 mod request;
 mod response;
 
-pub use convert::{chat_body, embed_body, generation, text_body};
-pub use error::{read_failure, ErrorResponse};
+pub use convert::{chat_body, dropped_settings, embed_body, generation, text_body};
+pub(crate) use error::read_failure_at;
+pub use error::{read_failure, ErrorResponse, NestedError, OpenAiError};
+pub(crate) use extract::parse_as;
 pub use extract::{
     extract, normalise_finish_reason, parse, read_embeddings, ExtractError, ExtractPath, Extracted,
 };
 pub use request::{ChatGenerationsRequest, EmbeddingsRequest, GenerationsRequest, Message};
+pub(crate) use response::lenient_count;
 pub use response::{
     ChatGeneration, EmbeddingItem, EmbeddingsResponse, GenerationDetails, GenerationParameters,
     LooseGeneration, ModelsResponse, OpenAiChoice, OpenAiMessage, Parameters, RawUsage,
     TextGeneration,
 };
 
+use super::{encode, Call, Reading};
 use crate::core::{Answer, Task, TranslateError};
 use crate::upstream::Target;
 
@@ -92,19 +96,30 @@ impl Urls {
         })
     }
 
-    /// The operation and the request body for `task`.
-    pub(crate) fn call(
-        &self,
-        task: &Task<'_>,
-        size_hint: usize,
-    ) -> Result<(Operation, Vec<u8>), TranslateError> {
-        Ok(match task {
-            Task::Chat(chat) => (Operation::Chat, encode(&chat_body(chat)?, size_hint)),
-            Task::Text(text) => (Operation::Text, encode(&text_body(text)?, size_hint)),
+    /// The call for `task`: this surface answers whole, so a stream is emulated from the whole
+    /// answer, and every generation setting is reported as dropped (see [`dropped_settings`]).
+    pub(crate) fn call(&self, task: &Task<'_>, size_hint: usize) -> Result<Call, TranslateError> {
+        let (operation, body, dropped) = match task {
+            Task::Chat(chat) => (
+                Operation::Chat,
+                encode(&chat_body(chat)?, size_hint),
+                dropped_settings(chat),
+            ),
+            Task::Text(text) => (
+                Operation::Text,
+                encode(&text_body(text)?, size_hint),
+                Vec::new(),
+            ),
             Task::Embed(embed) => (
                 Operation::Embeddings(embed.inputs.len()),
                 encode(&embed_body(embed)?, size_hint),
+                Vec::new(),
             ),
+        };
+        Ok(Call {
+            body,
+            reading: Reading::Einstein(operation),
+            dropped,
         })
     }
 
@@ -133,13 +148,4 @@ pub(crate) fn read_answer<R>(
     let extracted = extract(&response, operation)?;
     let path = extracted.path;
     Ok((render(Answer::Generation(generation(extracted))), path))
-}
-
-/// Serializes a request body into a buffer the size of the caller's body, which it rarely
-/// exceeds, instead of growing one from empty. Plain structs of strings cannot fail to encode.
-fn encode(body: &impl serde::Serialize, size_hint: usize) -> Vec<u8> {
-    let mut encoded = Vec::with_capacity(size_hint);
-    // Writing borrowed strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut encoded, body);
-    encoded
 }

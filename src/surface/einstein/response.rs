@@ -237,7 +237,9 @@ fn lenient_details<'de, D: Deserializer<'de>>(
 
 /// A token count that tolerates what providers send: an integer, an integral float, a numeric
 /// string; anything else counts as absent rather than failing the whole answer.
-fn lenient_count<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn lenient_count<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Count {

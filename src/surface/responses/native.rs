@@ -3,14 +3,16 @@
 //! else changed, so fields and event types the bridge does not know keep working.
 
 use bytes::BytesMut;
-use http::StatusCode;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::native::{rewrite_members, Edit};
-use super::stream::{Flow, Relay, Unframe, UpstreamEvent};
-use crate::core::{Failure, FailureClass, Usage};
+use super::read::usage;
+use super::response::ResponsesUsage;
+use crate::core::{Failure, Usage};
 use crate::surface::einstein::ExtractError;
+use crate::surface::native::{rewrite_members, Edit};
+use crate::surface::stream::invalid_stream;
+use crate::surface::stream::{Flow, Relay, Unframe, UpstreamEvent};
 
 /// The caller's body with `model` set to the Salesforce model.
 pub(crate) fn call_body(body: &[u8], salesforce_model: &str) -> Result<Vec<u8>, serde_json::Error> {
@@ -19,10 +21,11 @@ pub(crate) fn call_body(body: &[u8], salesforce_model: &str) -> Result<Vec<u8>, 
 
 /// A whole answer with the caller's `model` in it, and its token counts.
 pub(crate) fn answer(body: &[u8], model: &str) -> Result<(Vec<u8>, Option<Usage>), ExtractError> {
-    let usage = serde_json::from_slice::<WithUsage<'_>>(body)
+    let usage = serde_json::from_slice::<WithUsage>(body)
         .map_err(|error| ExtractError::invalid(&error))?
         .usage
-        .map(ResponsesUsage::to_core);
+        .as_ref()
+        .and_then(usage);
     let json = rewrite_members(body, &[("model", Edit::SetString(model))])
         .map_err(|error| ExtractError::invalid(&error))?;
     Ok((json, usage))
@@ -61,11 +64,11 @@ impl ResponsesRelay {
         let kind = head.kind.as_deref().unwrap_or("message");
         let data = match head.response {
             Some(response) => {
-                if let Some(usage) = serde_json::from_str::<WithUsage<'_>>(response.get())
+                if let Some(seen) = serde_json::from_str::<WithUsage>(response.get())
                     .ok()
-                    .and_then(|response| response.usage)
+                    .and_then(|response| response.usage.as_ref().and_then(usage))
                 {
-                    self.usage = Some(usage.to_core());
+                    self.usage = Some(seen);
                 }
                 let response = rewrite_members(
                     response.get().as_bytes(),
@@ -117,12 +120,9 @@ impl Relay for ResponsesRelay {
             return Ok(());
         }
         self.unframe.finish()?;
-        Err(Failure::new(
-            StatusCode::BAD_GATEWAY,
-            FailureClass::Upstream,
+        Err(invalid_stream(
             "the upstream stream ended before the response was complete",
-        )
-        .code("upstream_invalid_response"))
+        ))
     }
 
     fn usage(&self) -> Option<Usage> {
@@ -131,12 +131,7 @@ impl Relay for ResponsesRelay {
 }
 
 fn broken() -> Failure {
-    Failure::new(
-        StatusCode::BAD_GATEWAY,
-        FailureClass::Upstream,
-        "the upstream stream sent an event that is not a JSON object",
-    )
-    .code("upstream_invalid_response")
+    invalid_stream("the upstream stream sent an event that is not a JSON object")
 }
 
 /// What the relay reads of an event: its type and the response object it carries.
@@ -150,51 +145,7 @@ struct EventHead<'a> {
 
 /// A response object's usage, the rest unread.
 #[derive(Deserialize)]
-struct WithUsage<'a> {
+struct WithUsage {
     #[serde(default)]
     usage: Option<ResponsesUsage>,
-    #[serde(borrow, default, rename = "model")]
-    _model: Option<&'a RawValue>,
-}
-
-/// `usage` of a Responses object.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-pub(crate) struct ResponsesUsage {
-    #[serde(default)]
-    input_tokens: u64,
-    #[serde(default)]
-    output_tokens: u64,
-    #[serde(default)]
-    total_tokens: Option<u64>,
-    #[serde(default)]
-    input_tokens_details: Option<InputDetails>,
-    #[serde(default)]
-    output_tokens_details: Option<OutputDetails>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-struct InputDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-struct OutputDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-impl ResponsesUsage {
-    pub(crate) fn to_core(self) -> Usage {
-        Usage {
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            total_tokens: self
-                .total_tokens
-                .unwrap_or(self.input_tokens.saturating_add(self.output_tokens)),
-            cached_tokens: self.input_tokens_details.and_then(|d| d.cached_tokens),
-            cache_write_tokens: None,
-            reasoning_tokens: self.output_tokens_details.and_then(|d| d.reasoning_tokens),
-        }
-    }
 }
