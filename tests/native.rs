@@ -75,6 +75,8 @@ async fn start(mount: Mount) -> Gateway {
 }
 
 async fn start_with(mount: Mount, setup: Setup) -> Gateway {
+    // Marks this thread as a test thread: its own failed assertions are not the bridge's panics.
+    panics();
     let setup = setup.sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"));
     Gateway::start_with(mount, setup).await
 }
