@@ -1025,76 +1025,60 @@ fn assert_raised(case: &str, seen: &Value, class: &str, kinds: &[&str]) {
 
 async fn sdk_messages_errors_have_anthropic_classes(mount: Mount) {
     let gateway = start(mount).await;
-    let seen = observe(
-        NATIVE_PY,
-        &gateway,
-        "sk-wrong",
-        &["messages_error", CLAUDE_NATIVE_MODEL],
-    )
-    .await;
-    assert_raised(
-        "a wrong key",
-        &seen,
-        "AuthenticationError",
-        &["authentication_error"],
-    );
-    let observed = answers(
-        NATIVE_PY,
-        &gateway,
-        &[
-            ("messages_error", "claude-nope"),
-            ("messages_bad_request", CLAUDE_NATIVE_MODEL),
-            ("messages_bad_request", GPT_NATIVE_MODEL),
-        ],
-    )
-    .await;
-    assert_raised(
-        "an unknown model",
-        &observed[0],
-        "NotFoundError",
-        &["not_found_error"],
-    );
-    for seen in &observed[1..] {
-        assert_raised(
-            "a role that does not exist",
-            seen,
-            "BadRequestError",
-            &["invalid_request_error"],
-        );
-    }
-    // Statuses from Salesforce, each on every attempt of the bridge (3 in the test gateways)
-    // until the last, which is there for good.
     gateway.upstream().reset();
-    for status in [429, 500, 503] {
+    // Statuses from Salesforce, each on every attempt of the bridge (3 in the test gateways), in
+    // the order of the scenarios that meet them; the other scenarios never reach Salesforce,
+    // except the last, once the faults are used up.
+    // A 529 is not retried: the policy retries 500 among the server errors.
+    for (status, attempts) in [(429, 3), (500, 3), (503, 3), (529, 1)] {
         let fault = Fault::Status {
             status,
             retry_after_secs: None,
         };
-        gateway.upstream().inject(fault, 3);
+        gateway.upstream().inject(fault, attempts);
     }
-    let fault = Fault::Status {
-        status: 529,
-        retry_after_secs: None,
-    };
-    gateway.upstream().inject(fault, u32::MAX);
     let observed = answers(
         NATIVE_PY,
         &gateway,
         &[
+            ("messages_wrong_key", CLAUDE_NATIVE_MODEL),
+            ("messages_error", "claude-nope"),
+            ("messages_bad_request", GPT_NATIVE_MODEL),
             ("messages_error", CLAUDE_NATIVE_MODEL),
             ("messages_error", CLAUDE_NATIVE_MODEL),
             ("messages_error", CLAUDE_NATIVE_MODEL),
             ("messages_error", CLAUDE_NATIVE_MODEL),
+            ("messages_bad_request", CLAUDE_NATIVE_MODEL),
         ],
     )
     .await;
-    gateway.upstream().clear_faults();
-    assert_raised("429", &observed[0], "RateLimitError", &["rate_limit_error"]);
-    assert_raised("500", &observed[1], "InternalServerError", &["api_error"]);
+    let auth = ["authentication_error"];
+    assert_raised("a wrong key", &observed[0], "AuthenticationError", &auth);
+    let not_found = ["not_found_error"];
+    assert_raised(
+        "an unknown model",
+        &observed[1],
+        "NotFoundError",
+        &not_found,
+    );
+    let invalid = ["invalid_request_error"];
+    assert_raised("a role (core)", &observed[2], "BadRequestError", &invalid);
+    assert_raised("429", &observed[3], "RateLimitError", &["rate_limit_error"]);
+    assert_raised("500", &observed[4], "InternalServerError", &["api_error"]);
     let overloaded = ["overloaded_error", "api_error"];
-    assert_raised("503", &observed[2], "InternalServerError", &overloaded);
-    assert_raised("529", &observed[3], "InternalServerError", &overloaded);
-    assert!(gateway.counters().bedrock_requests >= 10);
+    assert_raised("503", &observed[5], "InternalServerError", &overloaded);
+    assert_raised("529", &observed[6], "InternalServerError", &overloaded);
+    assert_raised(
+        "a role (Bedrock)",
+        &observed[7],
+        "BadRequestError",
+        &invalid,
+    );
+    assert_eq!(
+        gateway.counters().bedrock_requests,
+        3 * 3 + 1 + 1,
+        "429, 500 and 503 tried 3 times, 529 once, then the bad role"
+    );
     gateway.stop().await;
 }
 
@@ -1596,6 +1580,13 @@ async fn stream_faults_become_error_events(mount: Mount) {
 }
 
 async fn quiet_and_endless_upstreams_end_at_their_bounds(mount: Mount) {
+    // A gateway per pair, so that the pairs' waits overlap.
+    let runs = STREAMING_PAIRS.map(|(front, model)| quiet_and_endless(mount, front, model));
+    futures_util::future::join_all(runs).await;
+}
+
+/// One pair of [`quiet_and_endless_upstreams_end_at_their_bounds`].
+async fn quiet_and_endless(mount: Mount, front: Front, model: &str) {
     // One attempt may wait 1 s for the upstream; a request lasts at most 3 s.
     let setup = Setup::default().salesforce("timeout_secs = 1\nrequest_deadline_secs = 3");
     let gateway = start_with(mount, setup).await;
@@ -1603,49 +1594,33 @@ async fn quiet_and_endless_upstreams_end_at_their_bounds(mount: Mount) {
     gateway
         .upstream()
         .inject(Fault::StreamStall(Duration::from_millis(300)), 1);
-    let streamed = stream(
-        &gateway,
-        Front::Chat,
-        &Front::Chat.body(GPT_NATIVE_MODEL, USER, true),
-    )
-    .await;
-    assert_eq!(
-        streamed.text(Front::Chat),
-        echo(USER),
-        "{}",
-        streamed.describe()
-    );
+    let streamed = stream(&gateway, front, &front.body(model, USER, true)).await;
+    let context = format!("{front:?} on {model}: {}", streamed.describe());
+    assert_eq!(streamed.text(front), echo(USER), "{context}");
+    assert!(front.completed(&streamed.events), "{context}");
+    // Quiet longer than the idle limit: the stream ends with an error.
+    gateway
+        .upstream()
+        .inject(Fault::StreamStall(Duration::from_millis(2500)), 1);
+    let started = Instant::now();
+    let streamed = stream(&gateway, front, &front.body(model, USER, true)).await;
+    assert_failed(front, model, "stall", &streamed);
+    let took = started.elapsed();
     assert!(
-        Front::Chat.completed(&streamed.events),
-        "{}",
-        streamed.describe()
+        took < Duration::from_millis(2400),
+        "{front:?} on {model}: the quiet stream ended after {took:?}"
     );
-    for (front, model) in STREAMING_PAIRS {
-        // Quiet longer than the idle limit: the stream ends with an error.
-        gateway.upstream().reset();
-        gateway
-            .upstream()
-            .inject(Fault::StreamStall(Duration::from_millis(2500)), 1);
-        let started = Instant::now();
-        let streamed = stream(&gateway, front, &front.body(model, USER, true)).await;
-        assert_failed(front, model, "stall", &streamed);
-        assert!(
-            started.elapsed() < Duration::from_millis(2400),
-            "{front:?} on {model}"
-        );
-        // Endless: cut at the deadline.
-        gateway.upstream().inject(Fault::EndlessStream, 1);
-        let started = Instant::now();
-        let streamed = stream(&gateway, front, &front.body(model, USER, true)).await;
-        let took = started.elapsed();
-        assert_failed(front, model, "endless", &streamed);
-        assert!(
-            took >= Duration::from_secs(2) && took < Duration::from_secs(5),
-            "{front:?} on {model}: the endless stream ended after {took:?}"
-        );
-    }
-    gateway.upstream().reset();
-    assert_pair_serves(&gateway, Front::Chat, CLAUDE_NATIVE_MODEL).await;
+    // Endless: cut at the deadline (3 s; a loaded machine may take a while longer to notice).
+    gateway.upstream().inject(Fault::EndlessStream, 1);
+    let started = Instant::now();
+    let streamed = stream(&gateway, front, &front.body(model, USER, true)).await;
+    let took = started.elapsed();
+    assert_failed(front, model, "endless", &streamed);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{front:?} on {model}: the endless stream ended after {took:?}"
+    );
+    assert_pair_serves(&gateway, front, model).await;
     gateway.stop().await;
 }
 

@@ -36,6 +36,7 @@ Anthropic SDK scenarios:
     messages_tools_stream   the first turn streamed: the final message's tool_use input
     messages_cache_control  a system block with cache_control
     messages_error          messages.create expected to fail (the test injects the cause)
+    messages_wrong_key      the same, presenting a key the bridge does not accept
     messages_bad_request    a message with a role that does not exist
     messages_retry_429      the SDK's own retries on (the test injects 429s)
     messages_midstream_failure  a stream that fails after it started
@@ -535,6 +536,7 @@ ANTHROPIC_SCENARIOS = {
     "messages_tools_stream": messages_tools_stream,
     "messages_cache_control": messages_cache_control,
     "messages_error": messages_error,
+    "messages_wrong_key": messages_error,
     "messages_bad_request": messages_bad_request,
     "messages_retry_429": messages_create,
     "messages_midstream_failure": messages_midstream_failure,
@@ -568,11 +570,12 @@ def run_one(base_url, api_key, scenario, model):
     else:
         model = model or CLAUDE_MODEL
         root = base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
-        key = (
-            {"auth_token": api_key, "api_key": None}
-            if scenario == "messages_create_bearer"
-            else {"api_key": api_key}
-        )
+        if scenario == "messages_create_bearer":
+            key = {"auth_token": api_key, "api_key": None}
+        elif scenario == "messages_wrong_key":
+            key = {"api_key": "sk-not-a-key-of-this-bridge"}
+        else:
+            key = {"api_key": api_key}
         client = anthropic.Anthropic(
             base_url=root,
             max_retries=2 if scenario == "messages_retry_429" else 0,
