@@ -97,6 +97,9 @@ pub(crate) enum Reading {
     },
 }
 
+/// A pass-through's whole answer, as the caller gets it, and its token counts.
+pub(crate) type NativeAnswer = (Vec<u8>, Option<Usage>);
+
 /// A pass-through call: the caller's body, rewritten only where the surface needs it.
 #[derive(Debug)]
 pub(crate) struct NativeCall {
@@ -220,7 +223,7 @@ impl Reading {
         self,
         body: &[u8],
         model: &str,
-    ) -> Option<Result<(Vec<u8>, Option<Usage>), einstein::ExtractError>> {
+    ) -> Option<Result<NativeAnswer, einstein::ExtractError>> {
         match self {
             Reading::Einstein(_) | Reading::Bedrock { native: false, .. } => None,
             Reading::Responses { .. } => Some(responses::native::answer(body, model)),

@@ -78,6 +78,15 @@ pub(crate) use passthrough::{native_answer, MessagesRelay};
 pub use read::{is_event_stream, read_answer, read_failure, read_non_stream};
 pub use unframe::EventStreamFrames;
 
+/// The Bedrock body for a conversation, as JSON; `default_max_tokens` stands in when the caller
+/// names none. (What a route's call sends, for tools such as the fuzz targets.)
+pub fn chat_body_json(
+    chat: &crate::core::Chat<'_>,
+    default_max_tokens: u64,
+) -> Result<Vec<u8>, TranslateError> {
+    Ok(encode(&convert::chat_body(chat, default_max_tokens)?, 0))
+}
+
 use std::borrow::Cow;
 
 use crate::config;

@@ -130,19 +130,13 @@ mod tests {
     use crate::core::{Finish, Usage};
     use crate::surface::bedrock::test_fixtures::fixture;
 
+    /// A tool call's id, name and arguments, owned.
+    type Call = (String, String, String);
+    /// An answer's text, calls, finish, usage and id, owned.
+    type Read = (String, Vec<Call>, Finish, Option<Usage>, Option<String>);
+
     /// The answer's parts, owned.
-    fn read(
-        body: &[u8],
-    ) -> Result<
-        (
-            String,
-            Vec<(String, String, String)>,
-            Finish,
-            Option<Usage>,
-            Option<String>,
-        ),
-        ExtractError,
-    > {
+    fn read(body: &[u8]) -> Result<Read, ExtractError> {
         read_answer(body, |answer| {
             let Answer::Generation(g) = answer else {
                 panic!("not a generation")
