@@ -669,12 +669,15 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
         [
             ("chat_completions", 7),
             ("completions", 1),
+            ("count_tokens", 0),
             ("embeddings", 0),
             ("health", 1),
+            ("messages", 0),
             ("metrics", 1),
             ("models", 1),
             ("performance", 0),
             ("ready", 1),
+            ("responses", 0),
         ]
     );
     let cache = &summary.token_cache;
