@@ -893,8 +893,12 @@ async fn sdk_messages_text_streams_and_metadata(mount: Mount) {
                 ("models_list", CLAUDE_NATIVE_MODEL),
             ]);
         }
-        let observed = answers(script, &gateway, &items).await;
+        // Each observation is checked in turn, so that one failure does not hide the others.
+        let observed = runs(script, &gateway, CALLER_KEY, &items).await;
         for (model, pair) in MESSAGES_MODELS.into_iter().zip(observed.chunks(2)) {
+            for seen in pair {
+                assert!(seen.get("error").is_none(), "{script} raised: {seen}");
+            }
             assert_message(script, &pair[0], model);
             let seen = &pair[1];
             assert_eq!(seen["text"], echo(USER), "{script} {model}: {seen}");
@@ -908,11 +912,22 @@ async fn sdk_messages_text_streams_and_metadata(mount: Mount) {
         }
         if script == NATIVE_PY {
             let rest = &observed[MESSAGES_MODELS.len() * 2..];
+            assert!(
+                rest[0].get("error").is_none(),
+                "{script} raised: {}",
+                rest[0]
+            );
             assert_message(script, &rest[0], CLAUDE_NATIVE_MODEL);
             // No surface counts tokens, and the bridge makes up no figures: a clear 404.
             for seen in &rest[1..3] {
                 assert_raised("count_tokens", seen, "NotFoundError", &["not_found_error"]);
             }
+            // Validated strictly against the SDK's `ModelInfo`.
+            assert!(
+                rest[3].get("error").is_none(),
+                "{script} raised: {}",
+                rest[3]
+            );
             assert_eq!(rest[3]["ids"], json!(ROUTED_MODELS), "{}", rest[3]);
             assert_eq!(rest[3]["types"], json!(["model"]), "{}", rest[3]);
         }
