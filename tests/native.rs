@@ -47,6 +47,7 @@ for_each_mount!(
     async_openai_responses_in_two_turns,
     // Raw HTTP.
     answers_name_the_callers_model,
+    cached_and_reasoning_tokens_reach_the_caller,
     keys_and_anthropic_conventions,
     streams_are_incremental,
     a_caller_leaving_mid_stream_cancels_the_upstream,
@@ -1354,6 +1355,46 @@ async fn answers_name_the_callers_model(mount: Mount) {
         }
         assert!(named > 0, "{front:?} {model}: {}", streamed.describe());
     }
+    gateway.stop().await;
+}
+
+async fn cached_and_reasoning_tokens_reach_the_caller(mount: Mount) {
+    let gateway = start(mount).await;
+    // Passed through: Responses' own usage details, whole and streamed.
+    for stream_it in [false, true] {
+        let mut body = Front::Responses.body(GPT_NATIVE_MODEL, USER, stream_it);
+        body["prompt_cache_key"] = json!("conversation-1");
+        body["reasoning"] = json!({"effort": "low"});
+        let usage = if stream_it {
+            let streamed = stream(&gateway, Front::Responses, &body).await;
+            let completed = streamed
+                .events
+                .iter()
+                .filter_map(Sse::json)
+                .find(|data| data["type"] == "response.completed")
+                .unwrap_or_else(|| panic!("{}", streamed.describe()));
+            completed["response"]["usage"].clone()
+        } else {
+            let (status, answer) = whole(&gateway, Front::Responses, &body).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["usage"].clone()
+        };
+        assert_eq!(
+            usage["input_tokens_details"]["cached_tokens"], 32,
+            "{usage}"
+        );
+        assert_eq!(
+            usage["output_tokens_details"]["reasoning_tokens"], 16,
+            "{usage}"
+        );
+    }
+    // Passed through too: Bedrock's cache reads, for a system block with `cache_control`.
+    let body = json!({"model": CLAUDE_NATIVE_MODEL, "max_tokens": 64,
+        "system": [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": USER}]});
+    let (status, answer) = whole(&gateway, Front::Messages, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["usage"]["cache_read_input_tokens"], 256, "{answer}");
     gateway.stop().await;
 }
 
