@@ -242,6 +242,22 @@ pub struct Route {
     /// `kind`: `chat` (the default) or `embeddings`, for an embeddings model.
     #[serde(default)]
     pub kind: RouteKind,
+    /// `default_max_tokens`, `surface = "bedrock"` only: the `max_tokens` sent when the caller
+    /// names none, which Anthropic's API requires
+    /// ([`bedrock::DEFAULT_MAX_TOKENS`](crate::surface::bedrock::DEFAULT_MAX_TOKENS) when
+    /// absent).
+    #[serde(default)]
+    pub default_max_tokens: Option<u64>,
+    /// `thinking_enabled_to_adaptive`, `surface = "bedrock"` only (off by default): rewrite
+    /// `thinking: {"type": "enabled", ...}` to `{"type": "adaptive"}`, which newer Claude
+    /// models on real orgs were observed to require.
+    #[serde(default)]
+    pub thinking_enabled_to_adaptive: bool,
+    /// `strip_thinking_history`, `surface = "bedrock"` only (off by default): remove `thinking`
+    /// and `redacted_thinking` blocks from the conversation sent, which were observed to make
+    /// some orgs answer 502 "No user context has been created".
+    #[serde(default)]
+    pub strip_thinking_history: bool,
 }
 
 impl Config {
@@ -657,6 +673,7 @@ impl RawConfig {
                     ),
                 ));
             }
+            validate_surface_settings(index, route)?;
             if self.routes[..index]
                 .iter()
                 .any(|earlier| earlier.model == route.model)
@@ -683,6 +700,42 @@ impl RawConfig {
             pingora,
             routes: self.routes,
         })
+    }
+}
+
+/// The largest `default_max_tokens`: above any Claude model's output limit, so a larger value
+/// is a typo.
+const MAX_DEFAULT_MAX_TOKENS: u64 = 1_000_000;
+
+/// Settings that only one surface reads are refused on routes of another, rather than ignored.
+fn validate_surface_settings(index: usize, route: &Route) -> Result<(), ConfigError> {
+    let invalid = |name: &str, reason: String| ConfigError::Invalid {
+        key: format!("routes[{index}].{name}"),
+        reason,
+    };
+    if route.surface == SurfaceKind::Bedrock {
+        return match route.default_max_tokens {
+            Some(max) if max == 0 || max > MAX_DEFAULT_MAX_TOKENS => Err(invalid(
+                "default_max_tokens",
+                format!("must be between 1 and {MAX_DEFAULT_MAX_TOKENS}"),
+            )),
+            _ => Ok(()),
+        };
+    }
+    let bedrock_only = [
+        ("default_max_tokens", route.default_max_tokens.is_some()),
+        (
+            "thinking_enabled_to_adaptive",
+            route.thinking_enabled_to_adaptive,
+        ),
+        ("strip_thinking_history", route.strip_thinking_history),
+    ];
+    match bedrock_only.into_iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(invalid(
+            name,
+            "applies to routes with surface = \"bedrock\" only".to_owned(),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -912,6 +965,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "routes[1].model: `gpt-4o-mini` is routed twice");
+    }
+
+    #[test]
+    fn bedrock_settings_are_read_and_checked() {
+        let bedrock = |extra: &str| {
+            MINIMAL.replace(
+                "salesforce_model = \"sfdc_ai__DefaultOpenAIGPT4OmniMini\"",
+                &format!("salesforce_model = \"sfdc_ai__DefaultBedrockAnthropicClaude46Sonnet\"\nsurface = \"bedrock\"\n{extra}"),
+            )
+        };
+        let config = Config::from_toml_with_env(&bedrock(""), env).unwrap();
+        let route = &config.routes[0];
+        assert_eq!(route.surface, SurfaceKind::Bedrock);
+        assert_eq!(route.default_max_tokens, None);
+        assert!(!route.thinking_enabled_to_adaptive && !route.strip_thinking_history);
+
+        let text = bedrock("default_max_tokens = 8192\nthinking_enabled_to_adaptive = true\nstrip_thinking_history = true");
+        let route = &Config::from_toml_with_env(&text, env).unwrap().routes[0];
+        assert_eq!(route.default_max_tokens, Some(8192));
+        assert!(route.thinking_enabled_to_adaptive && route.strip_thinking_history);
+
+        let err = |text: &str| {
+            Config::from_toml_with_env(text, env)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&bedrock("default_max_tokens = 0")),
+            "routes[0].default_max_tokens: must be between 1 and 1000000"
+        );
+        assert_eq!(
+            err(&bedrock("kind = \"embeddings\"")),
+            "routes[0].kind: the `bedrock` surface has no `embeddings` models"
+        );
+        let einstein = format!("{MINIMAL}strip_thinking_history = true\n");
+        assert_eq!(
+            err(&einstein),
+            "routes[0].strip_thinking_history: applies to routes with surface = \"bedrock\" only"
+        );
     }
 
     #[test]

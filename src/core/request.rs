@@ -44,6 +44,9 @@ pub struct Streaming {
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq)]
+// One per request, built once and borrowed: boxing the conversation would cost an allocation
+// to save a move.
+#[allow(clippy::large_enum_variant)]
 pub enum Task<'a> {
     /// Continue a conversation.
     Chat(Chat<'a>),

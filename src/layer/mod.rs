@@ -231,10 +231,9 @@ impl SalesforceLayerBuilder<'_> {
 
         let mut routes = HashMap::with_capacity(config.routes.len());
         for route in &config.routes {
-            let surface = RouteSurface::new(route.surface, sf, &route.salesforce_model)
-                .ok_or_else(|| BuildError::Url {
-                    model: route.model.clone(),
-                })?;
+            let surface = RouteSurface::new(route, sf).ok_or_else(|| BuildError::Url {
+                model: route.model.clone(),
+            })?;
             let target = RouteTarget {
                 model: route.model.as_str().into(),
                 salesforce_model: route.salesforce_model.as_str().into(),

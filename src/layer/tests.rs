@@ -669,6 +669,170 @@ async fn surface_refusals_name_the_route_and_the_surface() {
     assert!(seen.lock().unwrap().is_empty());
 }
 
+/// A conf whose one route is a Claude model on the `bedrock` surface.
+fn bedrock_conf() -> String {
+    CONF.replace(
+        r#"salesforce_model = "sfdc_ai__DefaultOpenAIGPT4OmniMini""#,
+        "salesforce_model = \"sfdc_ai__DefaultBedrockAnthropicClaude46Sonnet\"\nsurface = \"bedrock\"\ndefault_max_tokens = 512",
+    )
+}
+
+/// A scripted upstream answering every call with `body` and `content_type`.
+fn bedrock_upstream(body: Vec<u8>, content_type: &'static str) -> (impl UpstreamService, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let body = Bytes::from(body);
+    let service = tower::service_fn(move |request: Request<Bytes>| {
+        log.lock().unwrap().push((
+            String::new(),
+            request.uri().to_string(),
+            String::from_utf8(request.body().to_vec()).unwrap(),
+        ));
+        let mut response = Response::new(UpstreamBody::whole(body.clone()));
+        response
+            .headers_mut()
+            .insert("content-type", content_type.parse().unwrap());
+        async move { Ok::<_, UpstreamError>(response) }
+    });
+    (service, seen)
+}
+
+fn bedrock_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The spec's stream fixture, one event-stream frame per event.
+fn bedrock_stream() -> Vec<u8> {
+    bedrock_fixture("native.bedrock.stream.events.jsonl")
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .flat_map(crate::eventstream::chunk_frame)
+        .collect()
+}
+
+async fn bedrock_chat(body: Vec<u8>, content_type: &'static str, stream: bool) -> (String, Seen) {
+    let config = Config::from_toml_with_env(&bedrock_conf(), |_| None).unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(CountingTokens::default())
+        .build()
+        .unwrap();
+    let (upstream, seen) = bedrock_upstream(body, content_type);
+    let mut request = chat_body();
+    request["stream"] = json!(stream);
+    let (status, _, text) =
+        send(layer.layer(upstream), post("/v1/chat/completions", request)).await;
+    assert_eq!(status, 200, "{text}");
+    (text, seen)
+}
+
+#[tokio::test]
+async fn a_bedrock_route_answers_chat_completions() {
+    let answer = bedrock_fixture("native.bedrock.invoke.response.json");
+    let (text, seen) = bedrock_chat(answer, "application/json", false).await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "18 °C and clear in Paris."
+    );
+    assert_eq!(body["usage"]["prompt_tokens"], 668);
+    let seen = seen.lock().unwrap();
+    let (_, uri, sent) = &seen[0];
+    assert_eq!(
+        uri,
+        "https://api.salesforce.com/ai/gpt/v1/model/sfdc_ai__DefaultBedrockAnthropicClaude46Sonnet/invoke"
+    );
+    let sent: Value = serde_json::from_str(sent).unwrap();
+    assert_eq!(sent["anthropic_version"], "bedrock-2023-05-31");
+    assert_eq!(sent["max_tokens"], 512);
+}
+
+#[tokio::test]
+async fn a_bedrock_stream_relays_tool_call_fragments_as_they_come() {
+    let (text, seen) =
+        bedrock_chat(bedrock_stream(), "application/vnd.amazon.eventstream", true).await;
+    assert!(seen.lock().unwrap()[0]
+        .1
+        .ends_with("/invoke-with-response-stream"));
+    let chunks: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    let arguments: Vec<&str> = chunks
+        .iter()
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+        })
+        .filter(|piece| !piece.is_empty())
+        .collect();
+    assert_eq!(arguments, ["{\"ci", "ty\":\"Paris\"}"], "{text}");
+    assert!(text.contains(r#""finish_reason":"tool_calls""#), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+}
+
+#[tokio::test]
+async fn a_bedrock_200_without_an_event_stream_is_an_error_not_a_success() {
+    let config = Config::from_toml_with_env(&bedrock_conf(), |_| None).unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(CountingTokens::default())
+        .build()
+        .unwrap();
+    let (upstream, _) = bedrock_upstream(
+        br#"{"message": "Too many requests, please wait"}"#.to_vec(),
+        "application/json",
+    );
+    let mut request = chat_body();
+    request["stream"] = json!(true);
+    let (_, _, text) = send(layer.layer(upstream), post("/v1/chat/completions", request)).await;
+    assert!(
+        text.contains("without an event stream: Too many requests"),
+        "{text}"
+    );
+    assert!(!text.contains("[DONE]"), "{text}");
+}
+
+#[tokio::test]
+async fn an_anthropic_caller_passes_through_to_a_bedrock_route() {
+    let config = Config::from_toml_with_env(&bedrock_conf(), |_| None).unwrap();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(CountingTokens::default())
+        .build()
+        .unwrap();
+    let (upstream, seen) = bedrock_upstream(bedrock_stream(), "application/vnd.amazon.eventstream");
+    let body = json!({"model": "gpt-4o-mini", "stream": true, "max_tokens": 64,
+        "context_management": {"edits": []},
+        "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+    let request = Request::post("/v1/messages")
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let (status, _, text) = send(layer.layer(upstream), request).await;
+    assert_eq!(status, 200, "{text}");
+    let (_, uri, sent) = seen.lock().unwrap()[0].clone();
+    assert!(uri.ends_with("/invoke-with-response-stream"), "{uri}");
+    let sent: Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(
+        sent,
+        json!({"max_tokens": 64, "context_management": {"edits": []},
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "anthropic_version": "bedrock-2023-05-31",
+            "anthropic_beta": ["interleaved-thinking-2025-05-14"]})
+    );
+    assert!(text.starts_with("event: message_start\ndata: "), "{text}");
+    assert!(text.contains(r#""model":"gpt-4o-mini""#), "{text}");
+    assert!(text.contains("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"ci\"}}"), "{text}");
+    assert!(
+        text.trim_end().ends_with(r#""firstByteLatency":410}}"#),
+        "{text}"
+    );
+}
 /// A route on the `responses` surface, beside the einstein one.
 fn responses_conf() -> String {
     format!(

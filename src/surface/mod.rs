@@ -10,7 +10,9 @@
 //! |---|---|---|
 //! | [`einstein`] | `surface = "einstein"` (the default) | `{api_base}/models/{model}/chat-generations`, `generations` |
 //! | [`responses`] | `surface = "responses"` | `{gpt_api_base}/responses` (GPT models) |
+//! | [`bedrock`] | `surface = "bedrock"` | `{gpt_api_base}/model/{model}/invoke`, `invoke-with-response-stream` (Claude models) |
 
+pub mod bedrock;
 pub mod einstein;
 pub(crate) mod native;
 pub mod responses;
@@ -20,7 +22,7 @@ pub mod stream;
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::config::SalesforceConfig;
+use crate::config::{Route, SalesforceConfig};
 use crate::core::{Answer, Failure, RouteKind, Task, TranslateError, Usage};
 use crate::upstream::Target;
 use stream::{ReadEvents, Unframe};
@@ -43,6 +45,9 @@ pub enum SurfaceKind {
     Einstein,
     /// The native `/ai/gpt/v1/responses` API of GPT models: tools, streaming, settings.
     Responses,
+    /// Claude models in Amazon Bedrock's invoke shape under `gpt_api_base`: tools, images,
+    /// streaming, settings.
+    Bedrock,
 }
 
 impl SurfaceKind {
@@ -51,6 +56,7 @@ impl SurfaceKind {
         match self {
             SurfaceKind::Einstein => "einstein",
             SurfaceKind::Responses => "responses",
+            SurfaceKind::Bedrock => "bedrock",
         }
     }
 
@@ -58,7 +64,7 @@ impl SurfaceKind {
     pub fn serves(self, kind: RouteKind) -> bool {
         match self {
             SurfaceKind::Einstein => true,
-            SurfaceKind::Responses => kind == RouteKind::Chat,
+            SurfaceKind::Responses | SurfaceKind::Bedrock => kind == RouteKind::Chat,
         }
     }
 }
@@ -72,6 +78,7 @@ impl SurfaceKind {
 pub(crate) enum RouteSurface {
     Einstein(einstein::Urls),
     Responses(responses::Endpoint),
+    Bedrock(bedrock::Route),
 }
 
 /// How to read the answer of one upstream call.
@@ -82,7 +89,16 @@ pub(crate) enum Reading {
     Responses {
         stream: bool,
     },
+    /// An Anthropic message, or with `stream` an event stream of its events; `native` for a
+    /// pass-through, whose answer goes back to an Anthropic Messages caller nearly as it came.
+    Bedrock {
+        stream: bool,
+        native: bool,
+    },
 }
+
+/// A pass-through's whole answer, as the caller gets it, and its token counts.
+pub(crate) type NativeAnswer = (Vec<u8>, Option<Usage>);
 
 /// A pass-through call: the caller's body, rewritten only where the surface needs it.
 #[derive(Debug)]
@@ -102,14 +118,18 @@ pub(crate) struct Call {
 }
 
 impl RouteSurface {
-    /// The surface `kind` for the Models API name `model`; `None` when its URLs are invalid.
-    pub(crate) fn new(kind: SurfaceKind, config: &SalesforceConfig, model: &str) -> Option<Self> {
-        match kind {
+    /// The surface of `route`; `None` when its URLs are invalid.
+    pub(crate) fn new(route: &Route, config: &SalesforceConfig) -> Option<Self> {
+        let model = &route.salesforce_model;
+        match route.surface {
             SurfaceKind::Einstein => {
                 einstein::Urls::new(&config.api_base, model).map(Self::Einstein)
             }
             SurfaceKind::Responses => {
                 responses::Endpoint::new(&config.gpt_api_base, model).map(Self::Responses)
+            }
+            SurfaceKind::Bedrock => {
+                bedrock::Route::new(&config.gpt_api_base, route).map(Self::Bedrock)
             }
         }
     }
@@ -119,6 +139,7 @@ impl RouteSurface {
         match self {
             RouteSurface::Einstein(_) => SurfaceKind::Einstein,
             RouteSurface::Responses(_) => SurfaceKind::Responses,
+            RouteSurface::Bedrock(_) => SurfaceKind::Bedrock,
         }
     }
 
@@ -134,6 +155,7 @@ impl RouteSurface {
             // Answers whole: a stream is emulated from the whole answer.
             RouteSurface::Einstein(urls) => urls.call(task, size_hint),
             RouteSurface::Responses(endpoint) => endpoint.call(task, stream, size_hint),
+            RouteSurface::Bedrock(route) => route.call(task, stream, size_hint),
         }
     }
 
@@ -146,10 +168,12 @@ impl RouteSurface {
         head: &native::NativeHead<'_>,
         anthropic_beta: Option<&str>,
     ) -> Option<Result<NativeCall, TranslateError>> {
-        let _ = anthropic_beta;
         match (self, api) {
             (RouteSurface::Responses(endpoint), native::NativeApi::OpenAiResponses) => {
                 Some(endpoint.native_call(body, head.stream))
+            }
+            (RouteSurface::Bedrock(route), native::NativeApi::AnthropicMessages) => {
+                Some(route.native_call(body, head.stream, anthropic_beta))
             }
             _ => None,
         }
@@ -160,10 +184,14 @@ impl RouteSurface {
         match (self, reading) {
             (RouteSurface::Einstein(urls), Reading::Einstein(operation)) => urls.target(operation),
             // A reading is only ever made by its own route's surface: this pair never meets.
-            (RouteSurface::Einstein(urls), Reading::Responses { .. }) => {
+            (RouteSurface::Einstein(urls), Reading::Responses { .. } | Reading::Bedrock { .. }) => {
                 urls.target(einstein::Operation::Chat)
             }
             (RouteSurface::Responses(endpoint), _) => endpoint.target(),
+            (RouteSurface::Bedrock(route), Reading::Bedrock { stream, .. }) => route.target(stream),
+            (RouteSurface::Bedrock(route), Reading::Einstein(_) | Reading::Responses { .. }) => {
+                route.target(false)
+            }
         }
     }
 }
@@ -183,6 +211,9 @@ impl Reading {
             // stream request with one JSON body.
             Reading::Responses { .. } => responses::read_answer(body, render)
                 .map(|rendered| (rendered, responses::PARSE_PATH)),
+            Reading::Bedrock { .. } => {
+                bedrock::read_answer(body, render).map(|rendered| (rendered, bedrock::PARSE_PATH))
+            }
         }
     }
 
@@ -192,10 +223,11 @@ impl Reading {
         self,
         body: &[u8],
         model: &str,
-    ) -> Option<Result<(Vec<u8>, Option<Usage>), einstein::ExtractError>> {
+    ) -> Option<Result<NativeAnswer, einstein::ExtractError>> {
         match self {
-            Reading::Einstein(_) => None,
+            Reading::Einstein(_) | Reading::Bedrock { native: false, .. } => None,
             Reading::Responses { .. } => Some(responses::native::answer(body, model)),
+            Reading::Bedrock { native: true, .. } => Some(bedrock::native_answer(body, model)),
         }
     }
 
@@ -203,10 +235,17 @@ impl Reading {
     /// that is not a pass-through's.
     pub(crate) fn native_relay(self, model: &str) -> Option<Box<dyn stream::Relay>> {
         match self {
-            Reading::Einstein(_) | Reading::Responses { stream: false } => None,
+            Reading::Einstein(_)
+            | Reading::Responses { stream: false }
+            | Reading::Bedrock { stream: false, .. }
+            | Reading::Bedrock { native: false, .. } => None,
             Reading::Responses { stream: true } => Some(Box::new(
                 responses::native::ResponsesRelay::new(Box::new(sse::SseUnframe::new()), model),
             )),
+            Reading::Bedrock {
+                stream: true,
+                native: true,
+            } => Some(Box::new(bedrock::MessagesRelay::new(model))),
         }
     }
 
@@ -215,6 +254,7 @@ impl Reading {
         match self {
             Reading::Einstein(_) => einstein::read_failure(status, body, model),
             Reading::Responses { .. } => responses::read_failure(status, body, model),
+            Reading::Bedrock { .. } => bedrock::read_failure(status, body, model),
         }
     }
 
@@ -222,10 +262,20 @@ impl Reading {
     /// and how those are read as neutral events. `None` when the call asked for a whole answer.
     pub(crate) fn stream(self) -> Option<(Box<dyn Unframe>, Box<dyn ReadEvents>)> {
         match self {
-            Reading::Einstein(_) | Reading::Responses { stream: false } => None,
+            Reading::Einstein(_)
+            | Reading::Responses { stream: false }
+            | Reading::Bedrock { stream: false, .. }
+            | Reading::Bedrock { native: true, .. } => None,
             Reading::Responses { stream: true } => Some((
                 Box::new(sse::SseUnframe::new()),
                 Box::new(responses::ResponsesEvents::new()),
+            )),
+            Reading::Bedrock {
+                stream: true,
+                native: false,
+            } => Some((
+                Box::new(bedrock::EventStreamFrames::default()),
+                Box::new(bedrock::AnthropicEvents::default()),
             )),
         }
     }

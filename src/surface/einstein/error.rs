@@ -93,7 +93,7 @@ impl<'a> ErrorResponse<'a> {
 
     /// `errorCode messageCode: message` (or OpenAI's `code: message`, its `type` standing in for
     /// a missing code), bounded, for a caller to read.
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let openai = self.openai();
         let openai_code = openai.and_then(|error| error.code.as_deref().or(error.kind.as_deref()));
         let codes = [self.error_code.as_deref(), self.message_code.as_deref()];
@@ -137,8 +137,17 @@ pub(crate) fn read_failure_at(
     model: &str,
     base_key: &str,
 ) -> Failure {
+    failure_from(status, &ErrorResponse::parse(body), model, base_key)
+}
+
+/// [`read_failure_at`] for a body already read as `error`.
+pub(crate) fn failure_from(
+    status: StatusCode,
+    error: &ErrorResponse<'_>,
+    model: &str,
+    base_key: &str,
+) -> Failure {
     use FailureClass::*;
-    let error = ErrorResponse::parse(body);
     let detail = error.summary();
     let said = if detail.is_empty() {
         format!("Salesforce answered {}", status.as_u16())

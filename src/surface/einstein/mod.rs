@@ -31,7 +31,7 @@ mod request;
 mod response;
 
 pub use convert::{chat_body, dropped_settings, embed_body, generation, text_body};
-pub(crate) use error::read_failure_at;
+pub(crate) use error::{failure_from, read_failure_at};
 pub use error::{read_failure, ErrorResponse, NestedError, OpenAiError};
 pub(crate) use extract::parse_as;
 pub use extract::{
