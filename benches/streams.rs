@@ -66,6 +66,10 @@ use support::{
 const INPUT: &str = "one two three four five six seven eight nine ten eleven";
 const SALESFORCE_MODEL: &str = "sfdc_ai__DefaultGPT5";
 const MODEL: &str = "gpt-5";
+/// The Claude route (claude-native): Bedrock's event stream upstream, Anthropic's SSE out.
+const CLAUDE_SALESFORCE_MODEL: &str = "sfdc_ai__DefaultBedrockAnthropicClaude46Sonnet";
+const CLAUDE_MODEL: &str = "claude-sonnet-4-6";
+const MAX_TOKENS: u32 = 256;
 const API_KEY: &str = "bench-key";
 const CONCURRENCIES: [usize; 2] = [1, 16];
 const OPEN_STREAMS: usize = 1000;
@@ -122,6 +126,23 @@ enum Server {
     Pingora,
 }
 
+/// Which upstream stream a target carries: GPT's server-sent events or Claude's AWS event stream.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    Gpt,
+    Claude,
+}
+
+impl Family {
+    /// The mock measured directly, and through the pass-through: each bridge target's baselines.
+    fn baselines(self) -> (Target, Target) {
+        match self {
+            Family::Gpt => (Target::Direct, Target::Passthrough),
+            Family::Claude => (Target::BedrockDirect, Target::BedrockPassthrough),
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Target {
     Direct,
@@ -130,11 +151,28 @@ enum Target {
     AxumChat,
     PingoraResponses,
     PingoraChat,
+    BedrockDirect,
+    BedrockPassthrough,
+    AxumMessages,
+    PingoraMessages,
 }
 
 impl Target {
-    const ALL: [Target; 6] = [
+    const ALL: [Target; 10] = [
         Target::Direct,
+        Target::Passthrough,
+        Target::AxumResponses,
+        Target::AxumChat,
+        Target::PingoraResponses,
+        Target::PingoraChat,
+        Target::BedrockDirect,
+        Target::BedrockPassthrough,
+        Target::AxumMessages,
+        Target::PingoraMessages,
+    ];
+
+    /// The targets of the open-streams probe (gpt-native's goal).
+    const OPEN: [Target; 5] = [
         Target::Passthrough,
         Target::AxumResponses,
         Target::AxumChat,
@@ -144,11 +182,28 @@ impl Target {
 
     fn server(self) -> Server {
         match self {
-            Target::Direct => Server::Mock,
-            Target::Passthrough => Server::Passthrough,
-            Target::AxumResponses | Target::AxumChat => Server::Axum,
-            Target::PingoraResponses | Target::PingoraChat => Server::Pingora,
+            Target::Direct | Target::BedrockDirect => Server::Mock,
+            Target::Passthrough | Target::BedrockPassthrough => Server::Passthrough,
+            Target::AxumResponses | Target::AxumChat | Target::AxumMessages => Server::Axum,
+            Target::PingoraResponses | Target::PingoraChat | Target::PingoraMessages => {
+                Server::Pingora
+            }
         }
+    }
+
+    fn family(self) -> Family {
+        match self {
+            Target::BedrockDirect
+            | Target::BedrockPassthrough
+            | Target::AxumMessages
+            | Target::PingoraMessages => Family::Claude,
+            _ => Family::Gpt,
+        }
+    }
+
+    fn is_baseline(self) -> bool {
+        let (direct, pass) = self.family().baselines();
+        self == direct || self == pass
     }
 
     fn label(self) -> &'static str {
@@ -159,38 +214,60 @@ impl Target {
             Target::AxumChat => "axum mount, `/v1/chat/completions`",
             Target::PingoraResponses => "Pingora mount, `/v1/responses` (native)",
             Target::PingoraChat => "Pingora mount, `/v1/chat/completions`",
+            Target::BedrockDirect => "direct to the mock (Bedrock `invoke-with-response-stream`)",
+            Target::BedrockPassthrough => "Pingora pass-through (same Bedrock stream)",
+            Target::AxumMessages => "axum mount, `/v1/messages` (native)",
+            Target::PingoraMessages => "Pingora mount, `/v1/messages` (native)",
         }
     }
 
-    fn is_chat(self) -> bool {
-        matches!(self, Target::AxumChat | Target::PingoraChat)
-    }
-
     fn call(self, addr: SocketAddr) -> Call {
-        let (path, body) = match self {
+        let messages = serde_json::json!([{"role": "user", "content": INPUT}]);
+        // What ends a complete stream, and what starts each event: SSE `data:` lines, or the
+        // header every AWS event-stream frame carries.
+        const SSE: &[u8] = b"data:";
+        const FRAME: &[u8] = b":event-type";
+        let (path, body, end, event) = match self {
             Target::Direct | Target::Passthrough => (
-                "/ai/gpt/v1/responses",
+                "/ai/gpt/v1/responses".to_owned(),
                 serde_json::json!({"model": SALESFORCE_MODEL, "input": INPUT, "stream": true}),
+                &b"response.completed"[..],
+                SSE,
             ),
             Target::AxumResponses | Target::PingoraResponses => (
-                "/v1/responses",
+                "/v1/responses".to_owned(),
                 serde_json::json!({"model": MODEL, "input": INPUT, "stream": true}),
+                &b"response.completed"[..],
+                SSE,
             ),
             Target::AxumChat | Target::PingoraChat => (
-                "/v1/chat/completions",
-                serde_json::json!({"model": MODEL, "stream": true,
-                                   "messages": [{"role": "user", "content": INPUT}]}),
+                "/v1/chat/completions".to_owned(),
+                serde_json::json!({"model": MODEL, "stream": true, "messages": messages}),
+                &b"data: [DONE]"[..],
+                SSE,
+            ),
+            Target::BedrockDirect | Target::BedrockPassthrough => (
+                format!("/ai/gpt/v1/model/{CLAUDE_SALESFORCE_MODEL}/invoke-with-response-stream"),
+                serde_json::json!({"anthropic_version": "bedrock-2023-05-31",
+                                   "max_tokens": MAX_TOKENS, "messages": messages}),
+                // The frames' payloads are base64: only their headers can be read.
+                FRAME,
+                FRAME,
+            ),
+            Target::AxumMessages | Target::PingoraMessages => (
+                "/v1/messages".to_owned(),
+                serde_json::json!({"model": CLAUDE_MODEL, "max_tokens": MAX_TOKENS,
+                                   "stream": true, "messages": messages}),
+                &b"message_stop"[..],
+                SSE,
             ),
         };
         Call {
             addr,
-            path,
+            path: path.into(),
             body: Bytes::from(body.to_string()),
-            end: if self.is_chat() {
-                b"data: [DONE]"
-            } else {
-                b"response.completed"
-            },
+            end,
+            event,
         }
     }
 }
@@ -200,13 +277,14 @@ impl Target {
 
 type Sender = http1::SendRequest<Full<Bytes>>;
 
-/// One streamed request: where, and what marks its complete end.
+/// One streamed request: where, what marks its complete end, and what starts each event.
 #[derive(Clone)]
 struct Call {
     addr: SocketAddr,
-    path: &'static str,
+    path: std::sync::Arc<str>,
     body: Bytes,
     end: &'static [u8],
+    event: &'static [u8],
 }
 
 /// A keep-alive connection: the request half, and the task that drives it.
@@ -232,7 +310,7 @@ async fn connect(addr: SocketAddr) -> Result<Connection, Error> {
 }
 
 fn post(call: &Call) -> Result<http::Request<Full<Bytes>>, Error> {
-    Ok(http::Request::post(call.path)
+    Ok(http::Request::post(&*call.path)
         .header(http::header::HOST, call.addr.to_string())
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::AUTHORIZATION, format!("Bearer {API_KEY}"))
@@ -292,7 +370,7 @@ async fn stream_once(connection: &mut Connection, call: &Call) -> Result<Sample,
         head,
         ttfb: ttfb.ok_or("a stream without a body")?,
         total,
-        events: memchr::memmem::find_iter(&received, b"data:").count(),
+        events: memchr::memmem::find_iter(&received, call.event).count(),
     })
 }
 
@@ -609,7 +687,7 @@ async fn run() -> Result<(), Error> {
     eprintln!("{OPEN_STREAMS} open streams, {OPEN_PACE_MS} ms between events, fresh servers...");
     set_stream_pace(mock_addr, OPEN_PACE_MS).await?;
     let probe_addr = port(4);
-    for target in Target::ALL.into_iter().skip(1) {
+    for target in Target::OPEN {
         // A fresh process each: what a previous probe left in the allocator is not counted.
         ensure_free(probe_addr)?;
         let pid = start_server(&mut servers, target.server(), probe_addr)?;
@@ -655,7 +733,8 @@ async fn run() -> Result<(), Error> {
     Ok(())
 }
 
-/// The bridge's conf: one GPT route on the `responses` surface, limits above the 1,000 streams.
+/// The bridge's conf: a GPT route on the `responses` surface and a Claude route on `bedrock`,
+/// limits above the 1,000 streams.
 fn bridge_conf(mock: SocketAddr) -> String {
     let pingora_yaml = crate_root().join("benches/pingora.yaml");
     format!(
@@ -685,6 +764,11 @@ server_conf = "{}"
 model            = "{MODEL}"
 salesforce_model = "{SALESFORCE_MODEL}"
 surface          = "responses"
+
+[[routes]]
+model            = "{CLAUDE_MODEL}"
+salesforce_model = "{CLAUDE_SALESFORCE_MODEL}"
+surface          = "bedrock"
 "#,
         pingora_yaml.display()
     )
@@ -699,31 +783,37 @@ fn micros(duration: Duration) -> f64 {
 
 fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after: &str) -> String {
     let mut s = String::new();
-    let events = |c: usize| {
+    // Upstream events per stream: what the mock sends, counted where it is measured directly.
+    let events = |c: usize, family: Family| {
         figures
             .runs
-            .get(&(c, Target::Direct))
+            .get(&(c, family.baselines().0))
             .map_or(0, |best| best.events)
     };
     let _ = writeln!(s, "### Streams benchmark\n");
     let _ = writeln!(
         s,
-        "`gpt-5` on the `responses` surface; every answer is the same {} server-sent events from the \
-         mock (fast mode, no pace). Concurrency {CONCURRENCIES:?}: {} interleaved rounds of {} s runs per \
+        "`gpt-5` on the `responses` surface (gpt-native): every answer is the same {} server-sent \
+         events from the mock (fast mode, no pace). `claude-sonnet-4-6` on the `bedrock` surface \
+         (claude-native, `/v1/messages` only): the same {} AWS event-stream frames each time, \
+         against the pass-through of that stream. Concurrency {CONCURRENCIES:?}: {} interleaved rounds of {} s runs per \
          target, sequential streams on keep-alive connections, one client thread. TTFB is the time from \
          sending the request to the first body byte (head: to the response head); p50 and p99 are each the least over the rounds. \
          Added TTFB: the figure minus the direct one. CPU: utime + stime of the target's server process \
          over a run, per stream and per upstream event, the least over the rounds. Ratios are against \
          the pass-through in the same run.\n",
-        events(1),
+        events(1, Family::Gpt),
+        events(1, Family::Claude),
         settings.rounds,
         settings.secs
     );
     for c in CONCURRENCIES {
         let get = |target: Target| figures.runs.get(&(c, target));
-        let direct = get(Target::Direct);
-        let pass = get(Target::Passthrough);
-        let added = |best: &Best| direct.map(|d| micros(best.ttfb_p50) - micros(d.ttfb_p50));
+        // Added TTFB of `best` over the direct figure of `target`'s stream.
+        let added = |target: Target, best: &Best| {
+            get(target.family().baselines().0)
+                .map(|direct| micros(best.ttfb_p50) - micros(direct.ttfb_p50))
+        };
         let _ = writeln!(s, "Concurrency {c}:\n");
         let _ = writeln!(
             s,
@@ -735,19 +825,19 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
         );
         for target in Target::ALL {
             let Some(best) = get(target) else { continue };
-            let (added_cell, added_ratio, cpu_ratio) = match (target, pass) {
-                (Target::Direct, _) => ("–".to_owned(), "–".to_owned(), "–".to_owned()),
-                (_, Some(pass)) => (
-                    added(best).map_or("–".into(), |v| format!("{v:.0}")),
-                    match (added(best), added(pass)) {
-                        (Some(b), Some(p)) if target != Target::Passthrough => {
-                            format!("{:.2}×", b / p)
-                        }
-                        _ => "1.00×".into(),
+            let (direct, pass) = target.family().baselines();
+            let pass = get(pass);
+            let (added_cell, added_ratio, cpu_ratio) = match pass {
+                _ if target == direct => ("–".to_owned(), "–".to_owned(), "–".to_owned()),
+                Some(pass) => (
+                    added(target, best).map_or("–".into(), |v| format!("{v:.0}")),
+                    match (added(target, best), added(target, pass)) {
+                        (Some(b), Some(p)) => format!("{:.2}×", b / p),
+                        _ => "–".into(),
                     },
                     format!("{:.2}×", best.cpu_per_stream_us / pass.cpu_per_stream_us),
                 ),
-                (_, None) => ("–".into(), "–".into(), "–".into()),
+                None => ("–".into(), "–".into(), "–".into()),
             };
             let _ = writeln!(
                 s,
@@ -760,7 +850,7 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
                 micros(best.ttfb_p99),
                 micros(best.total_p50),
                 best.cpu_per_stream_us,
-                best.cpu_per_stream_us / events(c).max(1) as f64,
+                best.cpu_per_stream_us / events(c, target.family()).max(1) as f64,
             );
         }
         let _ = writeln!(s);
@@ -810,12 +900,11 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
     let _ = writeln!(s, "\n#### Goals\n");
     let _ = writeln!(s, "| goal | target | figure |");
     let _ = writeln!(s, "|---|---|---|");
-    let pass = |c: usize| figures.runs.get(&(c, Target::Passthrough));
-    let direct = |c: usize| figures.runs.get(&(c, Target::Direct));
-    for target in Target::ALL.into_iter().skip(2) {
+    for target in Target::ALL.into_iter().filter(|t| !t.is_baseline()) {
+        let (direct, pass) = target.family().baselines();
         for c in CONCURRENCIES {
-            let (Some(best), Some(pass), Some(direct)) =
-                (figures.runs.get(&(c, target)), pass(c), direct(c))
+            let run = |target: Target| figures.runs.get(&(c, target));
+            let (Some(best), Some(pass), Some(direct)) = (run(target), run(pass), run(direct))
             else {
                 continue;
             };
