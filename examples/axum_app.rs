@@ -43,7 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let config = Config::from_path(&args.config)?;
 
-    let bridge = SalesforceLayer::new(&config)?.layer(Upstream::new(&config.salesforce)?);
+    let layer = SalesforceLayer::new(&config)?;
+    // Reloads the conf on SIGHUP and whenever the file changes, while the watcher lives.
+    let _watcher = layer.watch(&args.config)?;
+    let bridge = layer.layer(Upstream::new(&config.salesforce)?);
     let app = Router::new()
         .route("/", get(|| async { "Hello from the app's own routes.\n" }))
         .route(

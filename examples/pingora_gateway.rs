@@ -60,10 +60,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let config = Config::from_path(&args.config)?;
 
-    let bridge = SalesforceLayer::new(&config)?.layer(Upstream::new(&config.salesforce)?);
+    let layer = SalesforceLayer::new(&config)?;
+    let bridge = layer.layer(Upstream::new(&config.salesforce)?);
+    watch_conf(layer, args.config.clone());
     let mut server = build_server(&config, Some(args.pingora))?;
     server.bootstrap();
     add_gateway(&mut server, &config, bridge)?;
     tracing::info!(listen = %config.server.listen, upstream = ?config.pingora.upstream, "serving");
     server.run_forever()
+}
+
+/// Reloads the conf on SIGHUP and whenever the file changes, on a small runtime of its own:
+/// Pingora's `run_forever` keeps the main thread.
+fn watch_conf(layer: SalesforceLayer, path: std::path::PathBuf) {
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => return tracing::error!(%error, "no conf reloads: no runtime"),
+        };
+        runtime.block_on(async {
+            match layer.watch(path) {
+                Ok(_watcher) => std::future::pending::<()>().await,
+                Err(error) => tracing::error!(%error, "no conf reloads"),
+            }
+        });
+    });
 }

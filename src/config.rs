@@ -31,6 +31,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -193,11 +194,40 @@ pub struct RetryConfig {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthConfig {
-    /// `api_keys`: when not empty, callers must present one of these.
+    /// `api_keys`: keys without a name (labelled `unnamed`). When this and `keys` are both
+    /// empty, the bridge is open and its callers are `anonymous`.
     pub api_keys: Vec<Secret>,
+    /// `[[auth.keys]]`: named callers, each with its own key and optional limits.
+    pub keys: Vec<CallerKey>,
 }
+
+impl AuthConfig {
+    /// Whether callers must present a key.
+    pub fn required(&self) -> bool {
+        !self.api_keys.is_empty() || !self.keys.is_empty()
+    }
+}
+
+/// `[[auth.keys]]`: one named caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerKey {
+    /// `name`: labels the caller's log lines and metrics; never the key.
+    pub name: String,
+    /// `key`: what the caller presents, usually `"${ENV_VAR}"`.
+    pub key: Secret,
+    /// `requests_per_minute`: the most requests a minute (a burst of as many, then evenly).
+    pub requests_per_minute: Option<NonZeroU32>,
+    /// `tokens_per_minute`: the most prompt plus completion tokens a minute.
+    pub tokens_per_minute: Option<NonZeroU32>,
+}
+
+/// The most characters of a caller's name: it is a metric label value.
+pub const MAX_CALLER_NAME_CHARS: usize = 64;
+
+/// The caller label values the bridge itself uses, which no `[[auth.keys]]` name may take.
+pub const RESERVED_CALLER_NAMES: [&str; 2] = ["anonymous", "unnamed"];
 
 /// `[pingora]`: read by the Pingora gateway only.
 #[derive(Debug, Clone)]
@@ -412,6 +442,18 @@ impl Default for RawRetry {
 #[serde(deny_unknown_fields, default)]
 struct RawAuth {
     api_keys: Vec<String>,
+    keys: Vec<RawCallerKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCallerKey {
+    name: String,
+    key: String,
+    #[serde(default)]
+    requests_per_minute: Option<u32>,
+    #[serde(default)]
+    tokens_per_minute: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -477,6 +519,9 @@ impl RawConfig {
         interpolate("salesforce.client_secret", &mut sf.client_secret, env)?;
         for key in &mut self.auth.api_keys {
             interpolate("auth.api_keys", key, env)?;
+        }
+        for (index, caller) in self.auth.keys.iter_mut().enumerate() {
+            interpolate(&format!("auth.keys[{index}].key"), &mut caller.key, env)?;
         }
         if let Some(upstream) = &mut self.pingora.upstream {
             interpolate("pingora.upstream", upstream, env)?;
@@ -626,12 +671,7 @@ impl RawConfig {
             connection_lost_after_send: self.retry.connection_lost_after_send,
         };
 
-        if self.auth.api_keys.iter().any(String::is_empty) {
-            return Err(invalid("auth.api_keys", "a key must not be empty"));
-        }
-        let auth = AuthConfig {
-            api_keys: self.auth.api_keys.into_iter().map(Secret).collect(),
-        };
+        let auth = validate_auth(self.auth)?;
 
         let pingora = PingoraConfig {
             upstream: self
@@ -701,6 +741,90 @@ impl RawConfig {
             routes: self.routes,
         })
     }
+}
+
+/// `[auth]`: no empty key, no key twice, and caller names that make bounded, distinct labels.
+fn validate_auth(raw: RawAuth) -> Result<AuthConfig, ConfigError> {
+    let invalid = |key: String, reason: &str| ConfigError::Invalid {
+        key,
+        reason: reason.to_owned(),
+    };
+    if raw.api_keys.iter().any(String::is_empty) {
+        return Err(invalid(
+            "auth.api_keys".to_owned(),
+            "a key must not be empty",
+        ));
+    }
+    let mut keys = Vec::with_capacity(raw.keys.len());
+    for (index, caller) in raw.keys.into_iter().enumerate() {
+        let at = |field: &str| format!("auth.keys[{index}].{field}");
+        if !is_label_value(&caller.name) {
+            return Err(invalid(
+                at("name"),
+                &format!("must be 1 to {MAX_CALLER_NAME_CHARS} letters, digits, `_`, `-` or `.`"),
+            ));
+        }
+        if RESERVED_CALLER_NAMES.contains(&caller.name.as_str()) {
+            return Err(invalid(at("name"), "is reserved by the bridge"));
+        }
+        if keys
+            .iter()
+            .any(|earlier: &CallerKey| earlier.name == caller.name)
+        {
+            return Err(invalid(
+                at("name"),
+                &format!("`{}` is named twice", caller.name),
+            ));
+        }
+        if caller.key.is_empty() {
+            return Err(invalid(at("key"), "must not be empty"));
+        }
+        let limit = |field: &str, value: Option<u32>| match value {
+            Some(0) => Err(invalid(
+                at(field),
+                "must be greater than 0 (leave it out for no limit)",
+            )),
+            other => Ok(other.and_then(NonZeroU32::new)),
+        };
+        keys.push(CallerKey {
+            requests_per_minute: limit("requests_per_minute", caller.requests_per_minute)?,
+            tokens_per_minute: limit("tokens_per_minute", caller.tokens_per_minute)?,
+            name: caller.name,
+            key: Secret(caller.key),
+        });
+    }
+    // A key given twice would make the caller ambiguous. The error names the second place, never
+    // the key.
+    let all: Vec<(String, &str)> = raw
+        .api_keys
+        .iter()
+        .map(|key| ("auth.api_keys".to_owned(), key.as_str()))
+        .chain(
+            keys.iter()
+                .enumerate()
+                .map(|(index, caller)| (format!("auth.keys[{index}].key"), caller.key.expose())),
+        )
+        .collect();
+    for (position, (place, key)) in all.iter().enumerate() {
+        if all[..position].iter().any(|(_, earlier)| earlier == key) {
+            return Err(invalid(
+                place.clone(),
+                "this key is already given to a caller",
+            ));
+        }
+    }
+    Ok(AuthConfig {
+        api_keys: raw.api_keys.into_iter().map(Secret).collect(),
+        keys,
+    })
+}
+
+/// A metric label value the conf chooses: short, and plain enough for any query language.
+fn is_label_value(name: &str) -> bool {
+    (1..=MAX_CALLER_NAME_CHARS).contains(&name.chars().count())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// The largest `default_max_tokens`: above any Claude model's output limit, so a larger value
@@ -1040,6 +1164,64 @@ mod tests {
             err.starts_with("salesforce.token_url: must be an http"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn named_callers_take_their_keys_from_the_environment() {
+        let text = format!(
+            "[auth]\napi_keys = [\"plain\"]\n[[auth.keys]]\nname = \"alice\"\nkey = \"${{SECRET}}\"\nrequests_per_minute = 60\n[[auth.keys]]\nname = \"bob.batch\"\nkey = \"k-bob\"\ntokens_per_minute = 1000\n{MINIMAL}"
+        );
+        let config = Config::from_toml_with_env(&text, env).unwrap();
+        let keys = &config.auth.keys;
+        assert_eq!(keys.len(), 2);
+        assert_eq!(
+            (keys[0].name.as_str(), keys[0].key.expose()),
+            ("alice", "hunter2")
+        );
+        assert_eq!(keys[0].requests_per_minute, NonZeroU32::new(60));
+        assert_eq!(keys[0].tokens_per_minute, None);
+        assert_eq!(keys[1].tokens_per_minute, NonZeroU32::new(1000));
+        assert!(config.auth.required());
+        assert!(!format!("{config:?}").contains("k-bob"));
+        assert!(!Config::from_toml_with_env(MINIMAL, env)
+            .unwrap()
+            .auth
+            .required());
+    }
+
+    #[test]
+    fn bad_callers_name_the_key_and_never_the_secret() {
+        let caller = |body: &str| {
+            let text = format!("[auth]\napi_keys = [\"k-one\"]\n[[auth.keys]]\n{body}\n{MINIMAL}");
+            Config::from_toml_with_env(&text, env)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            caller("name = \"a b\"\nkey = \"k\""),
+            "auth.keys[0].name: must be 1 to 64 letters, digits, `_`, `-` or `.`"
+        );
+        assert_eq!(
+            caller("name = \"anonymous\"\nkey = \"k\""),
+            "auth.keys[0].name: is reserved by the bridge"
+        );
+        assert_eq!(
+            caller("name = \"a\"\nkey = \"\""),
+            "auth.keys[0].key: must not be empty"
+        );
+        assert_eq!(
+            caller("name = \"a\"\nkey = \"k\"\nrequests_per_minute = 0"),
+            "auth.keys[0].requests_per_minute: must be greater than 0 (leave it out for no limit)"
+        );
+        let reused = caller("name = \"a\"\nkey = \"k-one\"");
+        assert_eq!(
+            reused,
+            "auth.keys[0].key: this key is already given to a caller"
+        );
+        assert!(!reused.contains("k-one"));
+        let twice = caller("name = \"a\"\nkey = \"k2\"\n[[auth.keys]]\nname = \"a\"\nkey = \"k3\"");
+        assert_eq!(twice, "auth.keys[1].name: `a` is named twice");
+        assert!(caller("name = \"a\"\nkey = \"k\"\nburst = 3").contains("unknown field `burst`"));
     }
 
     #[test]

@@ -57,7 +57,7 @@ async fn one_string_is_one_vector(mount: Mount) {
     let scrape = gateway.scrape().await;
     assert!(
         scrape.contains(&format!(
-            r#"sfbridge_requests_total{{endpoint="embeddings",model="{EMBEDDINGS_MODEL}",status_class="2xx"}} 1"#
+            r#"sfbridge_requests_total{{caller="anonymous",endpoint="embeddings",model="{EMBEDDINGS_MODEL}",status_class="2xx"}} 1"#
         )),
         "{scrape}"
     );

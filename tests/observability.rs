@@ -243,9 +243,20 @@ impl Exposition {
     }
 }
 
-/// `sfbridge_requests_total{endpoint, model, status_class}`.
+/// `sfbridge_requests_total{endpoint, model, caller, status_class}` of a request that presented
+/// no key (the open endpoints, gateways without keys, refused keys): its caller is anonymous.
 fn requests(endpoint: &str, model: &str, class: &str) -> Series {
+    requests_of("anonymous", endpoint, model, class)
+}
+
+/// The same, for a request with a key of `[auth] api_keys`: its caller is unnamed.
+fn keyed_requests(endpoint: &str, model: &str, class: &str) -> Series {
+    requests_of("unnamed", endpoint, model, class)
+}
+
+fn requests_of(caller: &str, endpoint: &str, model: &str, class: &str) -> Series {
     let labels = [
+        ("caller", caller),
         ("endpoint", endpoint),
         ("model", model),
         ("status_class", class),
@@ -600,12 +611,12 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
     metrics.assert_counters(&[
         (requests("health", "none", "2xx"), 1.0),
         (requests("ready", "none", "2xx"), 1.0),
-        (requests(chat_ep, CHAT_MODEL, "2xx"), 4.0),
-        (requests(chat_ep, "unknown", "4xx"), 1.0),
-        (requests(chat_ep, BEDROCK_MODEL, "2xx"), 1.0),
-        (requests("completions", "gpt-4o", "2xx"), 1.0),
+        (keyed_requests(chat_ep, CHAT_MODEL, "2xx"), 4.0),
+        (keyed_requests(chat_ep, "unknown", "4xx"), 1.0),
+        (keyed_requests(chat_ep, BEDROCK_MODEL, "2xx"), 1.0),
+        (keyed_requests("completions", "gpt-4o", "2xx"), 1.0),
         (requests(chat_ep, "none", "4xx"), 1.0),
-        (requests("models", "none", "2xx"), 1.0),
+        (keyed_requests("models", "none", "2xx"), 1.0),
         (errors(chat_ep, "404"), 1.0),
         (errors(chat_ep, "401"), 1.0),
         (one(ATTEMPTS, "outcome", "ok"), 6.0),
@@ -628,7 +639,7 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
         .all(|(prompt, completion)| *prompt > 0.0 && *completion > 0.0));
     for model in ROUTED_MODELS.into_iter().chain(["unknown"]) {
         let (prompt, completion) = tokens.get(model).copied().unwrap_or_default();
-        let model = [("model", model)];
+        let model = [("caller", "unnamed"), ("model", model)];
         assert_eq!(metrics.get("sfbridge_prompt_tokens_total", &model), prompt);
         assert_eq!(
             metrics.get("sfbridge_completion_tokens_total", &model),

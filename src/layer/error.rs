@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::{HeaderValue, StatusCode};
 
+use super::limits::{LimitKind, OverLimit};
 use crate::core::{Failure, FailureClass, RouteKind, TranslateError};
 use crate::endpoint::Endpoint;
 use crate::openai::depth::TooDeep;
@@ -81,6 +82,14 @@ pub(crate) enum BridgeError {
     TokenCountingUnavailable,
     #[error("the response could not be encoded")]
     Encode(#[source] serde_json::Error),
+    /// The caller is over one of its `[[auth.keys]]` limits; nothing was sent upstream.
+    #[error(
+        "caller `{caller}` is over its limit of {per_minute} {what} per minute; retry after {secs} s",
+        per_minute = .over.per_minute,
+        what = match .over.kind { LimitKind::Requests => "requests", LimitKind::Tokens => "tokens" },
+        secs = .over.retry_after_secs
+    )]
+    RateLimited { caller: Arc<str>, over: OverLimit },
 }
 
 /// A [`BridgeError`] with the Models API's `x-request-id` when the failure followed one of its
@@ -134,6 +143,13 @@ impl BridgeError {
             Option<Cow<'static, str>>,
         ) = match self {
             BridgeError::UpstreamStatus(failure) => return (**failure).clone(),
+            BridgeError::RateLimited { over, .. } => {
+                let mut failure =
+                    Failure::new(StatusCode::TOO_MANY_REQUESTS, RateLimited, self.to_string())
+                        .code("rate_limit_exceeded");
+                failure.retry_after = Some(HeaderValue::from(over.retry_after_secs));
+                return failure;
+            }
             BridgeError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 Authentication,
@@ -311,6 +327,18 @@ mod tests {
                 "api_error",
             ),
             (BridgeError::Extract(ExtractError::NoText), 502, "api_error"),
+            (
+                BridgeError::RateLimited {
+                    caller: "alice".into(),
+                    over: OverLimit {
+                        kind: LimitKind::Tokens,
+                        per_minute: std::num::NonZeroU32::MIN,
+                        retry_after_secs: 7,
+                    },
+                },
+                429,
+                "rate_limit_error",
+            ),
         ];
         for (error, status, kind) in cases {
             let failure = error.failure();
@@ -322,6 +350,25 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn rate_limits_say_who_which_limit_and_when() {
+        let failure = BridgeError::RateLimited {
+            caller: "alice".into(),
+            over: OverLimit {
+                kind: LimitKind::Requests,
+                per_minute: std::num::NonZeroU32::new(60).unwrap(),
+                retry_after_secs: 2,
+            },
+        }
+        .failure();
+        assert_eq!(
+            failure.message,
+            "caller `alice` is over its limit of 60 requests per minute; retry after 2 s"
+        );
+        assert_eq!(failure.retry_after, Some(HeaderValue::from_static("2")));
+        assert_eq!(failure.code.as_deref(), Some("rate_limit_exceeded"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use http::StatusCode;
 use tokio::time::Instant;
 use tracing::Span;
 
+use super::auth::Caller;
 use super::error::BridgeError;
 use crate::core::Usage;
 use crate::endpoint::Endpoint;
@@ -32,14 +33,42 @@ impl UpstreamTime {
     }
 }
 
-/// Counts the tokens an answer used, by route.
-pub(crate) fn count_usage(metrics: &Metrics, model: &str, usage: &Usage) {
-    metrics.usage(model, usage.input_tokens, usage.output_tokens);
-    metrics.usage_details(
-        model,
-        usage.cached_tokens.unwrap_or(0),
-        usage.reasoning_tokens.unwrap_or(0),
-    );
+/// Where an answer's token counts go: the metrics, by route and caller, and the caller's token
+/// allowance.
+#[derive(Debug, Clone)]
+pub(crate) struct UsageTo {
+    metrics: Metrics,
+    model: Arc<str>,
+    caller: Caller,
+}
+
+impl UsageTo {
+    pub(crate) fn new(metrics: &Metrics, model: Arc<str>, caller: Caller) -> Self {
+        Self {
+            metrics: metrics.clone(),
+            model,
+            caller,
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Counts the tokens an answer used and charges them to its caller.
+    pub(crate) fn record(&self, usage: &Usage) {
+        let (model, caller) = (&*self.model, self.caller.name());
+        self.metrics
+            .usage(model, Some(caller), usage.input_tokens, usage.output_tokens);
+        self.metrics.usage_details(
+            model,
+            usage.cached_tokens.unwrap_or(0),
+            usage.reasoning_tokens.unwrap_or(0),
+        );
+        self.caller
+            .limits()
+            .charge(usage.input_tokens.saturating_add(usage.output_tokens));
+    }
 }
 
 /// Everything needed to record one request's end. Dropping it unfinished records the request
@@ -48,6 +77,8 @@ pub(crate) struct Finisher {
     metrics: Metrics,
     endpoint: Endpoint,
     model: Option<Arc<str>>,
+    /// Whose key the request carries, once checked.
+    caller: Option<Caller>,
     /// The surface of the request's route, once routed.
     surface: Option<&'static str>,
     started: Instant,
@@ -64,6 +95,7 @@ impl Finisher {
             metrics: metrics.clone(),
             endpoint,
             model: None,
+            caller: None,
             surface: None,
             started,
             upstream: UpstreamTime::default(),
@@ -76,6 +108,17 @@ impl Finisher {
     pub(crate) fn set_model(&mut self, model: Arc<str>) {
         self.span.record("model", &*model);
         self.model = Some(model);
+    }
+
+    /// Who sent the request: its name labels the log line and the metrics.
+    pub(crate) fn set_caller(&mut self, caller: Caller) {
+        self.span.record("caller", caller.name());
+        self.caller = Some(caller);
+    }
+
+    /// Who sent the request (set once its key was checked).
+    pub(crate) fn caller(&self) -> Option<&Caller> {
+        self.caller.as_ref()
     }
 
     /// The surface of the route serving this request.
@@ -110,6 +153,7 @@ impl Finisher {
         self.metrics.request_finished(
             self.endpoint,
             self.model.as_deref(),
+            self.caller.as_ref().map(Caller::name),
             status,
             total,
             upstream,
@@ -132,6 +176,9 @@ impl Finisher {
 
     /// The request failed with `error`, answered with `status`.
     pub(crate) fn fail(mut self, status: StatusCode, error: &BridgeError) {
+        if let BridgeError::RateLimited { caller, .. } = error {
+            self.metrics.rate_limited(caller);
+        }
         self.record(status.as_u16());
         if status.is_server_error() {
             tracing::warn!(parent: &self.span, error = %error, "request failed");

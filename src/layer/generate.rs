@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::body::{BridgeBody, PendingAnswer, Started};
 use super::error::{BridgeError, Failed};
-use super::finish::{count_usage, Finisher, UpstreamTime};
+use super::finish::{Finisher, UpstreamTime, UsageTo};
 use super::request_body;
 use super::service::{error_response, json_response, set_upstream_request_id, unread, REQUEST_ID};
 use super::stream::{Live, Translated, Waits};
@@ -104,6 +104,19 @@ where
     };
     finisher.set_model(prepared.route.model.clone());
     finisher.set_surface(prepared.route.surface.kind().as_str());
+    let caller = finisher
+        .caller()
+        .cloned()
+        .unwrap_or_else(|| shared.callers.anonymous().clone());
+    // Checked before the upstream call, so a caller out of tokens costs Salesforce nothing.
+    if let Err(over) = caller.limits().admit_tokens() {
+        let error = BridgeError::RateLimited {
+            caller: caller.name().into(),
+            over,
+        };
+        return error_response(finisher, error, &request_id, errors);
+    }
+    let usage_to = UsageTo::new(&shared.metrics, prepared.route.model.clone(), caller);
     let upstream_time = finisher.upstream_time();
     // The deadline counts from the request's arrival: reading its body already spent some of it.
     let started = finisher.started();
@@ -118,10 +131,10 @@ where
         let rendered = async {
             let answer = exchange(&shared, &inner, &prepared, &upstream_time, started).await?;
             let json = if prepared.native {
-                native_render(&shared.metrics, &prepared, &answer)
+                native_render(&usage_to, &prepared, &answer)
             } else {
                 let ctx = prepared.answer_ctx(&fallback_id, created);
-                render(&shared.metrics, &prepared, &answer, |answer| {
+                render(&usage_to, &prepared, &answer, |answer| {
                     front.answer_json(&answer, &ctx)
                 })
             };
@@ -151,7 +164,7 @@ where
         let Some(relay) = relay else {
             let answer = exchange(&shared, &inner, &prepared, &upstream_time, started).await?;
             let ctx = prepared.answer_ctx(&fallback_id, created);
-            return render(&shared.metrics, &prepared, &answer, |answer| {
+            return render(&usage_to, &prepared, &answer, |answer| {
                 front.answer_events(&answer, &ctx)
             })
             .map(Started::Events);
@@ -174,7 +187,6 @@ where
             keepalive,
             deadline_limit: dispatcher.deadline(),
         };
-        let usage_to = (shared.metrics.clone(), prepared.route.model.clone());
         let mut live = Live::new(body.limit(MAX_STREAM_BYTES), relay, waits, usage_to);
         let first = live
             .first_bytes()
@@ -451,19 +463,19 @@ async fn exchange_head<S: UpstreamService>(
 /// Lets the surface read the answer and `render` it, counting the parse path that served and
 /// the tokens used.
 fn render<R>(
-    metrics: &Metrics,
+    usage_to: &UsageTo,
     prepared: &Prepared,
     success: &Success,
     to_body: impl FnOnce(Answer<'_>) -> Result<R, BridgeError>,
 ) -> Result<R, Failed> {
-    let model = &prepared.route.model;
+    let metrics = usage_to.metrics();
     let read = prepared.reading.answer(&success.body, |answer| {
         let usage = match &answer {
             Answer::Generation(generation) => generation.usage,
             Answer::Embeddings(embeddings) => embeddings.usage,
         };
         if let Some(usage) = usage {
-            count_usage(metrics, model, &usage);
+            usage_to.record(&usage);
         }
         to_body(answer)
     });
@@ -482,10 +494,11 @@ fn render<R>(
 
 /// A pass-through's whole answer, with the caller's model name in it.
 fn native_render(
-    metrics: &Metrics,
+    usage_to: &UsageTo,
     prepared: &Prepared,
     success: &Success,
 ) -> Result<Vec<u8>, Failed> {
+    let metrics = usage_to.metrics();
     let model = &prepared.route.model;
     let answer = prepared
         .reading
@@ -495,7 +508,7 @@ fn native_render(
         Ok((json, usage)) => {
             metrics.extractor_path("native");
             if let Some(usage) = usage {
-                count_usage(metrics, model, &usage);
+                usage_to.record(&usage);
             }
             Ok(json)
         }

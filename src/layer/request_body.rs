@@ -36,6 +36,11 @@ impl BodyBudget {
         }
     }
 
+    /// The budget's size in bytes.
+    pub(crate) fn total(&self) -> usize {
+        self.total
+    }
+
     /// An empty hold on this budget.
     fn hold(&self) -> BodyHold {
         BodyHold {

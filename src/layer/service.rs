@@ -17,6 +17,7 @@ use super::body::BridgeBody;
 use super::error::{BridgeError, Failed};
 use super::finish::Finisher;
 use super::generate;
+use super::reload::Live;
 use super::request_body;
 use super::Shared;
 use crate::endpoint::{Access, Endpoint, Handler, Row};
@@ -41,14 +42,14 @@ const UPSTREAM_REQUEST_ID: &str = "x-salesforce-request-id";
 /// Every failure becomes an OpenAI error response, so `Error = Infallible`.
 pub struct Salesforce<S> {
     inner: S,
-    shared: Arc<Shared>,
+    live: Arc<Live>,
 }
 
 impl<S: Clone> Clone for Salesforce<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: self.shared.clone(),
+            live: self.live.clone(),
         }
     }
 }
@@ -60,8 +61,18 @@ impl<S> std::fmt::Debug for Salesforce<S> {
 }
 
 impl<S> Salesforce<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+    pub(crate) fn new(inner: S, live: Arc<Live>) -> Self {
+        Self { inner, live }
+    }
+
+    /// Applies `config` to this service, its clones and the layer that made it: see
+    /// [`SalesforceLayer::reload`](super::SalesforceLayer::reload). For mounts that hold only
+    /// the service, such as the Pingora gateway.
+    pub fn reload(
+        &self,
+        config: crate::Config,
+    ) -> Result<super::ReloadOutcome, super::ReloadError> {
+        self.live.reload(config)
     }
 
     /// Whether `path` is one of the bridge's endpoints (an application routes these here).
@@ -184,14 +195,16 @@ where
             request_id = ?request_id,
             endpoint = row.label,
             model = tracing::field::Empty,
+            caller = tracing::field::Empty,
             surface = tracing::field::Empty,
             upstream_request_id = tracing::field::Empty,
             status = tracing::field::Empty,
             total_ms = tracing::field::Empty,
             upstream_ms = tracing::field::Empty,
         );
-        let finisher = Finisher::new(&self.shared.metrics, endpoint, started, span);
-        let shared = &self.shared;
+        // The conf this request is served with, to its end, whatever reloads come meanwhile.
+        let shared = &self.live.snapshot();
+        let mut finisher = Finisher::new(&shared.metrics, endpoint, started, span);
         let anthropic = request.headers().contains_key(ANTHROPIC_VERSION);
         let errors: &'static dyn ErrorFormat = match row.handler {
             Handler::Front(front) => front.errors(),
@@ -216,9 +229,20 @@ where
             response.headers_mut().insert(ALLOW, allowed);
             return ResponseFuture::ready(unread(request, response));
         }
-        if row.access == Access::Key && !shared.keys.admits(request.headers()) {
-            let response = error_response(finisher, BridgeError::Unauthorized, &request_id, errors);
-            return ResponseFuture::ready(unread(request, response));
+        if row.access == Access::Key {
+            let Some(caller) = shared.callers.identify(request.headers()) else {
+                let response =
+                    error_response(finisher, BridgeError::Unauthorized, &request_id, errors);
+                return ResponseFuture::ready(unread(request, response));
+            };
+            finisher.set_caller(caller.clone());
+            // Before the body is read: a caller over its limit costs no more than its head.
+            if let Err(over) = caller.limits().admit_request() {
+                let caller = caller.name().into();
+                let error = BridgeError::RateLimited { caller, over };
+                let response = error_response(finisher, error, &request_id, errors);
+                return ResponseFuture::ready(unread(request, response));
+            }
         }
 
         match row.handler {

@@ -10,7 +10,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,11 +18,10 @@ use http_body::Body;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use super::error::BridgeError;
-use super::finish::count_usage;
+use super::finish::UsageTo;
 use crate::core::{Failure, FailureClass, StreamEvent, Usage};
 use crate::front::sse::KEEP_ALIVE;
 use crate::front::RenderEvents;
-use crate::metrics::Metrics;
 use crate::surface::stream::{Flow, ReadEvents, Relay, Unframe};
 use crate::upstream::{ExchangeError, UpstreamBody, UpstreamError};
 
@@ -128,8 +126,8 @@ pub(crate) struct Live {
     idle: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
     keepalive: Interval,
-    /// Where the stream's token counts are recorded once it ends: the metrics, by route.
-    usage_to: Option<(Metrics, Arc<str>)>,
+    /// Where the stream's token counts are recorded once it ends.
+    usage_to: Option<UsageTo>,
     done: bool,
 }
 
@@ -147,7 +145,7 @@ impl Live {
         upstream: UpstreamBody,
         relay: Box<dyn Relay>,
         waits: Waits,
-        usage_to: (Metrics, Arc<str>),
+        usage_to: UsageTo,
     ) -> Self {
         let mut keepalive =
             tokio::time::interval_at(Instant::now() + waits.keepalive, waits.keepalive);
@@ -265,8 +263,8 @@ impl Live {
 
     /// Counts the tokens the upstream reported, once.
     fn record_usage(&mut self) {
-        if let (Some((metrics, model)), Some(usage)) = (self.usage_to.take(), self.relay.usage()) {
-            count_usage(&metrics, &model, &usage);
+        if let (Some(usage_to), Some(usage)) = (self.usage_to.take(), self.relay.usage()) {
+            usage_to.record(&usage);
         }
     }
 }

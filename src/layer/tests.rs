@@ -915,3 +915,40 @@ async fn responses_route_errors() {
         assert_eq!(body["error"]["message"], want_message);
     }
 }
+
+#[tokio::test]
+async fn the_service_reloads_itself_and_keeps_a_supplied_token_source() {
+    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    let tokens = CountingTokens::default();
+    let layer = SalesforceLayer::builder(&config)
+        .token_source(tokens.clone())
+        .build()
+        .unwrap();
+    let (upstream, _seen) = upstream(vec![]);
+    let service = layer.layer(upstream);
+    let (status, _, _) = send(service.clone(), post("/v1/chat/completions", chat_body())).await;
+    assert_eq!(status, 200);
+
+    // New credentials do not matter to a token source the embedder supplied: it stays.
+    let reloaded = format!(
+        "{}\n[[routes]]\nmodel = \"gpt-5-mini\"\nsalesforce_model = \"sfdc_ai__DefaultGPT5Mini\"\n",
+        CONF.replace("\"secret\"", "\"rotated\"")
+    );
+    let outcome = service
+        .reload(Config::from_toml_with_env(&reloaded, |_| None).unwrap())
+        .unwrap();
+    assert_eq!(outcome.routes, 2);
+    assert!(outcome.token_cache_kept);
+    let mut body = chat_body();
+    body["model"] = json!("gpt-5-mini");
+    let (status, _, text) = send(service, post("/v1/chat/completions", body)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        tokens.0.load(Ordering::SeqCst),
+        1,
+        "the cached token served both"
+    );
+    let metrics = layer.metrics().render();
+    assert!(metrics.contains(r#"sfbridge_config_reloads_total{result="ok"} 1"#));
+    assert!(metrics.contains(r#"model="gpt-5-mini""#));
+}

@@ -1,6 +1,9 @@
 //! Building the metric families, registering them, and the resolved handles the recorders use.
 
+use std::sync::Mutex;
 use std::time::Instant;
+
+use arc_swap::ArcSwap;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -10,9 +13,10 @@ use prometheus::{
 
 use super::handles::{
     endpoint_index, CounterCells, ModelLabels, PerEndpoint, StaticLabelCounter,
-    StaticLabelStatusCounter, ERROR_STATUSES, STATUS_CLASSES, TOUCHED_STATUS_CLASSES,
+    StaticLabelStatusCounter, ERROR_STATUSES,
 };
 use super::latency::LatencyHistogram;
+use super::tables::{CallerLabels, TableVecs, Tables};
 use crate::endpoint::Endpoint;
 use crate::surface::einstein::ExtractPath;
 use crate::token::TokenEvent;
@@ -60,8 +64,10 @@ fn extractor_path_names() -> Vec<&'static str> {
 pub(super) struct Inner {
     pub(super) registry: Registry,
     pub(super) started: Instant,
-    pub(super) models: ModelLabels,
-    pub(super) requests: CounterCells,
+    /// The counters by model and caller, swapped whole when a reload adds label values.
+    pub(super) tables: ArcSwap<Tables>,
+    /// Held while a larger table is built, so two reloads do not lose each other's values.
+    pub(super) extending: Mutex<()>,
     pub(super) errors: CounterCells,
     pub(super) request_duration: PerEndpoint<Histogram>,
     pub(super) overhead: PerEndpoint<Histogram>,
@@ -76,10 +82,7 @@ pub(super) struct Inner {
     pub(super) token_cache: StaticLabelCounter,
     pub(super) extractor_paths: StaticLabelCounter,
     pub(super) surface_requests: StaticLabelStatusCounter,
-    pub(super) prompt_tokens: CounterCells,
-    pub(super) completion_tokens: CounterCells,
-    pub(super) cached_tokens: CounterCells,
-    pub(super) reasoning_tokens: CounterCells,
+    pub(super) config_reloads: StaticLabelCounter,
     pub(super) latency_total: LatencyHistogram,
     pub(super) latency_upstream: LatencyHistogram,
     pub(super) latency_overhead: LatencyHistogram,
@@ -93,7 +96,7 @@ impl Inner {
                 "sfbridge_requests_total",
                 "Requests answered by the bridge.",
             ),
-            &["endpoint", "model", "status_class"],
+            &["endpoint", "model", "caller", "status_class"],
         )?;
         let errors = IntCounterVec::new(
             Opts::new(
@@ -170,15 +173,29 @@ impl Inner {
             ),
             &["surface", "status_class"],
         )?;
-        let prompt_tokens = counter(
-            "sfbridge_prompt_tokens_total",
-            "Prompt tokens reported by Salesforce.",
-            "model",
+        let prompt_tokens = IntCounterVec::new(
+            Opts::new(
+                "sfbridge_prompt_tokens_total",
+                "Prompt tokens reported by Salesforce.",
+            ),
+            &["model", "caller"],
         )?;
-        let completion_tokens = counter(
-            "sfbridge_completion_tokens_total",
-            "Completion tokens reported by Salesforce.",
-            "model",
+        let completion_tokens = IntCounterVec::new(
+            Opts::new(
+                "sfbridge_completion_tokens_total",
+                "Completion tokens reported by Salesforce.",
+            ),
+            &["model", "caller"],
+        )?;
+        let rate_limited = counter(
+            "sfbridge_rate_limited_total",
+            "Requests refused because their caller was over one of its limits.",
+            "caller",
+        )?;
+        let config_reloads = counter(
+            "sfbridge_config_reloads_total",
+            "Conf reloads: ok (applied) or refused (the previous conf keeps serving).",
+            "result",
         )?;
         let cached_tokens = counter(
             "sfbridge_cached_tokens_total",
@@ -210,17 +227,28 @@ impl Inner {
                 Box::new(completion_tokens.clone()),
                 Box::new(cached_tokens.clone()),
                 Box::new(reasoning_tokens.clone()),
+                Box::new(rate_limited.clone()),
+                Box::new(config_reloads.clone()),
             ],
         )?;
 
-        let model_count = models.len();
-        let inner = Self {
+        let tables = Tables::build(
+            TableVecs {
+                requests: &requests,
+                prompt_tokens: &prompt_tokens,
+                completion_tokens: &completion_tokens,
+                cached_tokens: &cached_tokens,
+                reasoning_tokens: &reasoning_tokens,
+                rate_limited: &rate_limited,
+            },
+            models,
+            CallerLabels::new([]),
+        )?;
+        Ok(Self {
             registry,
             started: Instant::now(),
-            requests: CounterCells::new(
-                requests,
-                Endpoint::ALL.len() * model_count * STATUS_CLASSES.len(),
-            ),
+            tables: ArcSwap::from_pointee(tables),
+            extending: Mutex::new(()),
             errors: CounterCells::new(errors, Endpoint::ALL.len() * (ERROR_STATUSES.len() + 1)),
             request_duration: PerEndpoint::try_new(|endpoint| {
                 request_duration.get_metric_with_label_values(&[endpoint.as_str()])
@@ -245,60 +273,59 @@ impl Inner {
             token_cache: StaticLabelCounter::new(token_cache, &token_events())?,
             extractor_paths: StaticLabelCounter::new(extractor_paths, &extractor_path_names())?,
             surface_requests: StaticLabelStatusCounter::new(surface_requests, SURFACES)?,
-            prompt_tokens: CounterCells::new(prompt_tokens, model_count),
-            completion_tokens: CounterCells::new(completion_tokens, model_count),
-            cached_tokens: CounterCells::new(cached_tokens, model_count),
-            reasoning_tokens: CounterCells::new(reasoning_tokens, model_count),
+            config_reloads: StaticLabelCounter::new(config_reloads, &["ok", "refused"])?,
             latency_total: LatencyHistogram::new(),
             latency_upstream: LatencyHistogram::new(),
             latency_overhead: LatencyHistogram::new(),
             latency_first_byte: LatencyHistogram::new(),
+        })
+    }
+
+    /// Adds model and caller label values, keeping those there are: builds the larger tables
+    /// and swaps them in. Recording never waits for this.
+    pub(super) fn extend(
+        &self,
+        models: impl IntoIterator<Item = String>,
+        callers: impl IntoIterator<Item = String>,
+    ) -> prometheus::Result<()> {
+        let _one_at_a_time = self
+            .extending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.tables.load();
+        let models = ModelLabels::new(
+            current
+                .models
+                .configured()
+                .iter()
+                .map(|name| name.to_string())
+                .chain(models),
+        );
+        let callers = CallerLabels::new(
+            current
+                .callers
+                .configured()
+                .iter()
+                .map(|name| name.to_string())
+                .chain(callers),
+        );
+        if models.len() == current.models.len() && callers.len() == current.callers.len() {
+            return Ok(());
+        }
+        let tables = Tables::build(
+            TableVecs {
+                requests: current.requests.vec(),
+                prompt_tokens: current.prompt_tokens.vec(),
+                completion_tokens: current.completion_tokens.vec(),
+                cached_tokens: current.cached_tokens.vec(),
+                reasoning_tokens: current.reasoning_tokens.vec(),
+                rate_limited: current.rate_limited.vec(),
+            },
             models,
-        };
-        inner.touch()?;
-        Ok(inner)
-    }
-
-    /// Creates the series dashboards should see as zeros (see the module docs).
-    fn touch(&self) -> prometheus::Result<()> {
-        let models = &self.models;
-        for endpoint in Endpoint::ALL {
-            // Only the OpenAI endpoints carry a model; the others always record "none".
-            let model_range = if endpoint.calls_upstream() {
-                0..models.len()
-            } else {
-                models.none()..models.len()
-            };
-            for model in model_range {
-                for class in TOUCHED_STATUS_CLASSES {
-                    self.requests.touch(
-                        self.request_cell(endpoint, model, class),
-                        &[endpoint.as_str(), models.name(model), STATUS_CLASSES[class]],
-                    )?;
-                }
-            }
-        }
-        for model in 0..=models.unknown() {
-            for tokens in self.token_counters() {
-                tokens.touch(model, &[models.name(model)])?;
-            }
-        }
+            callers,
+        )?;
+        self.tables.store(std::sync::Arc::new(tables));
         Ok(())
-    }
-
-    /// The counters labelled by `model` alone, one slot per model label value.
-    fn token_counters(&self) -> [&CounterCells; 4] {
-        [
-            &self.prompt_tokens,
-            &self.completion_tokens,
-            &self.cached_tokens,
-            &self.reasoning_tokens,
-        ]
-    }
-
-    /// The slot of `requests` for this endpoint, model index and status class index.
-    pub(super) fn request_cell(&self, endpoint: Endpoint, model: usize, class: usize) -> usize {
-        (endpoint_index(endpoint) * self.models.len() + model) * STATUS_CLASSES.len() + class
     }
 
     /// The slot of `errors` for this endpoint and error status index.

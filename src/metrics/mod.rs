@@ -10,6 +10,7 @@
 //! metrics.request_finished(
 //!     Endpoint::ChatCompletions,
 //!     Some("gpt-4o-mini"),
+//!     None,                          // no caller key: "anonymous"
 //!     200,
 //!     Duration::from_millis(812),    // the whole request
 //!     Duration::from_millis(810),    // of which the Models API
@@ -18,7 +19,7 @@
 //!
 //! let text = metrics.render();
 //! assert!(text.contains(
-//!     r#"sfbridge_requests_total{endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 1"#
+//!     r#"sfbridge_requests_total{caller="anonymous",endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 1"#
 //! ));
 //! let summary = metrics.performance();
 //! assert_eq!((summary.requests.total, summary.upstream.attempts), (1, 1));
@@ -29,7 +30,7 @@
 //!
 //! | name | labels | meaning |
 //! |---|---|---|
-//! | `sfbridge_requests_total` | `endpoint`, `model`, `status_class` | requests answered |
+//! | `sfbridge_requests_total` | `endpoint`, `model`, `caller`, `status_class` | requests answered |
 //! | `sfbridge_errors_total` | `endpoint`, `status` | requests answered with a status ≥ 400, by code |
 //! | `sfbridge_request_duration_seconds` | `endpoint` | histogram: arrival to response |
 //! | `sfbridge_overhead_seconds` | `endpoint` | histogram: request time not spent waiting on the Models API |
@@ -41,10 +42,12 @@
 //! | `sfbridge_token_cache_total` | `event` | token cache `hit`, `miss`, `refresh_ahead` (a background refresh started), `refresh`, `refresh_failure` |
 //! | `sfbridge_extractor_paths_total` | `path` | responses by extractor path (`primary`, a fallback, `none`) |
 //! | `sfbridge_surface_requests_total` | `surface`, `status_class` | requests answered through each surface (`einstein`, `responses`, `bedrock`) |
-//! | `sfbridge_prompt_tokens_total` | `model` | prompt tokens Salesforce reported |
-//! | `sfbridge_completion_tokens_total` | `model` | completion tokens Salesforce reported |
+//! | `sfbridge_prompt_tokens_total` | `model`, `caller` | prompt tokens Salesforce reported |
+//! | `sfbridge_completion_tokens_total` | `model`, `caller` | completion tokens Salesforce reported |
 //! | `sfbridge_cached_tokens_total` | `model` | prompt tokens served from the provider's prompt cache |
 //! | `sfbridge_reasoning_tokens_total` | `model` | completion tokens spent on reasoning |
+//! | `sfbridge_rate_limited_total` | `caller` | requests refused (429) because their caller was over a limit |
+//! | `sfbridge_config_reloads_total` | `result` | conf reloads, `ok` or `refused` |
 //!
 //! # Label values
 //!
@@ -53,6 +56,9 @@
 //! - `endpoint`: [`Endpoint::as_str`].
 //! - `model`: a configured model name; `"unknown"` for any other name; `"none"` when no model
 //!   applies (endpoints without a body, or a request rejected before its model was read).
+//! - `caller`: a name of `[[auth.keys]]`; `"unnamed"` for a key of `[auth] api_keys`;
+//!   `"anonymous"` when no key identified the caller (keys off, open endpoints, refused keys).
+//!   Never a key.
 //! - `status_class`: `"1xx"` to `"5xx"`; a code outside 100–599 counts as `"5xx"`.
 //! - `status`: the common error codes (`"400"`, `"401"`, `"404"`, `"413"`, `"429"`, `"502"`, ...)
 //!   or `"other"`.
@@ -61,11 +67,16 @@
 //!
 //! The series dashboards need are created at start-up and read 0 until used: every endpoint with
 //! the classes 2xx, 4xx and 5xx (the OpenAI endpoints with each model, `"unknown"` and `"none"`;
-//! the others with `"none"`), each surface with the same three classes, the time to first byte of
-//! every endpoint that can stream, the token counters per model and `"unknown"`, and the usual
+//! the others with `"none"`; each with every caller), each surface with the same three classes, the time to first byte of
+//! every endpoint that can stream, the token counters per model and `"unknown"` (and caller), the
+//! rate-limit refusals per caller, both reload results, and the usual
 //! outcomes, retry reasons, token events and extractor paths.
 //!
 //! # Cost
+//!
+//! Models and callers a conf reload adds get their series through [`Metrics::add_labels`], which
+//! builds larger tables and swaps them in: recording only loads the current table (atomics).
+//! Values are never removed before a restart, so a name that a reload drops keeps its series.
 //!
 //! No globals: each [`Metrics`] owns (or shares) one registry, so two bridges in one process never
 //! collide. Recording resolves each series once (the pre-created ones at start-up) and from then
@@ -79,6 +90,7 @@ mod handles;
 mod inner;
 mod latency;
 mod performance;
+mod tables;
 #[cfg(test)]
 mod tests;
 
@@ -98,6 +110,7 @@ use handles::{
     error_status_index, error_status_label, status_class_index, ModelLabels, STATUS_CLASSES,
 };
 use inner::Inner;
+pub use tables::{ANONYMOUS_CALLER, UNNAMED_CALLER};
 
 /// The bridge's metrics: cheap to clone (one `Arc`), shared by every service clone.
 ///
@@ -170,6 +183,22 @@ impl Metrics {
         performance::summarize(&self.inner)
     }
 
+    /// Adds label values for `models` and `callers` (a reloaded conf's routes and
+    /// `[[auth.keys]]` names) and creates their series; the values there are stay. Call it at
+    /// start-up or on a reload, not per request: it takes Prometheus' lock for each new series.
+    pub fn add_labels<M, C>(&self, models: M, callers: C) -> Result<(), prometheus::Error>
+    where
+        M: IntoIterator,
+        M::Item: Into<String>,
+        C: IntoIterator,
+        C::Item: Into<String>,
+    {
+        self.inner.extend(
+            models.into_iter().map(Into::into),
+            callers.into_iter().map(Into::into),
+        )
+    }
+
     /// Counts a request as in flight until the returned guard is dropped.
     pub fn request_started(&self, endpoint: Endpoint) -> InFlight {
         let gauge = self.inner.in_flight_by_endpoint.get(endpoint).clone();
@@ -180,25 +209,31 @@ impl Metrics {
     /// Records a finished request: its count, status and durations.
     ///
     /// `model` is the request's model name as the client sent it (`None` when there is none);
-    /// names that are not configured are counted as `"unknown"`. `total` runs from arrival to
+    /// names that are not configured are counted as `"unknown"`. `caller` is the caller's name
+    /// ([`UNNAMED_CALLER`] for an unnamed key; `None`, or a name not added, counts as
+    /// [`ANONYMOUS_CALLER`]). `total` runs from arrival to
     /// response; `upstream` is the time spent waiting on the Models API over all attempts
     /// (zero if none was made). Their difference is recorded as the bridge's overhead.
     pub fn request_finished(
         &self,
         endpoint: Endpoint,
         model: Option<&str>,
+        caller: Option<&str>,
         status: u16,
         total: Duration,
         upstream: Duration,
     ) {
         let inner = &*self.inner;
-        let model = inner.models.lookup(model);
+        let tables = inner.tables.load();
+        let model = tables.models.lookup(model);
+        let caller = tables.callers.lookup(caller);
         let class = status_class_index(status);
-        inner.requests.inc_by(
-            inner.request_cell(endpoint, model, class),
+        tables.requests.inc_by(
+            tables.request_cell(endpoint, model, caller, class),
             &[
                 endpoint.as_str(),
-                inner.models.name(model),
+                tables.models.name(model),
+                tables.callers.name(caller),
                 STATUS_CLASSES[class],
             ],
             1,
@@ -285,16 +320,39 @@ impl Metrics {
         self.inner.extractor_paths.inc(path);
     }
 
-    /// Records the token usage Salesforce reported for a response; names that are not configured
-    /// are counted as `"unknown"`.
-    pub fn usage(&self, model: &str, prompt_tokens: u64, completion_tokens: u64) {
-        let inner = &*self.inner;
-        let model = inner.models.lookup(Some(model));
-        let labels = [inner.models.name(model)];
-        inner.prompt_tokens.inc_by(model, &labels, prompt_tokens);
-        inner
+    /// Records the token usage Salesforce reported for a response, by model and caller (as in
+    /// [`request_finished`](Self::request_finished)); names that are not configured are counted
+    /// as `"unknown"`.
+    pub fn usage(
+        &self,
+        model: &str,
+        caller: Option<&str>,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+    ) {
+        let tables = self.inner.tables.load();
+        let model = tables.models.lookup(Some(model));
+        let caller = tables.callers.lookup(caller);
+        let labels = [tables.models.name(model), tables.callers.name(caller)];
+        let cell = tables.token_cell(model, caller);
+        tables.prompt_tokens.inc_by(cell, &labels, prompt_tokens);
+        tables
             .completion_tokens
-            .inc_by(model, &labels, completion_tokens);
+            .inc_by(cell, &labels, completion_tokens);
+    }
+
+    /// Records a request refused because `caller` was over one of its limits.
+    pub fn rate_limited(&self, caller: &str) {
+        let tables = self.inner.tables.load();
+        let caller = tables.callers.lookup(Some(caller));
+        tables
+            .rate_limited
+            .inc_by(caller, &[tables.callers.name(caller)], 1);
+    }
+
+    /// Records a conf reload: `"ok"` (applied) or `"refused"` (the previous conf still serves).
+    pub fn config_reload(&self, result: &'static str) {
+        self.inner.config_reloads.inc(result);
     }
 
     /// Records the details of a response's token usage: the prompt tokens served from the
@@ -302,11 +360,11 @@ impl Metrics {
     /// in [`usage`](Self::usage)'s totals). Names that are not configured are counted as
     /// `"unknown"`.
     pub fn usage_details(&self, model: &str, cached_tokens: u64, reasoning_tokens: u64) {
-        let inner = &*self.inner;
-        let model = inner.models.lookup(Some(model));
-        let labels = [inner.models.name(model)];
-        inner.cached_tokens.inc_by(model, &labels, cached_tokens);
-        inner
+        let tables = self.inner.tables.load();
+        let model = tables.models.lookup(Some(model));
+        let labels = [tables.models.name(model)];
+        tables.cached_tokens.inc_by(model, &labels, cached_tokens);
+        tables
             .reasoning_tokens
             .inc_by(model, &labels, reasoning_tokens);
     }
@@ -315,7 +373,7 @@ impl Metrics {
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics")
-            .field("models", &self.inner.models.configured())
+            .field("models", &self.inner.tables.load().models.configured())
             .finish_non_exhaustive()
     }
 }

@@ -156,7 +156,7 @@ fn requests(inner: &Inner) -> RequestSummary {
         .map(|endpoint| (endpoint.as_str().to_owned(), 0))
         .collect();
     let (mut total, mut errors) = (0, 0);
-    let requests = family(inner.requests.vec());
+    let requests = family(inner.tables.load().requests.vec());
     for metric in requests.get_metric() {
         let count = metric.get_counter().get_value() as u64;
         total += count;

@@ -17,14 +17,17 @@ fn families(metrics: &Metrics) -> Vec<MetricFamily> {
 }
 
 /// The value of the series `name{labels}`: a counter's or gauge's value, a histogram's count.
+/// A `caller` label left out of `labels` must be `anonymous`.
 fn value(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let families = families(metrics);
     let family = families.iter().find(|family| family.name() == name)?;
     let metric = family.get_metric().iter().find(|metric| {
-        metric.get_label().len() == labels.len()
-            && labels
-                .iter()
-                .all(|&(name, value)| handles::label(metric, name) == value)
+        metric.get_label().iter().all(|pair| {
+            labels.iter().any(|&(name, _)| name == pair.name())
+                || (pair.name() == "caller" && pair.value() == ANONYMOUS_CALLER)
+        }) && labels
+            .iter()
+            .all(|&(name, value)| handles::label(metric, name) == value)
     })?;
     Some(match family.get_field_type() {
         prometheus::proto::MetricType::COUNTER => metric.get_counter().get_value(),
@@ -80,12 +83,26 @@ fn metrics_is_send_sync_and_cheap_to_clone() {
 fn exact_counts_after_a_known_sequence() {
     let metrics = metrics();
     let chat = Endpoint::ChatCompletions;
-    metrics.request_finished(chat, Some("gpt-4o-mini"), 200, ms(100), ms(90));
-    metrics.request_finished(chat, Some("gpt-4o-mini"), 200, ms(200), ms(180));
-    metrics.request_finished(chat, Some("not-configured"), 404, ms(1), Duration::ZERO);
-    metrics.request_finished(chat, None, 401, ms(1), Duration::ZERO);
-    metrics.request_finished(Endpoint::Completions, Some("claude"), 502, ms(30), ms(29));
-    metrics.request_finished(Endpoint::Health, None, 200, ms(0), Duration::ZERO);
+    metrics.request_finished(chat, Some("gpt-4o-mini"), None, 200, ms(100), ms(90));
+    metrics.request_finished(chat, Some("gpt-4o-mini"), None, 200, ms(200), ms(180));
+    metrics.request_finished(
+        chat,
+        Some("not-configured"),
+        None,
+        404,
+        ms(1),
+        Duration::ZERO,
+    );
+    metrics.request_finished(chat, None, None, 401, ms(1), Duration::ZERO);
+    metrics.request_finished(
+        Endpoint::Completions,
+        Some("claude"),
+        None,
+        502,
+        ms(30),
+        ms(29),
+    );
+    metrics.request_finished(Endpoint::Health, None, None, 200, ms(0), Duration::ZERO);
     for outcome in ["ok", "ok", "rate_limited", "server_error"] {
         metrics.upstream_attempt(outcome);
         metrics.upstream_duration(ms(10));
@@ -96,9 +113,9 @@ fn exact_counts_after_a_known_sequence() {
     }
     metrics.extractor_path("primary");
     metrics.extractor_path("generation_text");
-    metrics.usage("gpt-4o-mini", 12, 30);
-    metrics.usage("gpt-4o-mini", 8, 10);
-    metrics.usage("someone-else", 1, 2);
+    metrics.usage("gpt-4o-mini", None, 12, 30);
+    metrics.usage("gpt-4o-mini", None, 8, 10);
+    metrics.usage("someone-else", None, 1, 2);
 
     let requests = |endpoint, model, class| {
         value(
@@ -208,8 +225,8 @@ fn exact_counts_after_a_known_sequence() {
         &metrics,
         &[
             "# TYPE sfbridge_requests_total counter",
-            r#"sfbridge_requests_total{endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 2"#,
-            r#"sfbridge_requests_total{endpoint="health",model="none",status_class="2xx"} 1"#,
+            r#"sfbridge_requests_total{caller="anonymous",endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 2"#,
+            r#"sfbridge_requests_total{caller="anonymous",endpoint="health",model="none",status_class="2xx"} 1"#,
             r#"sfbridge_errors_total{endpoint="completions",status="502"} 1"#,
             "# TYPE sfbridge_request_duration_seconds histogram",
             r#"sfbridge_request_duration_seconds_bucket{endpoint="chat_completions",le="0.25"} 4"#,
@@ -219,7 +236,7 @@ fn exact_counts_after_a_known_sequence() {
             r#"sfbridge_upstream_attempts_total{outcome="ok"} 2"#,
             r#"sfbridge_token_cache_total{event="hit"} 3"#,
             r#"sfbridge_extractor_paths_total{path="primary"} 1"#,
-            r#"sfbridge_prompt_tokens_total{model="gpt-4o-mini"} 20"#,
+            r#"sfbridge_prompt_tokens_total{caller="anonymous",model="gpt-4o-mini"} 20"#,
             r#"sfbridge_in_flight_requests{endpoint="chat_completions"} 0"#,
         ],
     );
@@ -252,8 +269,8 @@ fn unknown_model_names_never_create_series() {
         } else {
             Endpoint::Completions
         };
-        metrics.request_finished(endpoint, Some(&name), status, ms(5), ms(4));
-        metrics.usage(&name, 1, 1);
+        metrics.request_finished(endpoint, Some(&name), None, status, ms(5), ms(4));
+        metrics.usage(&name, None, 1, 1);
         metrics.usage_details(&name, 1, 1);
         names.push(name);
     }
@@ -387,6 +404,7 @@ fn overhead_never_goes_negative() {
     metrics.request_finished(
         Endpoint::ChatCompletions,
         Some("claude"),
+        None,
         200,
         ms(10),
         ms(12),
@@ -474,16 +492,32 @@ fn performance_summary_after_traffic() {
         metrics.request_finished(
             Endpoint::ChatCompletions,
             Some("claude"),
+            None,
             200,
             ms(i * 10),
             ms(i * 10 - 1),
         );
     }
-    metrics.request_finished(Endpoint::Completions, Some("claude"), 503, ms(5), ms(4));
-    metrics.request_finished(Endpoint::Completions, None, 400, ms(1), Duration::ZERO);
+    metrics.request_finished(
+        Endpoint::Completions,
+        Some("claude"),
+        None,
+        503,
+        ms(5),
+        ms(4),
+    );
+    metrics.request_finished(
+        Endpoint::Completions,
+        None,
+        None,
+        400,
+        ms(1),
+        Duration::ZERO,
+    );
     // Not in the latency percentiles: not an OpenAI endpoint.
     metrics.request_finished(
         Endpoint::Health,
+        None,
         None,
         200,
         Duration::from_secs(100),
@@ -660,4 +694,63 @@ fn usage_details_by_model() {
 #[test]
 fn debug_names_the_models() {
     assert!(format!("{:?}", metrics()).contains("gpt-4o-mini"));
+}
+
+#[test]
+fn callers_and_models_added_later_get_their_series() {
+    let metrics = metrics();
+    metrics.request_finished(
+        Endpoint::ChatCompletions,
+        Some("gpt-4o-mini"),
+        Some("alice"),
+        200,
+        ms(5),
+        ms(4),
+    );
+    // Not yet a caller: counted as anonymous, with no series of its own.
+    assert!(!metrics.render().contains(r#"caller="alice""#));
+    metrics.add_labels(["gpt-5"], ["alice", "bob"]).unwrap();
+    metrics.request_finished(
+        Endpoint::ChatCompletions,
+        Some("gpt-5"),
+        Some("alice"),
+        200,
+        ms(5),
+        ms(4),
+    );
+    metrics.request_finished(
+        Endpoint::ChatCompletions,
+        Some("gpt-4o-mini"),
+        Some("unnamed"),
+        200,
+        ms(5),
+        ms(4),
+    );
+    metrics.usage("gpt-5", Some("alice"), 3, 4);
+    metrics.rate_limited("bob");
+    metrics.config_reload("ok");
+    assert_rendered(
+        &metrics,
+        &[
+            r#"sfbridge_requests_total{caller="alice",endpoint="chat_completions",model="gpt-5",status_class="2xx"} 1"#,
+            r#"sfbridge_requests_total{caller="anonymous",endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 1"#,
+            r#"sfbridge_requests_total{caller="unnamed",endpoint="chat_completions",model="gpt-4o-mini",status_class="2xx"} 1"#,
+            r#"sfbridge_requests_total{caller="bob",endpoint="messages",model="gpt-5",status_class="4xx"} 0"#,
+            r#"sfbridge_prompt_tokens_total{caller="alice",model="gpt-5"} 3"#,
+            r#"sfbridge_completion_tokens_total{caller="alice",model="gpt-5"} 4"#,
+            r#"sfbridge_rate_limited_total{caller="bob"} 1"#,
+            r#"sfbridge_rate_limited_total{caller="alice"} 0"#,
+            r#"sfbridge_config_reloads_total{result="ok"} 1"#,
+            r#"sfbridge_config_reloads_total{result="refused"} 0"#,
+        ],
+    );
+    // Adding what is there changes nothing; the earlier counts stay.
+    metrics.add_labels(["gpt-5"], ["alice"]).unwrap();
+    metrics.add_labels(["o3"], Vec::<String>::new()).unwrap();
+    assert_rendered(
+        &metrics,
+        &[
+            r#"sfbridge_requests_total{caller="alice",endpoint="chat_completions",model="gpt-5",status_class="2xx"} 1"#,
+        ],
+    );
 }

@@ -99,6 +99,24 @@ impl Dispatcher {
         }
     }
 
+    /// A dispatcher with new retry settings and limits, sharing this one's upstream slots (their
+    /// number is fixed at start-up): a conf reload's.
+    pub(crate) fn reconfigured(
+        &self,
+        retry: &crate::config::RetryConfig,
+        queue_timeout: Duration,
+        attempt_timeout: Duration,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            policy: RetryPolicy::new(retry),
+            limiter: self.limiter.clone(),
+            queue_timeout,
+            attempt_timeout,
+            deadline,
+        }
+    }
+
     /// Makes the call: a cached token, the retry loop, and after a 401 one resend with a freshly
     /// fetched token. The deadline counts from `started`, when the caller's request arrived, so
     /// reading its body and waiting for tokens (twice after a 401) count against it.
