@@ -127,11 +127,13 @@ bench-setup: setup
 		elif command -v brew >/dev/null; then brew install wrk; \
 		else echo "please install wrk"; exit 1; fi; }
 
-# Micro-benchmarks (criterion, ~1 min), then the load benchmark (~2 min), which writes its table
-# into BENCHMARKS.md. Knobs: BENCH_SECS, BENCH_ROUNDS, BENCH_PORT_BASE, BENCH_OUT (see benches/load.rs).
+# Micro-benchmarks (criterion, ~1 min), then the load benchmark (~2 min) and the streams benchmark
+# (~2 min), which write their tables into BENCHMARKS.md. Knobs: BENCH_SECS, BENCH_ROUNDS,
+# BENCH_PORT_BASE, BENCH_OUT (see benches/load.rs), BENCH_STREAM_* (see benches/streams.rs).
 bench: bench-setup
 	$(CARGO) build --release --features pingora --example mock_salesforce --example axum_app \
 		--example pingora_gateway --example passthrough_proxy
 	$(CARGO) bench --features pingora --bench core
 	[ "$$(ulimit -n)" -ge 4096 ] || ulimit -n 4096 2>/dev/null || true; \
-		$(CARGO) bench --features pingora --bench load
+		$(CARGO) bench --features pingora --bench load && \
+		$(CARGO) bench --features pingora --bench streams

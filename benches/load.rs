@@ -33,17 +33,23 @@
 //! line added under the table, e.g. what else the machine was doing), `BENCH_BINARIES` (where the
 //! example binaries are, default `target/release/examples`: to compare two builds).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-type Error = Box<dyn std::error::Error>;
+use support::{
+    bench_note, bench_out, clock_ticks_per_sec, cpu_ticks, crate_root, ensure_free, env_number,
+    examples_dir, first_line_of, loadavg, machine, memory, mock_counter, verdict, wait_for_port,
+    write_into, Error, Memory, Servers,
+};
 
 const MODEL_PATH: &str =
     "/einstein/platform/v1/models/sfdc_ai__DefaultOpenAIGPT4OmniMini/chat-generations";
@@ -89,163 +95,14 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Result<Self, Error> {
-        let number = |name: &str, default: u64| -> Result<u64, Error> {
-            match std::env::var(name) {
-                Ok(value) => Ok(value
-                    .parse()
-                    .map_err(|_| format!("{name}={value}: not a number"))?),
-                Err(_) => Ok(default),
-            }
-        };
-        let out = match std::env::var("BENCH_OUT") {
-            Ok(value) if value == "-" => None,
-            Ok(value) => Some(PathBuf::from(value)),
-            Err(_) => Some(crate_root().join("BENCHMARKS.md")),
-        };
         Ok(Self {
-            secs: number("BENCH_SECS", 2)?.max(1),
-            rounds: number("BENCH_ROUNDS", 8)?.max(1) as usize,
-            port_base: u16::try_from(number("BENCH_PORT_BASE", 18180)?)?,
-            out,
-            note: std::env::var("BENCH_NOTE").ok().filter(|n| !n.is_empty()),
+            secs: env_number("BENCH_SECS", 2)?.max(1),
+            rounds: env_number("BENCH_ROUNDS", 8)?.max(1) as usize,
+            port_base: u16::try_from(env_number("BENCH_PORT_BASE", 18180)?)?,
+            out: bench_out(),
+            note: bench_note(),
         })
     }
-}
-
-fn crate_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `target/release/examples`, next to this binary's `target/release/deps`, unless
-/// `BENCH_BINARIES` names another directory (to compare two builds).
-fn examples_dir() -> Result<PathBuf, Error> {
-    if let Some(dir) = std::env::var_os("BENCH_BINARIES") {
-        return Ok(PathBuf::from(dir));
-    }
-    let exe = std::env::current_exe()?;
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("cannot locate the target directory")?;
-    Ok(profile.join("examples"))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-/// The servers under test; killed when dropped, whatever happened.
-struct Servers {
-    children: Vec<(String, Child)>,
-}
-
-impl Servers {
-    fn spawn(
-        &mut self,
-        name: &str,
-        bin: &Path,
-        args: &[&str],
-        env: &[(&str, String)],
-        log: &Path,
-    ) -> Result<u32, Error> {
-        if !bin.exists() {
-            return Err(format!(
-                "{} is missing: build the examples first (see `make bench`)",
-                bin.display()
-            )
-            .into());
-        }
-        let log = fs::File::create(log)?;
-        let child = Command::new(bin)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("RUST_LOG", "warn")
-            .current_dir(crate_root())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let pid = child.id();
-        self.children.push((name.to_owned(), child));
-        Ok(pid)
-    }
-
-    fn check_alive(&mut self) -> Result<(), Error> {
-        for (name, child) in &mut self.children {
-            if let Some(status) = child.try_wait()? {
-                return Err(format!("{name} exited early ({status}); see its log").into());
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn wait_for_port(addr: SocketAddr, servers: &mut Servers) -> Result<(), Error> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        servers.check_alive()?;
-        sleep(Duration::from_millis(50));
-    }
-    Err(format!("nothing listens on {addr} after 20 s").into())
-}
-
-fn ensure_free(addr: SocketAddr) -> Result<(), Error> {
-    TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|e| format!("{addr} is taken ({e}); set BENCH_PORT_BASE").into())
-}
-
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64, Error> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After ")": state is field 3, so utime (14) and stime (15) are at indices 11 and 12.
-    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok())
-        .and_then(|text| text.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Memory {
-    rss_mb: f64,
-    hwm_mb: f64,
-}
-
-fn memory(pid: u32) -> Result<Memory, Error> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> f64 {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    Ok(Memory {
-        rss_mb: field("VmRSS:"),
-        hwm_mb: field("VmHWM:"),
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,8 +192,6 @@ impl Wrk {
 // ---------------------------------------------------------------------------------------------
 // Idle connections
 
-/// Opens `n` keep-alive connections to `addr`, each after one complete `GET /health`, and keeps
-/// them open (idle) until the vector is dropped.
 /// Opens `n` connections that each start an upload without a key: a head declaring a 1 MiB body,
 /// then a few bytes of it, never the rest. The bridge should refuse each on its head and hold
 /// none of their bodies.
@@ -353,6 +208,8 @@ fn open_keyless_uploads(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>, Er
     Ok(streams)
 }
 
+/// Opens `n` keep-alive connections to `addr`, each after one complete `GET /health`, and keeps
+/// them open (idle) until the vector is dropped.
 fn open_idle_connections(addr: SocketAddr, n: usize) -> Result<Vec<TcpStream>, Error> {
     let mut streams = Vec::with_capacity(n);
     for _ in 0..n {
@@ -496,7 +353,7 @@ fn run() -> Result<(), Error> {
     let examples = examples_dir()?;
     let work = std::env::temp_dir().join(format!("sfbridge-load-{}", std::process::id()));
     fs::create_dir_all(&work)?;
-    let load_before = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = loadavg();
 
     // Bodies and the wrk script.
     let openai = work.join("openai.json");
@@ -753,11 +610,11 @@ fn run() -> Result<(), Error> {
     figures.elapsed = started.elapsed();
     drop(servers);
 
-    let load_after = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_after = loadavg();
     let report = report(&figures, &settings, &load_before, &load_after);
     println!("{report}");
     if let Some(out) = &settings.out {
-        write_into(out, &report)?;
+        write_into(out, "load", &report)?;
         eprintln!("written into {}", out.display());
     }
     let _ = fs::remove_dir_all(&work);
@@ -799,31 +656,8 @@ fn unpin_all(pids: &[u32], masks: &[String]) {
     }
 }
 
-/// One counter of the mock's `GET /__mock/counters`.
-fn mock_counter(mock: SocketAddr, name: &str) -> Result<u64, Error> {
-    let mut stream = TcpStream::connect_timeout(&mock, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream
-        .write_all(b"GET /__mock/counters HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let body = response.split_once("\r\n\r\n").ok_or("bad response")?.1;
-    let counters: serde_json::Value = serde_json::from_str(body)?;
-    counters[name]
-        .as_u64()
-        .ok_or_else(|| format!("no counter {name}").into())
-}
-
 // ---------------------------------------------------------------------------------------------
 // The report
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "**missed**"
-    }
-}
 
 fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after: &str) -> String {
     let mut s = String::new();
@@ -1095,7 +929,11 @@ fn report(figures: &Figures, settings: &Settings, load_before: &str, load_after:
     }
 
     let _ = writeln!(s, "\n### Machine\n");
-    let _ = writeln!(s, "{}", machine(load_before, load_after));
+    let _ = writeln!(
+        s,
+        "{}",
+        machine(load_before, load_after, &[first_line_of("wrk", &["-v"])])
+    );
     if let Some(note) = &settings.note {
         let _ = writeln!(s, "\nNote: {note}");
     }
@@ -1143,82 +981,4 @@ fn micro_benchmarks() -> Option<String> {
         "| benchmark | µs |\n|---|---:|\n{}",
         rows.join("\n")
     ))
-}
-
-fn machine(load_before: &str, load_after: &str) -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let memory = fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or("?".to_owned(), |kb| {
-            format!("{:.0} GB", kb / 1024.0 / 1024.0)
-        });
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let command = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .output()
-            .ok()
-            .map(|out| {
-                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&out.stderr));
-                text.lines().next().unwrap_or_default().trim().to_owned()
-            })
-            .unwrap_or_default()
-    };
-    let loadavg = |text: &str| {
-        text.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    format!(
-        "- {model}, {cores} cores, {memory} RAM, Linux {}\n- {}; {}\n- commit {}{}, {}\n- load average (1, 5, 15 min) before: {}, after: {} (other builds share these cores)",
-        kernel.trim(),
-        command("rustc", &["-V"]),
-        command("wrk", &["-v"]),
-        command("git", &["rev-parse", "--short", "HEAD"]),
-        if command(
-            "git",
-            &["status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"],
-        )
-        .is_empty()
-        {
-            ""
-        } else {
-            " (with local changes)"
-        },
-        command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-        loadavg(load_before),
-        loadavg(load_after),
-    )
-}
-
-const BEGIN: &str = "<!-- load:begin (written by benches/load.rs) -->";
-const END: &str = "<!-- load:end -->";
-
-/// Replaces the generated block of `path`, or writes a new file around it.
-fn write_into(path: &Path, report: &str) -> Result<(), Error> {
-    let block = format!("{BEGIN}\n{report}\n{END}");
-    let text = match fs::read_to_string(path) {
-        Ok(old) => match (old.find(BEGIN), old.find(END)) {
-            (Some(begin), Some(end)) if begin < end => {
-                format!("{}{block}{}", &old[..begin], &old[end + END.len()..])
-            }
-            _ => format!("{old}\n{block}\n"),
-        },
-        Err(_) => format!("# Benchmarks\n\nProduced by `make bench`.\n\n{block}\n"),
-    };
-    fs::write(path, text)?;
-    Ok(())
 }

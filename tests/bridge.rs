@@ -14,7 +14,9 @@ use futures_util::StreamExt;
 use serde_json::json;
 use sf_models_bridge::mock::Fault;
 
-use common::{chat, http, post_json, Gateway, Mount, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL};
+use common::{
+    chat, http, post_json, Gateway, Mount, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL, ROUTED_MODELS,
+};
 
 for_each_mount!(
     chat_completion_with_an_openai_client,
@@ -186,7 +188,7 @@ async fn models_are_the_configured_routes(mount: Mount) {
     let gateway = Gateway::start(mount).await;
     let list = gateway.openai().models().list().await.unwrap();
     let ids: Vec<&str> = list.data.iter().map(|model| model.id.as_str()).collect();
-    assert_eq!(ids, [CHAT_MODEL, BEDROCK_MODEL, "gpt-4o"]);
+    assert_eq!(ids, ROUTED_MODELS);
     assert_eq!(gateway.counters().model_requests(), 0);
     gateway.stop().await;
 }
@@ -290,7 +292,7 @@ async fn unknown_model_is_404_naming_the_configured_models(mount: Mount) {
             assert_eq!(error.status_code, 404);
             assert_eq!(error.api_error.code.as_deref(), Some("model_not_found"));
             let message = &error.api_error.message;
-            for model in [CHAT_MODEL, BEDROCK_MODEL, "gpt-4o"] {
+            for model in ROUTED_MODELS {
                 assert!(message.contains(model), "{message}");
             }
         }

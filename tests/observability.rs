@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 use sf_models_bridge::metrics::PerformanceSummary;
 use sf_models_bridge::mock::{Fault, ResponseShape, TokenFault, MOCK_CLIENT_SECRET};
 
-use common::{chat, http, Gateway, Mount, Setup, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL};
+use common::{
+    chat, http, Gateway, Mount, Setup, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL, ROUTED_MODELS,
+};
 
 for_each_mount!(
     a_known_sequence_gives_exact_counters,
@@ -635,7 +637,7 @@ async fn a_known_sequence_gives_exact_counters(mount: Mount) {
     assert!(tokens
         .values()
         .all(|(prompt, completion)| *prompt > 0.0 && *completion > 0.0));
-    for model in [CHAT_MODEL, BEDROCK_MODEL, "gpt-4o", "unknown"] {
+    for model in ROUTED_MODELS.into_iter().chain(["unknown"]) {
         let (prompt, completion) = tokens.get(model).copied().unwrap_or_default();
         let model = [("caller", "unnamed"), ("model", model)];
         assert_eq!(metrics.get("sfbridge_prompt_tokens_total", &model), prompt);
@@ -845,7 +847,10 @@ async fn random_unknown_models_add_no_series(mount: Mount) {
         .iter()
         .filter_map(|(_, labels)| labels.get("model").map(String::as_str))
         .collect();
-    let allowed = BTreeSet::from([CHAT_MODEL, BEDROCK_MODEL, "gpt-4o", "unknown", "none"]);
+    let allowed: BTreeSet<&str> = ROUTED_MODELS
+        .into_iter()
+        .chain(["unknown", "none"])
+        .collect();
     assert_eq!(models, allowed);
     assert!(names.iter().all(|name| !text.contains(name.as_str())));
     assert_eq!(gateway.counters().model_requests(), 0);

@@ -552,7 +552,8 @@ async fn declared_body_over_the_limit_with_a_key_gets_413_without_100_continue()
 }
 
 /// A body that stops mid-way gets the bridge's 408 when its body deadline
-/// (`body_read_timeout_secs = 1`) passes, and the connection is closed without lingering.
+/// (`body_read_timeout_secs = 1`) passes, and the connection is closed after a short linger
+/// (one second at most, for a client still uploading to read its answer).
 #[tokio::test]
 async fn stalled_body_gets_the_bridges_408() {
     let gateway = bridge_gateway(Some(KEY)).await;
@@ -571,15 +572,15 @@ async fn stalled_body_gets_the_bridges_408() {
     assert_eq!(response.header("connection").as_deref(), Some("close"));
     let mut rest = Vec::new();
     tokio::time::timeout(
-        Duration::from_millis(500),
+        Duration::from_millis(1500),
         raw.reader.0.read_to_end(&mut rest),
     )
     .await
-    .expect("closed at once")
+    .expect("closed after the short linger")
     .ok();
     let elapsed = started.elapsed();
     assert!(
-        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(2),
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(3200),
         "{elapsed:?}"
     );
 }

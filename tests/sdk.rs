@@ -10,17 +10,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::{json, Value};
 use sf_models_bridge::mock::Fault;
-use tokio::process::Command;
 
+use common::sdk::{answer, observe, Script, Sdk, OPENAI_NODE, OPENAI_PY};
 use common::{
-    Gateway, Mount, Setup, BEDROCK_MODEL, CALLER_KEY, CHAT_MODEL, EMBEDDINGS_MODEL,
-    EMBEDDINGS_ROUTE,
+    Gateway, Mount, Setup, CALLER_KEY, CHAT_MODEL, EMBEDDINGS_MODEL, EMBEDDINGS_ROUTE,
+    ROUTED_MODELS,
 };
 
 for_each_mount!(
@@ -35,8 +31,8 @@ for_each_mount!(
     embeddings_default_to_base64,
 );
 
-/// How long one scenario may take, interpreter start included.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(45);
+/// The OpenAI SDKs' scripts.
+const CLIENTS: [Script; 2] = [OPENAI_PY, OPENAI_NODE];
 
 // What the scripts send (the same in both). The mock answers "Echo: " and the last user message,
 // and counts tokens as whitespace-separated words.
@@ -48,168 +44,10 @@ const CHAT_USAGE: (u64, u64) = (5, 4);
 /// "Invent 3 fun names for donuts" (6); "Echo: Invent 3 fun names for donuts" (7).
 const COMPLETION_USAGE: (u64, u64) = (6, 7);
 
-/// One of the official SDKs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sdk {
-    Python,
-    Node,
-}
-
-impl Sdk {
-    const ALL: [Sdk; 2] = [Sdk::Python, Sdk::Node];
-
-    /// The checkout: cargo's `CARGO_MANIFEST_DIR` at run time, which stays right when two checkouts
-    /// share one target folder (the compiled-in one may name the other checkout).
-    fn root() -> PathBuf {
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-    }
-
-    /// The interpreter, the script, and a file whose absence means the SDK is not installed.
-    fn paths(self) -> (PathBuf, PathBuf, PathBuf) {
-        let root = Self::root();
-        match self {
-            Sdk::Python => {
-                let python = if cfg!(windows) {
-                    root.join("target/sdk-venv/Scripts/python.exe")
-                } else {
-                    root.join("target/sdk-venv/bin/python")
-                };
-                (
-                    python.clone(),
-                    root.join("tests/sdk/python/openai_client.py"),
-                    python,
-                )
-            }
-            Sdk::Node => (
-                PathBuf::from("node"),
-                root.join("tests/sdk/node/openai_client.mjs"),
-                root.join("tests/sdk/node/node_modules/openai/package.json"),
-            ),
-        }
-    }
-
-    /// The `openai` version its pin file names: the version every observation must report.
-    fn pinned_version(self) -> String {
-        let root = Self::root();
-        match self {
-            Sdk::Python => {
-                let path = root.join("tests/sdk/python/requirements.txt");
-                let text = std::fs::read_to_string(&path)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                text.lines()
-                    .find_map(|line| line.trim().strip_prefix("openai=="))
-                    .unwrap_or_else(|| panic!("{} pins no openai", path.display()))
-                    .to_owned()
-            }
-            Sdk::Node => {
-                let path = root.join("tests/sdk/node/package.json");
-                let text = std::fs::read_to_string(&path)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                let package: Value = serde_json::from_str(&text).expect("package.json is JSON");
-                package["dependencies"]["openai"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{} pins no openai", path.display()))
-                    .to_owned()
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for Sdk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Sdk::Python => "Python openai",
-            Sdk::Node => "Node openai",
-        })
-    }
-}
-
-/// Runs `scenario` with `sdk` against `gateway`, presenting `key`, and returns what the SDK saw.
-async fn observe(sdk: Sdk, gateway: &Gateway, key: &str, scenario: &str) -> Value {
-    let (interpreter, script, installed) = sdk.paths();
-    assert!(
-        installed.exists(),
-        "the {sdk} SDK is not installed ({} is missing): run `make sdk-setup` first",
-        installed.display()
-    );
-    let mut command = Command::new(&interpreter);
-    command
-        .arg(&script)
-        .arg(gateway.url("/v1"))
-        .arg(key)
-        .arg(scenario)
-        .current_dir(script.parent().expect("the script has a folder"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    // Nothing from the developer's environment may steer the SDK elsewhere or make it log.
-    for name in [
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "OPENAI_ORG_ID",
-        "OPENAI_PROJECT_ID",
-        "OPENAI_LOG",
-        "DEBUG",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "NODE_OPTIONS",
-        "PYTHONPATH",
-    ] {
-        command.env_remove(name);
-    }
-    command.env("NO_PROXY", "*").env("no_proxy", "*");
-    let child = command.spawn().unwrap_or_else(|e| {
-        panic!(
-            "{sdk}: cannot start {} ({e}): run `make sdk-setup` first",
-            interpreter.display()
-        )
-    });
-    let output = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{sdk} {scenario}: no answer within {SCRIPT_TIMEOUT:?}"))
-        .unwrap_or_else(|e| panic!("{sdk} {scenario}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{sdk} {scenario} failed ({}):\n{stderr}{stdout}",
-        output.status
-    );
-    let lines: Vec<&str> = stdout.lines().filter(|line| !line.is_empty()).collect();
-    let [line] = lines[..] else {
-        panic!("{sdk} {scenario}: expected one JSON line, got:\n{stdout}{stderr}");
-    };
-    let seen: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{sdk} {scenario}: not JSON ({e}): {line}"));
-    let pinned = sdk.pinned_version();
-    assert_eq!(
-        seen["sdk_version"], pinned,
-        "{sdk}: the installed SDK is not the pinned one: run `make sdk-setup`"
-    );
-    seen
-}
-
 /// A gateway that requires [`CALLER_KEY`].
 async fn start(mount: Mount) -> Gateway {
     let setup = Setup::default().sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"));
     Gateway::start_with(mount, setup).await
-}
-
-/// [`observe`] with the key the test gateways accept, asserting that the SDK raised nothing.
-async fn answer(sdk: Sdk, gateway: &Gateway, scenario: &str) -> Value {
-    let seen = observe(sdk, gateway, CALLER_KEY, scenario).await;
-    assert!(
-        seen.get("error").is_none(),
-        "{sdk} {scenario} raised: {seen}"
-    );
-    seen
 }
 
 fn usage((prompt, completion): (u64, u64)) -> Value {
@@ -237,9 +75,9 @@ fn chat_upstream_body() -> Value {
 
 async fn chat_completion(mount: Mount) {
     let gateway = start(mount).await;
-    for sdk in Sdk::ALL {
+    for sdk in CLIENTS {
         gateway.upstream().reset();
-        let seen = answer(sdk, &gateway, "chat").await;
+        let seen = answer(sdk, &gateway, &["chat"]).await;
         assert_eq!(seen["object"], "chat.completion", "{sdk}: {seen}");
         assert_eq!(seen["model"], CHAT_MODEL, "{sdk}: {seen}");
         assert_eq!(seen["choices"], 1, "{sdk}: {seen}");
@@ -260,7 +98,7 @@ async fn chat_completion(mount: Mount) {
 }
 
 /// The streamed chunks every SDK must assemble: one id, one model, the role, the text.
-fn assert_stream(sdk: Sdk, seen: &Value) {
+fn assert_stream(sdk: Script, seen: &Value) {
     assert_eq!(seen["text"], format!("Echo: {USER}"), "{sdk}: {seen}");
     assert_eq!(
         seen["objects"],
@@ -275,9 +113,9 @@ fn assert_stream(sdk: Sdk, seen: &Value) {
 
 async fn chat_stream(mount: Mount) {
     let gateway = start(mount).await;
-    for sdk in Sdk::ALL {
+    for sdk in CLIENTS {
         gateway.upstream().reset();
-        let seen = answer(sdk, &gateway, "chat_stream").await;
+        let seen = answer(sdk, &gateway, &["chat_stream"]).await;
         assert_stream(sdk, &seen);
         assert_eq!(seen["chunks"], 3, "{sdk}: role, content, finish: {seen}");
         assert_eq!(seen["last_chunk_choices"], 1, "{sdk}: {seen}");
@@ -290,9 +128,9 @@ async fn chat_stream(mount: Mount) {
 
 async fn chat_stream_with_usage(mount: Mount) {
     let gateway = start(mount).await;
-    for sdk in Sdk::ALL {
+    for sdk in CLIENTS {
         gateway.upstream().reset();
-        let seen = answer(sdk, &gateway, "chat_stream_usage").await;
+        let seen = answer(sdk, &gateway, &["chat_stream_usage"]).await;
         assert_stream(sdk, &seen);
         assert_eq!(
             seen["chunks"], 4,
@@ -309,9 +147,9 @@ async fn chat_stream_with_usage(mount: Mount) {
 
 async fn legacy_completion(mount: Mount) {
     let gateway = start(mount).await;
-    for sdk in Sdk::ALL {
+    for sdk in CLIENTS {
         gateway.upstream().reset();
-        let seen = answer(sdk, &gateway, "completion").await;
+        let seen = answer(sdk, &gateway, &["completion"]).await;
         assert_eq!(seen["object"], "text_completion", "{sdk}: {seen}");
         assert_eq!(seen["model"], COMPLETION_MODEL, "{sdk}: {seen}");
         assert_eq!(seen["choices"], 1, "{sdk}: {seen}");
@@ -333,13 +171,9 @@ async fn legacy_completion(mount: Mount) {
 
 async fn models_list(mount: Mount) {
     let gateway = start(mount).await;
-    for sdk in Sdk::ALL {
-        let seen = answer(sdk, &gateway, "models").await;
-        assert_eq!(
-            seen["ids"],
-            json!([CHAT_MODEL, BEDROCK_MODEL, COMPLETION_MODEL]),
-            "{sdk}: {seen}"
-        );
+    for sdk in CLIENTS {
+        let seen = answer(sdk, &gateway, &["models"]).await;
+        assert_eq!(seen["ids"], json!(ROUTED_MODELS), "{sdk}: {seen}");
         assert_eq!(seen["objects"], json!(["model"]), "{sdk}: {seen}");
     }
     assert_eq!(gateway.counters().model_requests(), 0);
@@ -348,8 +182,8 @@ async fn models_list(mount: Mount) {
 
 async fn unknown_model_is_not_found(mount: Mount) {
     let gateway = start(mount).await;
-    for sdk in Sdk::ALL {
-        let seen = observe(sdk, &gateway, CALLER_KEY, "unknown_model").await;
+    for sdk in CLIENTS {
+        let seen = observe(sdk, &gateway, CALLER_KEY, &["unknown_model"]).await;
         assert_eq!(seen["error"], "NotFoundError", "{sdk}: {seen}");
         assert_eq!(seen["status"], 404, "{sdk}: {seen}");
         assert_eq!(seen["type"], "invalid_request_error", "{sdk}: {seen}");
@@ -362,8 +196,8 @@ async fn unknown_model_is_not_found(mount: Mount) {
 
 async fn wrong_key_is_an_authentication_error(mount: Mount) {
     let gateway = start(mount).await;
-    for sdk in Sdk::ALL {
-        let seen = observe(sdk, &gateway, "sk-wrong-key", "chat").await;
+    for sdk in CLIENTS {
+        let seen = observe(sdk, &gateway, "sk-wrong-key", &["chat"]).await;
         assert_eq!(seen["error"], "AuthenticationError", "{sdk}: {seen}");
         assert_eq!(seen["status"], 401, "{sdk}: {seen}");
         assert_eq!(seen["type"], "authentication_error", "{sdk}: {seen}");
@@ -375,7 +209,7 @@ async fn wrong_key_is_an_authentication_error(mount: Mount) {
 
 async fn a_429_is_retried_by_the_bridge(mount: Mount) {
     let gateway = start(mount).await;
-    for sdk in Sdk::ALL {
+    for sdk in CLIENTS {
         gateway.upstream().reset();
         gateway.upstream().inject(
             Fault::Status {
@@ -384,7 +218,7 @@ async fn a_429_is_retried_by_the_bridge(mount: Mount) {
             },
             1,
         );
-        let seen = answer(sdk, &gateway, "chat").await;
+        let seen = answer(sdk, &gateway, &["chat"]).await;
         assert_eq!(seen["text"], format!("Echo: {USER}"), "{sdk}: {seen}");
         assert_eq!(seen["finish_reason"], "stop", "{sdk}: {seen}");
         assert_eq!(
@@ -403,9 +237,9 @@ async fn embeddings_default_to_base64(mount: Mount) {
         .sections(&format!("[auth]\napi_keys = [\"{CALLER_KEY}\"]"))
         .sections(EMBEDDINGS_ROUTE);
     let gateway = Gateway::start_with(mount, setup).await;
-    for sdk in Sdk::ALL {
-        let default = answer(sdk, &gateway, "embeddings").await;
-        let float = answer(sdk, &gateway, "embeddings_float").await;
+    for sdk in CLIENTS {
+        let default = answer(sdk, &gateway, &["embeddings"]).await;
+        let float = answer(sdk, &gateway, &["embeddings_float"]).await;
         for seen in [&default, &float] {
             assert_eq!(seen["object"], "list", "{sdk}: {seen}");
             assert_eq!(seen["model"], EMBEDDINGS_MODEL, "{sdk}: {seen}");
@@ -418,7 +252,7 @@ async fn embeddings_default_to_base64(mount: Mount) {
                 "{sdk}: {seen}"
             );
         }
-        if sdk == Sdk::Python {
+        if sdk.sdk == Sdk::Python {
             assert_eq!(default["wire_encoding"], "base64", "{default}");
             assert_eq!(float["wire_encoding"], "float", "{float}");
         }

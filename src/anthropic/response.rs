@@ -187,6 +187,8 @@ pub struct ModelInfo<'a> {
     pub display_name: &'a str,
     /// Unknown to the bridge: the Unix epoch, in RFC 3339.
     pub created_at: &'static str,
+    /// Always `active`: a routed model is served.
+    pub lifecycle: &'static str,
 }
 
 impl<'a> ModelList<'a> {
@@ -208,6 +210,7 @@ impl<'a> ModelList<'a> {
                     id,
                     display_name: id,
                     created_at: "1970-01-01T00:00:00Z",
+                    lifecycle: "active",
                 })
                 .collect(),
             has_more: false,

@@ -120,9 +120,7 @@ impl<G: OpenAiGeneration> Front for G {
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
     ) -> Result<Vec<u8>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
+        let answer = generation(answer)?;
         G::json(answer, ctx).map_err(BridgeError::Encode)
     }
 
@@ -131,9 +129,7 @@ impl<G: OpenAiGeneration> Front for G {
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
     ) -> Result<Box<dyn EventSource>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
+        let answer = generation(answer)?;
         let include_usage = ctx.delivery.stream.unwrap_or_default().include_usage;
         Ok(Box::new(sse::SseEvents::new(
             G::STREAM,
@@ -155,6 +151,14 @@ impl<G: OpenAiGeneration> Front for G {
 
     fn errors(&self) -> &'static dyn ErrorFormat {
         &OpenAiErrors
+    }
+}
+
+/// The generation of a generative front's answer; any other kind of answer is a mismatch.
+fn generation<'r, 'a>(answer: &'r Answer<'a>) -> Result<&'r Generation<'a>, BridgeError> {
+    match answer {
+        Answer::Generation(generation) => Ok(generation),
+        Answer::Embeddings(_) => Err(BridgeError::AnswerMismatch),
     }
 }
 

@@ -3,6 +3,8 @@
 //! [`for_each_mount!`].
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod sdk;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -52,6 +54,24 @@ pub const CHAT_MODEL: &str = "gpt-4o-mini";
 /// Routed to an Anthropic-on-Bedrock model: the mock answers with camelCase usage.
 pub const BEDROCK_MODEL: &str = "claude-sonnet-4";
 
+/// A GPT model on the native Responses surface (`{gpt_api_base}/responses`).
+pub const GPT_NATIVE_MODEL: &str = "gpt-5";
+/// A Claude model on the native Bedrock surface (`{gpt_api_base}/model/{m}/invoke`).
+pub const CLAUDE_NATIVE_MODEL: &str = "claude-sonnet-4-6";
+/// The Salesforce model behind [`GPT_NATIVE_MODEL`].
+pub const GPT_NATIVE_SALESFORCE_MODEL: &str = "sfdc_ai__DefaultGPT5";
+/// The Salesforce model behind [`CLAUDE_NATIVE_MODEL`].
+pub const CLAUDE_NATIVE_SALESFORCE_MODEL: &str = "sfdc_ai__DefaultBedrockAnthropicClaude46Sonnet";
+
+/// Every test gateway's routes, in the conf's order (what `/v1/models` lists).
+pub const ROUTED_MODELS: [&str; 5] = [
+    CHAT_MODEL,
+    BEDROCK_MODEL,
+    "gpt-4o",
+    GPT_NATIVE_MODEL,
+    CLAUDE_NATIVE_MODEL,
+];
+
 /// An embeddings route, for [`Setup::sections`]: served on `/v1/embeddings` only.
 pub const EMBEDDINGS_ROUTE: &str = r#"
 [[routes]]
@@ -78,6 +98,8 @@ pub struct Setup {
     pub sections: String,
     /// Where model calls go instead of the mock (the token endpoint stays the mock's).
     pub api_base: Option<String>,
+    /// Where native-surface calls go instead of the mock's `/ai/gpt/v1`.
+    pub gpt_api_base: Option<String>,
 }
 
 impl Default for Setup {
@@ -89,6 +111,7 @@ impl Default for Setup {
             retry: "max_attempts = 3\nbase_delay_ms = 10\nmax_delay_ms = 100\n".to_owned(),
             sections: String::new(),
             api_base: None,
+            gpt_api_base: None,
         }
     }
 }
@@ -128,6 +151,7 @@ shutdown_grace_secs = 2
 
 [salesforce]
 api_base = "{api_base}"
+gpt_api_base = "{gpt_api_base}"
 token_url = "{token_url}"
 client_id = "{id}"
 client_secret = "{secret}"
@@ -150,8 +174,22 @@ salesforce_model = "sfdc_ai__DefaultBedrockAnthropicClaude4Sonnet"
 [[routes]]
 model = "gpt-4o"
 salesforce_model = "sfdc_ai__DefaultGPT4Omni"
+
+[[routes]]
+model = "{GPT_NATIVE_MODEL}"
+salesforce_model = "{GPT_NATIVE_SALESFORCE_MODEL}"
+surface = "responses"
+
+[[routes]]
+model = "{CLAUDE_NATIVE_MODEL}"
+salesforce_model = "{CLAUDE_NATIVE_SALESFORCE_MODEL}"
+surface = "bedrock"
 "#,
             api_base = self.api_base.clone().unwrap_or_else(|| mock.api_base()),
+            gpt_api_base = self
+                .gpt_api_base
+                .clone()
+                .unwrap_or_else(|| format!("http://{}/ai/gpt/v1", mock.addr())),
             token_url = mock.token_url(),
             id = self.mock.client_id,
             secret = self.mock.client_secret,

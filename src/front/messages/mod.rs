@@ -17,7 +17,7 @@ pub use answer::message_json;
 pub use events::{AnswerStream, MessageEvents};
 pub use request::to_core;
 
-use super::{parse_json, AnswerCtx, ErrorFormat, EventSource, Front, RenderEvents};
+use super::{generation, parse_json, AnswerCtx, ErrorFormat, EventSource, Front, RenderEvents};
 use crate::anthropic::ErrorBody;
 use crate::core::{Answer, Failure, Request};
 use crate::layer::BridgeError;
@@ -41,9 +41,7 @@ impl Front for MessagesFront {
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
     ) -> Result<Vec<u8>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
+        let answer = generation(answer)?;
         message_json(answer, ctx).map_err(BridgeError::Encode)
     }
 
@@ -52,9 +50,7 @@ impl Front for MessagesFront {
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
     ) -> Result<Box<dyn EventSource>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
+        let answer = generation(answer)?;
         Ok(Box::new(AnswerStream::new(answer, ctx)))
     }
 

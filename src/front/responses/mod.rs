@@ -30,8 +30,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::emulated::RenderedAnswer;
 use super::{
-    json_with_capacity, parse_json, usable_id, AnswerCtx, ErrorFormat, EventSource, Front,
-    OpenAiErrors, RenderEvents,
+    generation, json_with_capacity, parse_json, usable_id, AnswerCtx, ErrorFormat, EventSource,
+    Front, OpenAiErrors, RenderEvents,
 };
 use crate::core::{Answer, Failure, Finish, Generation, Request, ToolCall, Usage};
 use crate::layer::BridgeError;
@@ -58,9 +58,7 @@ impl Front for ResponsesFront {
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
     ) -> Result<Vec<u8>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
+        let answer = generation(answer)?;
         response_json(answer, ctx).map_err(BridgeError::Encode)
     }
 
@@ -69,9 +67,7 @@ impl Front for ResponsesFront {
         answer: &Answer<'_>,
         ctx: &AnswerCtx<'_>,
     ) -> Result<Box<dyn EventSource>, BridgeError> {
-        let Answer::Generation(answer) = answer else {
-            return Err(BridgeError::AnswerMismatch);
-        };
+        let answer = generation(answer)?;
         let events = ResponsesEvents::new(usable_id(answer.id).unwrap_or(ctx.fallback_id), ctx);
         let overhead = events.event_overhead();
         Ok(Box::new(RenderedAnswer::new(answer, events, overhead)))

@@ -584,7 +584,9 @@ async fn bedrock_stream_faults() {
     let gap = (1..streamed.chunks.len())
         .max_by_key(|&at| streamed.chunks[at].0 - streamed.chunks[at - 1].0)
         .unwrap();
-    assert!(streamed.chunks[gap].0 - streamed.chunks[gap - 1].0 >= Duration::from_millis(400));
+    // Most of the 400 ms pause: the chunk before it may be read a little after it was written.
+    let pause = streamed.chunks[gap].0 - streamed.chunks[gap - 1].0;
+    assert!(pause >= Duration::from_millis(300), "{pause:?}");
     let before = Chunks {
         status: streamed.status,
         headers: streamed.headers.clone(),

@@ -50,7 +50,9 @@ async fn a_stalled_stream_pauses_after_its_first_delta() {
     let gap = (1..streamed.chunks.len())
         .max_by_key(|&at| streamed.chunks[at].0 - streamed.chunks[at - 1].0)
         .unwrap();
-    assert!(streamed.chunks[gap].0 - streamed.chunks[gap - 1].0 >= Duration::from_millis(400));
+    // Most of the 400 ms pause: the chunk before it may be read a little after it was written.
+    let pause = streamed.chunks[gap].0 - streamed.chunks[gap - 1].0;
+    assert!(pause >= Duration::from_millis(300), "{pause:?}");
     let before: Vec<u8> = streamed.chunks[..gap]
         .iter()
         .flat_map(|(_, chunk)| chunk.to_vec())

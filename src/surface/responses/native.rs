@@ -64,6 +64,13 @@ impl ResponsesRelay {
         let kind = head.kind.as_deref().unwrap_or("message");
         let data = match head.response {
             Some(response) => {
+                // A completed response with nothing in it is no answer: never an empty success.
+                if kind == "response.completed"
+                    && serde_json::from_str::<WithOutput>(response.get())
+                        .is_ok_and(|response| response.output.is_empty())
+                {
+                    return Err(invalid_stream("the upstream stream held no answer"));
+                }
                 if let Some(seen) = serde_json::from_str::<WithUsage>(response.get())
                     .ok()
                     .and_then(|response| response.usage.as_ref().and_then(usage))
@@ -141,6 +148,13 @@ struct EventHead<'a> {
     kind: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, default)]
     response: Option<&'a RawValue>,
+}
+
+/// A response object's output items, unread.
+#[derive(Deserialize)]
+struct WithOutput {
+    #[serde(default)]
+    output: Vec<serde::de::IgnoredAny>,
 }
 
 /// A response object's usage, the rest unread.
