@@ -117,7 +117,10 @@ demo: setup
 	echo "Ctrl-C stops both."; \
 	"$$target/release/examples/pingora_gateway" --config conf/demo.toml
 
-# wrk is the load generator of the end-to-end benchmark (Debian/Ubuntu: the `wrk` package).
+# wrk is the load generator of the end-to-end benchmark (Debian/Ubuntu: the `wrk` package); nginx
+# the baseline the benchmarks measure the bridge against (the `nginx` package: the benchmarks start
+# their own nginx with a conf of theirs; Debian's service, which a systemd host starts on port 80
+# at install, is stopped and disabled again).
 bench-setup: setup
 	@command -v wrk >/dev/null || { \
 		echo "installing wrk (the load generator of make bench)"; \
@@ -126,6 +129,14 @@ bench-setup: setup
 			$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk >/dev/null; \
 		elif command -v brew >/dev/null; then brew install wrk; \
 		else echo "please install wrk"; exit 1; fi; }
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+		echo "installing nginx (the load and streams benchmarks' baseline)"; \
+		if command -v apt-get >/dev/null; then \
+			SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+			$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nginx >/dev/null; \
+			if [ -d /run/systemd/system ]; then $$SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi; \
+		elif command -v brew >/dev/null; then brew install nginx; \
+		else echo "please install nginx"; exit 1; fi; }
 
 # Micro-benchmarks (criterion, ~1 min), then the load benchmark (~2 min) and the streams benchmark
 # (~2 min), which write their tables into BENCHMARKS.md. Knobs: BENCH_SECS, BENCH_ROUNDS,

@@ -10,6 +10,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
@@ -70,8 +71,12 @@ pub fn examples_dir() -> Result<PathBuf, Error> {
 // Processes
 
 /// The servers under test; killed when dropped, whatever happened.
+#[derive(Default)]
 pub struct Servers {
     pub children: Vec<(String, Child)>,
+    /// Servers that fork workers (nginx), each the leader of its own process group: the whole
+    /// group is killed with it, as its workers outlive a killed master.
+    pub groups: Vec<u32>,
 }
 
 impl Servers {
@@ -91,11 +96,66 @@ impl Servers {
             )
             .into());
         }
-        let log = fs::File::create(log)?;
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn");
+        self.start(name, command, log)
+    }
+
+    /// Starts nginx (a master and its workers) on `listen`, forwarding to `upstream` (see
+    /// [`nginx_conf`]), with its conf, logs and temporary files in `dir`; waits until it listens
+    /// and its workers run. Returns the pids of the master and of every worker.
+    pub fn spawn_nginx(
+        &mut self,
+        nginx: &Nginx,
+        dir: &Path,
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        buffering: bool,
+    ) -> Result<Vec<u32>, Error> {
+        fs::create_dir_all(dir)?;
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let conf = dir.join("nginx.conf");
+        fs::write(&conf, nginx_conf(dir, workers, listen, upstream, buffering))?;
+        let mut command = Command::new(&nginx.binary);
+        // `-e`: nginx writes to its default error log (under /var/log) before it reads the conf.
+        command
+            .arg("-p")
+            .arg(dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .process_group(0);
+        let master = self.start("nginx", command, &dir.join("stderr.log"))?;
+        self.groups.push(master);
+        wait_for_port(listen, self)?;
+        // The master listens before it forks its workers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let children = children_of(master)?;
+            if children.len() >= workers {
+                return Ok([master].into_iter().chain(children).collect());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "nginx started {} of its {workers} workers; see {}",
+                    children.len(),
+                    dir.join("error.log").display()
+                )
+                .into());
+            }
+            self.check_alive()?;
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts `command` in the crate's root, its output into `log`.
+    fn start(&mut self, name: &str, mut command: Command, log: &Path) -> Result<u32, Error> {
+        let log = fs::File::create(log)?;
+        let child = command
             .current_dir(crate_root())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -114,9 +174,21 @@ impl Servers {
             .position(|(_, child)| child.id() == pid)
             .ok_or("no such server")?;
         let (_, mut child) = self.children.swap_remove(at);
+        self.kill_group(pid);
         child.kill()?;
         child.wait()?;
         Ok(())
+    }
+
+    /// Kills the process group that `pid` leads, if it was started as one.
+    fn kill_group(&mut self, pid: u32) {
+        if let Some(at) = self.groups.iter().position(|&leader| leader == pid) {
+            self.groups.swap_remove(at);
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 
     /// Fails, naming it, if a server has exited.
@@ -132,6 +204,9 @@ impl Servers {
 
 impl Drop for Servers {
     fn drop(&mut self) {
+        for leader in self.groups.clone() {
+            self.kill_group(leader);
+        }
         for (_, child) in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
@@ -169,6 +244,39 @@ pub fn cpu_ticks(pid: u32) -> Result<u64, Error> {
     Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
 }
 
+/// [`cpu_ticks`] of every process of `pids` together.
+pub fn total_cpu_ticks(pids: &[u32]) -> Result<u64, Error> {
+    pids.iter().map(|&pid| cpu_ticks(pid)).sum()
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Result<Vec<u32>, Error> {
+    let mut children = Vec::new();
+    for entry in fs::read_dir("/proc")? {
+        let Some(child) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Gone since the listing, or not ours to read: not a child of ours either way.
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // After the command name: state, then the parent's pid.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<u32>().ok());
+        if parent == Some(pid) {
+            children.push(child);
+        }
+    }
+    children.sort_unstable();
+    Ok(children)
+}
+
 /// The unit of `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 if unknown).
 pub fn clock_ticks_per_sec() -> f64 {
     Command::new("getconf")
@@ -202,6 +310,109 @@ pub fn memory(pid: u32) -> Result<Memory, Error> {
         rss_mb: field("VmRSS:"),
         hwm_mb: field("VmHWM:"),
     })
+}
+
+/// [`memory`] of every process of `pids`, added up: for a master and its workers, an upper
+/// bound, as the pages they share are counted once per process.
+pub fn total_memory(pids: &[u32]) -> Result<Memory, Error> {
+    let mut total = Memory::default();
+    for &pid in pids {
+        let one = memory(pid)?;
+        total.rss_mb += one.rss_mb;
+        total.hwm_mb += one.hwm_mb;
+    }
+    Ok(total)
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx
+
+/// The nginx binary of the nginx baseline.
+pub struct Nginx {
+    pub binary: PathBuf,
+}
+
+impl Nginx {
+    /// `nginx` on the PATH, or Debian's `/usr/sbin/nginx` (not on a user's PATH); `None`, with
+    /// a line saying that the nginx baseline is skipped, when there is neither.
+    pub fn find() -> Option<Self> {
+        let on_path = std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("nginx"))
+                .find(|bin| bin.is_file())
+        });
+        let found = on_path.or_else(|| {
+            let debian = PathBuf::from("/usr/sbin/nginx");
+            debian.is_file().then_some(debian)
+        });
+        if found.is_none() {
+            eprintln!(
+                "nginx not found: the nginx baseline is skipped (`make bench-setup` installs it)"
+            );
+        }
+        found.map(|binary| Self { binary })
+    }
+
+    /// `nginx -v`'s line, e.g. `nginx version: nginx/1.22.1`.
+    pub fn version(&self) -> String {
+        first_line_of(&self.binary.to_string_lossy(), &["-v"])
+    }
+}
+
+/// A plain nginx `proxy_pass` of everything to `upstream`, as an operator would set it up for an
+/// API: `workers` worker processes, keep-alive connections to the upstream (HTTP/1.1, up to 64
+/// idle), and to callers without a limit on requests per connection (as the other proxies
+/// measured), no access log. `buffering`: nginx's default, off to forward streamed events as they
+/// come. Logs, pid file and temporary files stay in `dir`.
+pub fn nginx_conf(
+    dir: &Path,
+    workers: usize,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    buffering: bool,
+) -> String {
+    let dir = dir.display();
+    let buffering = if buffering { "on" } else { "off" };
+    format!(
+        r#"# Written by benches/support/mod.rs: the nginx baseline.
+daemon off;
+master_process on;
+worker_processes {workers};
+worker_rlimit_nofile 8192;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+
+    upstream bench_upstream {{
+        server {upstream};
+        keepalive 64;
+        keepalive_requests 1000000;
+    }}
+
+    server {{
+        listen {listen};
+        location / {{
+            proxy_pass http://bench_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering {buffering};
+        }}
+    }}
+}}
+"#
+    )
 }
 
 /// One counter of the mock's `GET /__mock/counters`.
