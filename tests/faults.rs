@@ -534,24 +534,30 @@ async fn token_row(mount: Mount, row: TokenRow) {
     assert_eq!(counters.chat_requests, 0, "{}: no model call", row.fault);
     assert!(!body.to_string().contains("mock-client-secret"));
 
-    // `/ready` reports the same reason, without fetching again during the cooldown.
+    // `/ready` reports the same reason, without fetching again during the cooldown. The rows run
+    // at once: on a loaded machine the cooldown may be over before `/ready` is asked, and then it
+    // rightly fetches again, so this is checked only when the question came well within it.
+    let answered = started + Duration::from_secs_f64(took);
+    let asked = Instant::now();
     let (status, ready) = get_json(&gateway, "/ready").await;
-    assert_eq!(status, 503, "{}: {ready}", row.fault);
-    assert_eq!(ready["status"], "not_ready");
-    assert!(
-        ready["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(reason),
-        "{}: {ready}",
-        row.fault
-    );
-    assert_eq!(gateway.counters().token_requests, 1);
+    if asked.duration_since(answered) < Duration::from_millis(800) {
+        assert_eq!(status, 503, "{}: {ready}", row.fault);
+        assert_eq!(ready["status"], "not_ready");
+        assert!(
+            ready["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(reason),
+            "{}: {ready}",
+            row.fault
+        );
+        assert_eq!(gateway.counters().token_requests, 1);
+    }
 
     // The endpoint is back (the fault was for one request): after the 1 s cooldown the next
     // request fetches once and is served, with no restart.
     // The cooldown started when the failed fetch ended, about when the 503 came back.
-    let cooled = started + Duration::from_secs_f64(took) + Duration::from_millis(1100);
+    let cooled = answered + Duration::from_millis(1100);
     let wait = cooled.saturating_duration_since(Instant::now());
     tokio::time::sleep(wait).await;
     assert_serves(&gateway).await;
