@@ -6,7 +6,7 @@
 //! session keeps all of the connection's state for that moment: the proxy's task and its future,
 //! the session's header and body buffers, the socket's read and write buffers, about 60 KB per
 //! connection, so 1,000 unauthenticated uploads held 60 MB for two seconds. [`hand_off`] lingers
-//! on a duplicate of the socket in a task of its own instead (under 2 KB), and the session ends at
+//! on a duplicate of the socket in a task of its own instead (about 3 KB), and the session ends at
 //! once: Pingora shuts the connection down for writing (the client reads the answer, then the
 //! end of it) and drops its state, while the duplicate keeps the socket open for the linger.
 
