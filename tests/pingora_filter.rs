@@ -506,6 +506,36 @@ async fn no_key_is_answered_before_the_body_is_sent() {
     assert!(rest.is_empty());
 }
 
+/// A refused upload does not keep its Pingora session (and the tens of KB of state that go with
+/// it) while it lingers: the answer is followed at once by the end of the connection's sending
+/// side, and what the client still sends is drained in the background, not reset.
+#[tokio::test]
+async fn a_refused_upload_lingers_without_its_session() {
+    let gateway = bridge_gateway(Some(KEY)).await;
+    let mut raw = Raw::connect(&gateway).await;
+    raw.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n{\"model\":")
+        .await;
+    let response = tokio::time::timeout(Duration::from_secs(1), raw.response())
+        .await
+        .expect("no answer before the body was sent");
+    assert_eq!(response.status, 401);
+    // The session ended with its answer: no waiting for the rest of the body, or for the linger.
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        Duration::from_millis(500),
+        raw.reader.0.read_to_end(&mut rest),
+    )
+    .await
+    .expect("the answer's connection ended at once")
+    .unwrap();
+    assert!(rest.is_empty());
+    // The client, still uploading, is read rather than reset (a reset fails these writes).
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..32 {
+        raw.send(&chunk).await;
+    }
+}
+
 /// An authorised request that expects `100 Continue` gets it, sends its body, and gets the answer
 /// to that body (here: its model is not routed).
 #[tokio::test]

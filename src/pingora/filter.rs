@@ -11,6 +11,7 @@ use pingora::ErrorType;
 use tower::ServiceExt;
 
 use super::body;
+use super::linger::hand_off;
 use super::session_body;
 use super::BridgeService;
 use crate::endpoint::Claimed;
@@ -216,8 +217,12 @@ const LINGER_AFTER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Reads and discards what the client still sends, for `limit` at most: closing a connection
 /// with unread data makes the kernel send a reset, which can destroy the answer before the client
-/// reads it (nginx's "lingering close" exists for the same reason).
+/// reads it (nginx's "lingering close" exists for the same reason). On a plain socket this
+/// happens off the connection's task, which then ends and frees the connection's state.
 async fn linger(session: &mut Session, limit: Duration) {
+    if hand_off(session, limit) {
+        return;
+    }
     session.set_total_drain_timeout(Some(limit));
     if let Err(e) = session.drain_request_body().await {
         tracing::debug!(error = %e, "unread request body not drained; closing anyway");

@@ -104,6 +104,7 @@ mod body;
 mod envelope;
 mod filter;
 mod gateway;
+mod linger;
 mod server;
 mod session_body;
 
