@@ -53,9 +53,9 @@ use tower::Layer;
 
 pub use body::BridgeBody;
 pub use reload::{ReloadError, ReloadOutcome};
-pub use watch::{ConfWatcher, WatchError};
 pub use routes::{RoutesFuture, SalesforceRoutes, SalesforceRoutesLayer};
 pub use service::{ResponseFuture, Salesforce};
+pub use watch::{ConfWatcher, WatchError};
 
 use self::auth::Callers;
 pub(crate) use self::error::BridgeError;
@@ -278,10 +278,7 @@ impl SalesforceLayer {
     /// Reloads the conf file at `path` on SIGHUP and whenever it changes on disk (several
     /// writes in a row, as editors make, count as one), until the returned watcher is dropped.
     /// Must be called within a Tokio runtime.
-    pub fn watch(
-        &self,
-        path: impl Into<std::path::PathBuf>,
-    ) -> Result<ConfWatcher, WatchError> {
+    pub fn watch(&self, path: impl Into<std::path::PathBuf>) -> Result<ConfWatcher, WatchError> {
         ConfWatcher::start(self.clone(), path.into())
     }
 }
