@@ -40,6 +40,7 @@ const DEFAULT_USER_AGENT: HeaderValue =
     HeaderValue::from_static(concat!("sf-models-bridge/", env!("CARGO_PKG_VERSION")));
 
 type Pool = Client<TimedConnector, Full<Bytes>>;
+type PoolResponse = hyper_util::client::legacy::ResponseFuture;
 
 /// Opens connections, TLS handshake included, within the connect timeout: a connection that
 /// cannot be had in time is a connect error, the request certainly unsent.
@@ -125,8 +126,9 @@ impl Upstream {
         UpstreamBuilder::default()
     }
 
-    /// The pool of the runtime this runs on, made on first use; an error outside a runtime.
-    fn pool(&self) -> Result<Pool, UpstreamError> {
+    /// Sends `request` on the pool of the runtime this runs on, made on first use; an error
+    /// outside a runtime.
+    fn send(&self, request: Request<Full<Bytes>>) -> Result<PoolResponse, UpstreamError> {
         let runtime = Handle::try_current()
             .map_err(|error| UpstreamError::Build(Box::new(error)))?
             .id();
@@ -136,8 +138,14 @@ impl Upstream {
                 .find(|(id, _)| *id == runtime)
                 .map(|(_, pool)| pool.clone())
         };
-        if let Some(pool) = find(&self.shared.pools.load()) {
-            return Ok(pool);
+        if let Some((_, pool)) = self
+            .shared
+            .pools
+            .load()
+            .iter()
+            .find(|(id, _)| *id == runtime)
+        {
+            return Ok(pool.request(request));
         }
         let pool = self
             .shared
@@ -154,7 +162,9 @@ impl Upstream {
             }
             pools
         });
-        Ok(find(&self.shared.pools.load()).unwrap_or(pool))
+        // Another request on this runtime may have added its pool first: use that one.
+        let pool = find(&self.shared.pools.load()).unwrap_or(pool);
+        Ok(pool.request(request))
     }
 }
 
@@ -365,7 +375,7 @@ impl Service<Request<Bytes>> for Upstream {
             // One timer for the whole attempt: it bounds the head here, then the body.
             let mut expiry = Box::pin(tokio::time::sleep_until(deadline));
             let request = Request::from_parts(parts, Full::new(body));
-            let response = upstream.pool()?.request(request);
+            let response = upstream.send(request)?;
             let response = tokio::select! {
                 biased;
                 response = response => response.map_err(UpstreamError::from_client)?,
