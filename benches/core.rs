@@ -337,7 +337,7 @@ fn canned_server(runtime: &tokio::runtime::Runtime, canned: Bytes) -> std::net::
             let (stream, _) = listener.accept().await.unwrap();
             stream.set_nodelay(true).unwrap();
             let canned = canned.clone();
-            let answer = hyper::service::service_fn(move |request: http::Request<_>| {
+            let answer = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
                 let canned = canned.clone();
                 async move {
                     request.into_body().collect().await?;
