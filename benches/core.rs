@@ -337,13 +337,14 @@ fn canned_server(runtime: &tokio::runtime::Runtime, canned: Bytes) -> std::net::
             let (stream, _) = listener.accept().await.unwrap();
             stream.set_nodelay(true).unwrap();
             let canned = canned.clone();
-            let answer = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let canned = canned.clone();
-                async move {
-                    request.into_body().collect().await?;
-                    Ok::<_, hyper::Error>(http::Response::new(Full::new(canned)))
-                }
-            });
+            let answer =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let canned = canned.clone();
+                    async move {
+                        request.into_body().collect().await?;
+                        Ok::<_, hyper::Error>(http::Response::new(Full::new(canned)))
+                    }
+                });
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), answer),
