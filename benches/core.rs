@@ -2,7 +2,8 @@
 //! 100 KB prompts), the extractor plus normalisation (2 KB and 50 KB answers), event-stream
 //! encoding, AWS event-stream decoding (a Bedrock stream read in 1,500-byte pieces), and one
 //! whole request through the Tower service over an in-memory upstream (no
-//! sockets), which is everything the bridge adds to a call except the network.
+//! sockets), which is everything the bridge adds to a call except the network; and one call
+//! through the real upstream client to a loopback server (`upstream/`), the client's own cost.
 //!
 //! Run with `cargo bench --bench core` (part of `make bench`); each benchmark warms up for 1 s
 //! and measures for 2 s. Pass a filter to run some: `cargo bench --bench core -- response/`.
@@ -27,7 +28,7 @@ use sf_models_bridge::front::{self, AnswerCtx};
 use sf_models_bridge::openai::ChatCompletionRequest;
 use sf_models_bridge::surface::einstein::{self, Operation};
 use sf_models_bridge::token::{AccessToken, FetchedToken, TokenError, TokenSource};
-use sf_models_bridge::upstream::{UpstreamBody, UpstreamError};
+use sf_models_bridge::upstream::{Upstream, UpstreamBody, UpstreamError, MAX_ANSWER_BYTES};
 use sf_models_bridge::{Config, SalesforceLayer};
 use tower::{Layer, ServiceExt};
 
@@ -324,12 +325,76 @@ fn service_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
+/// A loopback HTTP/1.1 server on `runtime` that reads each request whole and answers `canned`,
+/// and its address.
+fn canned_server(runtime: &tokio::runtime::Runtime, canned: Bytes) -> std::net::SocketAddr {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let canned = canned.clone();
+            let answer =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let canned = canned.clone();
+                    async move {
+                        request.into_body().collect().await?;
+                        Ok::<_, hyper::Error>(http::Response::new(Full::new(canned)))
+                    }
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), answer),
+            );
+        }
+    });
+    addr
+}
+
+/// One call through the real [`Upstream`] client, over a pooled loopback connection, to a server
+/// on the same single-threaded runtime that answers at once: the client's cost per request (pool
+/// checkout, request write, head parse, body read) plus a constant server share.
+fn upstream_round_trip(c: &mut Criterion) {
+    let mut group = quick(c, "upstream");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = canned_server(&runtime, Bytes::from(models_answer(2048)));
+    let config = Config::from_toml_with_env(CONF, |_| None).unwrap();
+    let upstream = runtime.block_on(async { Upstream::new(&config.salesforce).unwrap() });
+    let uri: http::Uri = format!("http://{addr}/einstein/platform/v1/models/m/chat-generations")
+        .parse()
+        .unwrap();
+    let body = Bytes::from(vec![b'x'; 1024]);
+    group.bench_function("chat_1KB_2KB", |b| {
+        b.iter(|| {
+            let request = http::Request::post(uri.clone())
+                .header("authorization", "Bearer bench.token.value")
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .unwrap();
+            runtime.block_on(async {
+                let response = upstream.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), 200);
+                let answer = response.into_body().read_capped(MAX_ANSWER_BYTES).await;
+                answer.unwrap().len()
+            })
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     request_translation,
     response_normalisation,
     stream_encoding,
     eventstream_decoding,
-    service_round_trip
+    service_round_trip,
+    upstream_round_trip
 );
 criterion_main!(benches);

@@ -67,7 +67,7 @@ use crate::openai::{Model, ModelList};
 use crate::surface::RouteSurface;
 use crate::text::sanitize;
 use crate::token::{ClientCredentials, TokenCache, TokenSource};
-use crate::upstream::{Dispatcher, RetryPolicy, Upstream, UpstreamError};
+use crate::upstream::{Dispatcher, RetryPolicy, UpstreamError};
 
 /// The bridge could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -332,8 +332,8 @@ impl SalesforceLayerBuilder<'_> {
         let (source, token_client): (Box<dyn TokenSource>, _) = match self.token_source {
             Some(source) => (source, None),
             None => {
-                let upstream = Upstream::new(sf).map_err(BuildError::Client)?;
-                let client = upstream.client().clone();
+                let client = ClientCredentials::http_client(sf)
+                    .map_err(|error| BuildError::Client(UpstreamError::Build(Box::new(error))))?;
                 (
                     Box::new(ClientCredentials::new(client.clone(), sf)),
                     Some(client),

@@ -36,9 +36,21 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
+    /// The client [`new`](Self::new) expects, configured from `[salesforce]`: rustls,
+    /// `TCP_NODELAY`, `connect_timeout_secs`, and no redirects (a client that follows them
+    /// re-sends the client secret wherever a 307 or 308 points).
+    pub fn http_client(config: &SalesforceConfig) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("sf-models-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+
     /// A source for the credentials and token endpoint in `config`, sending with `http`, which
-    /// should follow no redirects (as [`Upstream::new`](crate::upstream::Upstream::new)'s does):
-    /// one that follows them re-sends the client secret wherever a 307 or 308 points.
+    /// should follow no redirects (as [`http_client`](Self::http_client)'s does): one that
+    /// follows them re-sends the client secret wherever a 307 or 308 points.
     pub fn new(http: reqwest::Client, config: &SalesforceConfig) -> Self {
         Self {
             http,

@@ -1,5 +1,6 @@
 //! [`UpstreamBody`]: an upstream answer's body, read as it arrives.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -7,6 +8,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::time::Sleep;
 
 use super::UpstreamError;
 
@@ -40,7 +43,11 @@ pub struct UpstreamBody {
 
 enum Kind {
     Whole(Option<Bytes>),
-    Reqwest(reqwest::Body),
+    /// Read from the connection, until the attempt's timeout fires.
+    Incoming {
+        body: Incoming,
+        expiry: Pin<Box<Sleep>>,
+    },
     Other(UnsyncBoxBody<Bytes, UpstreamError>),
 }
 
@@ -78,8 +85,10 @@ impl UpstreamBody {
         ))
     }
 
-    pub(crate) fn from_reqwest(body: reqwest::Body) -> Self {
-        Self::of(Kind::Reqwest(body))
+    /// The body of an answer on the connection, which fails with [`UpstreamError::Timeout`] if
+    /// it has not ended when `expiry` fires.
+    pub(crate) fn incoming(body: Incoming, expiry: Pin<Box<Sleep>>) -> Self {
+        Self::of(Kind::Incoming { body, expiry })
     }
 
     /// The whole body, or [`UpstreamError::TooLarge`] as soon as it is known to exceed `limit`
@@ -143,7 +152,7 @@ impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
             Kind::Whole(_) => "Whole",
-            Kind::Reqwest(_) => "Reqwest",
+            Kind::Incoming { .. } => "Incoming",
             Kind::Other(_) => "Other",
         };
         f.debug_struct("UpstreamBody").field("kind", &kind).finish()
@@ -159,13 +168,24 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
         let this = self.get_mut();
-        let polled = match &mut this.kind {
-            Kind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Reqwest(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map_err(UpstreamError::from_reqwest),
-            Kind::Other(body) => Pin::new(body).poll_frame(cx),
-        };
+        let polled =
+            match &mut this.kind {
+                Kind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+                Kind::Incoming { body, expiry } => match Pin::new(body).poll_frame(cx) {
+                    // Whatever breaks the body breaks after the request was sent.
+                    Poll::Ready(frame) => Poll::Ready(frame.map(|frame| {
+                        frame.map_err(|error| UpstreamError::Transport(Box::new(error)))
+                    })),
+                    Poll::Pending => match expiry.as_mut().poll(cx) {
+                        Poll::Ready(()) => {
+                            this.kind = Kind::Whole(None);
+                            return Poll::Ready(Some(Err(UpstreamError::Timeout)));
+                        }
+                        Poll::Pending => Poll::Pending,
+                    },
+                },
+                Kind::Other(body) => Pin::new(body).poll_frame(cx),
+            };
         let (Some(limit), Poll::Ready(Some(Ok(frame)))) = (this.limit, &polled) else {
             return polled;
         };
@@ -182,7 +202,7 @@ impl Body for UpstreamBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Whole(bytes) => bytes.is_none(),
-            Kind::Reqwest(body) => body.is_end_stream(),
+            Kind::Incoming { body, .. } => body.is_end_stream(),
             Kind::Other(body) => body.is_end_stream(),
         }
     }
@@ -192,7 +212,7 @@ impl Body for UpstreamBody {
             Kind::Whole(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Kind::Reqwest(body) => body.size_hint(),
+            Kind::Incoming { body, .. } => body.size_hint(),
             Kind::Other(body) => body.size_hint(),
         }
     }

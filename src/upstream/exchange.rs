@@ -140,9 +140,8 @@ impl Dispatcher {
                 .cloned()
                 .ok_or(ExchangeError::UnusableToken)?;
             let make_request = || {
-                let mut request = Request::new(outgoing.body.clone());
+                let mut request = outgoing.target.request(outgoing.body.clone());
                 *request.method_mut() = Method::POST;
-                *request.uri_mut() = outgoing.target.uri().clone();
                 let headers = request.headers_mut();
                 headers.insert(AUTHORIZATION, bearer.clone());
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -151,9 +150,6 @@ impl Dispatcher {
                     CLIENT_FEATURE_HEADER,
                     HeaderValue::from_static(CLIENT_FEATURE),
                 );
-                if let Some(parsed) = outgoing.target.parsed() {
-                    request.extensions_mut().insert(parsed.clone());
-                }
                 request
             };
             let sent = Instant::now();
