@@ -18,7 +18,7 @@ use crate::front::{ErrorFormat, EventSource};
 
 /// How many bytes of events one body frame carries at most (give or take one event): a short
 /// answer leaves in one write, a long one in a few, never all of it encoded at once.
-const EVENTS_FRAME_BYTES: usize = 16 * 1024;
+pub(super) const EVENTS_FRAME_BYTES: usize = 16 * 1024;
 
 /// The upstream work a waiting event stream owns: it resolves to the stream, started, or the
 /// failure.

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::Body;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
+use super::body::EVENTS_FRAME_BYTES;
 use super::error::BridgeError;
 use super::finish::UsageTo;
 use crate::core::{Failure, FailureClass, StreamEvent, Usage};
@@ -129,6 +130,8 @@ pub(crate) struct Live {
     /// Where the stream's token counts are recorded once it ends.
     usage_to: Option<UsageTo>,
     done: bool,
+    /// The failure that ends the stream, held back while the output before it is handed over.
+    failed: Option<BridgeError>,
 }
 
 impl fmt::Debug for Live {
@@ -159,6 +162,7 @@ impl Live {
             keepalive,
             usage_to: Some(usage_to),
             done: false,
+            failed: None,
         }
     }
 
@@ -166,6 +170,11 @@ impl Live {
     /// that came before them. No keep-alive is produced meanwhile: the response has not started.
     pub(crate) fn first_bytes(&mut self) -> impl Future<Output = Result<Bytes, BridgeError>> + '_ {
         std::future::poll_fn(|cx| match self.poll_output(cx) {
+            // Nothing has reached the caller yet: a failure right behind the first output is
+            // answered alone, with its own status.
+            Poll::Ready(Some(Ok(_))) if self.failed.is_some() => {
+                Poll::Ready(self.failed.take().map_or(Ok(Bytes::new()), Err))
+            }
             Poll::Ready(Some(result)) => Poll::Ready(result),
             Poll::Ready(None) => Poll::Ready(Ok(Bytes::new())),
             Poll::Pending => Poll::Pending,
@@ -192,17 +201,24 @@ impl Live {
         }
     }
 
-    /// The relay's next output, without keep-alives.
+    /// The relay's next output, without keep-alives: what every upstream frame already at hand
+    /// gives, in one piece of at most about [`EVENTS_FRAME_BYTES`], so that the events one
+    /// upstream read brought leave in one write rather than one write each. A failure met after
+    /// some output waits for the next poll, behind that output.
     fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BridgeError>>> {
+        if let Some(error) = self.failed.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        let mut out = BytesMut::new();
         loop {
-            if self.done {
-                return Poll::Ready(None);
+            if self.done || out.len() >= EVENTS_FRAME_BYTES {
+                break;
             }
             let frame = match Pin::new(&mut self.upstream).poll_frame(cx) {
                 Poll::Ready(frame) => frame,
-                Poll::Pending => return self.poll_waits(cx),
+                Poll::Pending if out.is_empty() => return self.poll_waits(cx),
+                Poll::Pending => break,
             };
-            let mut out = BytesMut::new();
             let ended = match frame {
                 Some(Ok(frame)) => {
                     let Ok(data) = frame.into_data() else {
@@ -212,11 +228,12 @@ impl Live {
                     match self.relay.feed(&data, &mut out) {
                         Ok(Flow::Continue) => false,
                         Ok(Flow::Finished) => true,
-                        Err(failure) => return self.fail(stream_failed(failure)),
+                        Err(failure) => return self.fail(stream_failed(failure), out),
                     }
                 }
                 Some(Err(error)) => {
-                    return self.fail(BridgeError::Exchange(ExchangeError::Upstream(error)))
+                    let error = BridgeError::Exchange(ExchangeError::Upstream(error));
+                    return self.fail(error, out);
                 }
                 None => true,
             };
@@ -225,20 +242,25 @@ impl Live {
                 let finished = self.relay.finish(&mut out);
                 self.record_usage();
                 if let Err(failure) = finished {
-                    return self.fail(stream_failed(failure));
+                    return self.fail(stream_failed(failure), out);
                 }
             }
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(out.freeze())));
-            }
         }
+        if out.is_empty() {
+            // Only once the stream is over: a frame that rendered nothing is read past above.
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Some(Ok(out.freeze())))
     }
 
     /// Fails the stream when the upstream has been quiet too long or the deadline has passed.
     fn poll_waits(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BridgeError>>> {
         if self.deadline.as_mut().poll(cx).is_ready() {
             let error = UpstreamError::DeadlineExceeded(self.waits.deadline_limit);
-            return self.fail(BridgeError::Exchange(ExchangeError::Upstream(error)));
+            return self.fail(
+                BridgeError::Exchange(ExchangeError::Upstream(error)),
+                BytesMut::new(),
+            );
         }
         if self.idle.as_mut().poll(cx).is_ready() {
             let failure = Failure::new(
@@ -250,15 +272,24 @@ impl Live {
                 ),
             )
             .code("upstream_timeout");
-            return self.fail(stream_failed(failure));
+            return self.fail(stream_failed(failure), BytesMut::new());
         }
         Poll::Pending
     }
 
-    fn fail(&mut self, error: BridgeError) -> Poll<Option<Result<Bytes, BridgeError>>> {
+    /// Ends the stream with `error`, after `out`, the output rendered before it, if any.
+    fn fail(
+        &mut self,
+        error: BridgeError,
+        out: BytesMut,
+    ) -> Poll<Option<Result<Bytes, BridgeError>>> {
         self.done = true;
         self.record_usage();
-        Poll::Ready(Some(Err(error)))
+        if out.is_empty() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        self.failed = Some(error);
+        Poll::Ready(Some(Ok(out.freeze())))
     }
 
     /// Counts the tokens the upstream reported, once.
@@ -272,4 +303,88 @@ impl Live {
 /// A failure the upstream's stream reported, or that reading it met.
 fn stream_failed(failure: Failure) -> BridgeError {
     BridgeError::UpstreamStatus(Box::new(failure))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use futures_util::stream;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+
+    use super::*;
+    use crate::config::AuthConfig;
+    use crate::layer::auth::Callers;
+    use crate::metrics::Metrics;
+    use crate::surface::stream::invalid_stream;
+
+    /// Passes bytes on as they are; `fail` fails the stream.
+    #[derive(Debug)]
+    struct Echo;
+
+    impl Relay for Echo {
+        fn feed(&mut self, bytes: &[u8], out: &mut BytesMut) -> Result<Flow, Failure> {
+            if bytes == b"fail" {
+                return Err(invalid_stream("broken"));
+            }
+            out.extend_from_slice(bytes);
+            Ok(Flow::Continue)
+        }
+
+        fn finish(&mut self, _out: &mut BytesMut) -> Result<(), Failure> {
+            Ok(())
+        }
+
+        fn usage(&self) -> Option<Usage> {
+            None
+        }
+    }
+
+    /// A live stream over an upstream whose `frames` are all at hand at once.
+    fn live(frames: &[&'static str]) -> Live {
+        let frames: Vec<Result<Frame<Bytes>, Infallible>> = frames
+            .iter()
+            .map(|frame| Ok(Frame::data(Bytes::from_static(frame.as_bytes()))))
+            .collect();
+        let upstream = UpstreamBody::new(StreamBody::new(stream::iter(frames)));
+        let waits = Waits {
+            idle: Duration::from_secs(5),
+            deadline: Instant::now() + Duration::from_secs(5),
+            keepalive: Duration::from_secs(5),
+            deadline_limit: Duration::from_secs(5),
+        };
+        let metrics = Metrics::new(["m"]);
+        let callers = Callers::new(&AuthConfig::default(), None);
+        let usage_to = UsageTo::new(&metrics, "m".into(), callers.anonymous().clone());
+        Live::new(upstream, Box::new(Echo), waits, usage_to)
+    }
+
+    async fn next(live: &mut Live) -> Option<Result<Bytes, BridgeError>> {
+        std::future::poll_fn(|cx| live.poll_next(cx)).await
+    }
+
+    #[tokio::test]
+    async fn frames_at_hand_leave_in_one_piece() {
+        let mut live = live(&["one ", "two ", "three"]);
+        assert_eq!(next(&mut live).await.unwrap().unwrap(), "one two three");
+        assert!(next(&mut live).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failure_comes_after_the_output_before_it() {
+        let mut live = live(&["one ", "fail", "never"]);
+        assert_eq!(next(&mut live).await.unwrap().unwrap(), "one ");
+        let error = next(&mut live).await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("broken"), "{error}");
+        assert!(next(&mut live).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_anything_was_sent_is_answered_alone() {
+        let mut live = live(&["one ", "fail"]);
+        let error = live.first_bytes().await.unwrap_err();
+        assert!(error.to_string().contains("broken"), "{error}");
+        assert!(next(&mut live).await.is_none());
+    }
 }
