@@ -132,6 +132,8 @@ pub(crate) struct Live {
     done: bool,
     /// The failure that ends the stream, held back while the output before it is handed over.
     failed: Option<BridgeError>,
+    /// Output rendered but not yet handed over, while the upstream's connection gets a turn.
+    held: BytesMut,
 }
 
 impl fmt::Debug for Live {
@@ -163,18 +165,17 @@ impl Live {
             usage_to: Some(usage_to),
             done: false,
             failed: None,
+            held: BytesMut::new(),
         }
     }
 
     /// The first bytes for the caller (empty if the stream ended without any), or the failure
     /// that came before them. No keep-alive is produced meanwhile: the response has not started.
+    /// A failure behind some output follows it as the stream's error event, however soon it
+    /// came: the upstream had started answering, so it is a failure in the middle of a stream,
+    /// which a caller's SDK must not retry as if nothing had been generated.
     pub(crate) fn first_bytes(&mut self) -> impl Future<Output = Result<Bytes, BridgeError>> + '_ {
         std::future::poll_fn(|cx| match self.poll_output(cx) {
-            // Nothing has reached the caller yet: a failure right behind the first output is
-            // answered alone, with its own status.
-            Poll::Ready(Some(Ok(_))) if self.failed.is_some() => {
-                Poll::Ready(self.failed.take().map_or(Ok(Bytes::new()), Err))
-            }
             Poll::Ready(Some(result)) => Poll::Ready(result),
             Poll::Ready(None) => Poll::Ready(Ok(Bytes::new())),
             Poll::Pending => Poll::Pending,
@@ -188,6 +189,8 @@ impl Live {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, BridgeError>>> {
         match self.poll_output(cx) {
+            // Output held for a moment is no silence.
+            Poll::Pending if !self.held.is_empty() => Poll::Pending,
             Poll::Pending => {
                 if self.keepalive.poll_tick(cx).is_ready() {
                     return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
@@ -205,11 +208,19 @@ impl Live {
     /// gives, in one piece of at most about [`EVENTS_FRAME_BYTES`], so that the events one
     /// upstream read brought leave in one write rather than one write each. A failure met after
     /// some output waits for the next poll, behind that output.
+    ///
+    /// An HTTP/1 client body (hyper's) hands over one chunk per poll: its connection task decodes
+    /// the next only when it runs again, so the chunks of one socket read wait behind each other.
+    /// After a poll that brought output, the stream therefore yields once, holding that output,
+    /// and goes on reading; it hands the output over when a turn brings nothing new. The chunks
+    /// of one upstream read then leave in one write, and an upstream that is really quiet costs
+    /// one extra poll per write.
     fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BridgeError>>> {
         if let Some(error) = self.failed.take() {
             return Poll::Ready(Some(Err(error)));
         }
-        let mut out = BytesMut::new();
+        let mut out = std::mem::take(&mut self.held);
+        let mut gained = false;
         loop {
             if self.done || out.len() >= EVENTS_FRAME_BYTES {
                 break;
@@ -217,8 +228,14 @@ impl Live {
             let frame = match Pin::new(&mut self.upstream).poll_frame(cx) {
                 Poll::Ready(frame) => frame,
                 Poll::Pending if out.is_empty() => return self.poll_waits(cx),
+                Poll::Pending if gained => {
+                    self.held = out;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 Poll::Pending => break,
             };
+            gained = true;
             let ended = match frame {
                 Some(Ok(frame)) => {
                     let Ok(data) = frame.into_data() else {
@@ -307,6 +324,7 @@ fn stream_failed(failure: Failure) -> BridgeError {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::convert::Infallible;
 
     use futures_util::stream;
@@ -341,13 +359,57 @@ mod tests {
         }
     }
 
+    fn data(frames: &[&'static str]) -> VecDeque<Frame<Bytes>> {
+        frames
+            .iter()
+            .map(|frame| Frame::data(Bytes::from_static(frame.as_bytes())))
+            .collect()
+    }
+
     /// A live stream over an upstream whose `frames` are all at hand at once.
     fn live(frames: &[&'static str]) -> Live {
-        let frames: Vec<Result<Frame<Bytes>, Infallible>> = frames
-            .iter()
-            .map(|frame| Ok(Frame::data(Bytes::from_static(frame.as_bytes()))))
-            .collect();
-        let upstream = UpstreamBody::new(StreamBody::new(stream::iter(frames)));
+        let frames = data(frames).into_iter().map(Ok::<_, Infallible>);
+        live_over(UpstreamBody::new(StreamBody::new(stream::iter(frames))))
+    }
+
+    /// Hands over one frame per poll, as hyper's client body does: the poll after a frame is
+    /// pending, and wakes the task at once (the connection task decodes the next frame).
+    struct OneAtATime {
+        frames: VecDeque<Frame<Bytes>>,
+        turn: bool,
+        /// After the frames: pending forever (an upstream gone quiet) instead of ending.
+        quiet_after: bool,
+    }
+
+    impl Body for OneAtATime {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if self.frames.is_empty() && self.quiet_after {
+                return Poll::Pending;
+            }
+            self.turn = !self.turn;
+            if self.turn {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(self.frames.pop_front().map(Ok))
+        }
+    }
+
+    fn one_at_a_time(frames: &[&'static str], quiet_after: bool) -> Live {
+        live_over(UpstreamBody::new(OneAtATime {
+            frames: data(frames),
+            turn: false,
+            quiet_after,
+        }))
+    }
+
+    fn live_over(upstream: UpstreamBody) -> Live {
         let waits = Waits {
             idle: Duration::from_secs(5),
             deadline: Instant::now() + Duration::from_secs(5),
@@ -372,6 +434,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn frames_handed_over_one_per_poll_leave_in_one_piece() {
+        let mut live = one_at_a_time(&["one ", "two ", "three"], false);
+        assert_eq!(next(&mut live).await.unwrap().unwrap(), "one two three");
+        assert!(next(&mut live).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn output_leaves_as_soon_as_the_upstream_goes_quiet() {
+        let mut live = one_at_a_time(&["one ", "two "], true);
+        let first = tokio::time::timeout(Duration::from_secs(1), next(&mut live)).await;
+        assert_eq!(first.unwrap().unwrap().unwrap(), "one two ");
+    }
+
+    #[tokio::test]
     async fn a_failure_comes_after_the_output_before_it() {
         let mut live = live(&["one ", "fail", "never"]);
         assert_eq!(next(&mut live).await.unwrap().unwrap(), "one ");
@@ -381,8 +457,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failure_before_anything_was_sent_is_answered_alone() {
+    async fn a_failure_behind_the_first_output_follows_it() {
         let mut live = live(&["one ", "fail"]);
+        assert_eq!(live.first_bytes().await.unwrap(), "one ");
+        let error = next(&mut live).await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("broken"), "{error}");
+        assert!(next(&mut live).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_any_output_is_answered_alone() {
+        let mut live = live(&["fail", "never"]);
         let error = live.first_bytes().await.unwrap_err();
         assert!(error.to_string().contains("broken"), "{error}");
         assert!(next(&mut live).await.is_none());
