@@ -230,7 +230,12 @@ impl Live {
                 Poll::Pending if out.is_empty() => return self.poll_waits(cx),
                 Poll::Pending if gained => {
                     self.held = out;
-                    cx.waker().wake_by_ref();
+                    // A deferred wake (Tokio's `yield_now`): the task runs again once its
+                    // thread has run what else is ready, the upstream's connection task among
+                    // them. A plain self-wake also wakes a parked worker of a multi-thread
+                    // runtime, and measured slower on both mounts (BENCHMARKS.md).
+                    let turn = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+                    debug_assert!(turn.is_pending());
                     return Poll::Pending;
                 }
                 Poll::Pending => break,
