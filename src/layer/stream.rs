@@ -134,6 +134,8 @@ pub(crate) struct Live {
     failed: Option<BridgeError>,
     /// Output rendered but not yet handed over, while the upstream's connection gets a turn.
     held: BytesMut,
+    /// Whether output was handed over: the first leaves without waiting for a turn.
+    started: bool,
 }
 
 impl fmt::Debug for Live {
@@ -166,6 +168,7 @@ impl Live {
             done: false,
             failed: None,
             held: BytesMut::new(),
+            started: false,
         }
     }
 
@@ -214,7 +217,8 @@ impl Live {
     /// After a poll that brought output, the stream therefore yields once, holding that output,
     /// and goes on reading; it hands the output over when a turn brings nothing new. The chunks
     /// of one upstream read then leave in one write, and an upstream that is really quiet costs
-    /// one extra poll per write.
+    /// one extra poll per write. The first output does not wait: it is the caller's time to
+    /// first byte.
     fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BridgeError>>> {
         if let Some(error) = self.failed.take() {
             return Poll::Ready(Some(Err(error)));
@@ -228,7 +232,7 @@ impl Live {
             let frame = match Pin::new(&mut self.upstream).poll_frame(cx) {
                 Poll::Ready(frame) => frame,
                 Poll::Pending if out.is_empty() => return self.poll_waits(cx),
-                Poll::Pending if gained => {
+                Poll::Pending if gained && self.started => {
                     self.held = out;
                     // A deferred wake (Tokio's `yield_now`): the task runs again once its
                     // thread has run what else is ready, the upstream's connection task among
@@ -272,6 +276,7 @@ impl Live {
             // Only once the stream is over: a frame that rendered nothing is read past above.
             return Poll::Ready(None);
         }
+        self.started = true;
         Poll::Ready(Some(Ok(out.freeze())))
     }
 
@@ -311,6 +316,7 @@ impl Live {
             return Poll::Ready(Some(Err(error)));
         }
         self.failed = Some(error);
+        self.started = true;
         Poll::Ready(Some(Ok(out.freeze())))
     }
 
@@ -439,17 +445,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn frames_handed_over_one_per_poll_leave_in_one_piece() {
+    async fn frames_handed_over_one_per_poll_leave_in_one_piece_after_the_first() {
         let mut live = one_at_a_time(&["one ", "two ", "three"], false);
-        assert_eq!(next(&mut live).await.unwrap().unwrap(), "one two three");
+        assert_eq!(next(&mut live).await.unwrap().unwrap(), "one ");
+        assert_eq!(next(&mut live).await.unwrap().unwrap(), "two three");
         assert!(next(&mut live).await.is_none());
     }
 
     #[tokio::test]
     async fn output_leaves_as_soon_as_the_upstream_goes_quiet() {
-        let mut live = one_at_a_time(&["one ", "two "], true);
-        let first = tokio::time::timeout(Duration::from_secs(1), next(&mut live)).await;
-        assert_eq!(first.unwrap().unwrap().unwrap(), "one two ");
+        let mut live = one_at_a_time(&["one ", "two ", "three "], true);
+        assert_eq!(next(&mut live).await.unwrap().unwrap(), "one ");
+        let rest = tokio::time::timeout(Duration::from_secs(1), next(&mut live)).await;
+        assert_eq!(rest.unwrap().unwrap().unwrap(), "two three ");
     }
 
     #[tokio::test]
