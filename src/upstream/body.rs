@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
+use super::connection::Lent;
 use super::UpstreamError;
 
 /// The body of an upstream answer: whole already, or read from the connection as it arrives, so
@@ -43,9 +44,10 @@ pub struct UpstreamBody {
 
 enum Kind {
     Whole(Option<Bytes>),
-    /// Read from the connection, until the attempt's timeout fires.
+    /// Read from the connection, which this body drives, until the attempt's timeout fires.
     Incoming {
         body: Incoming,
+        connection: Lent,
         expiry: Pin<Box<Sleep>>,
     },
     Other(UnsyncBoxBody<Bytes, UpstreamError>),
@@ -85,10 +87,24 @@ impl UpstreamBody {
         ))
     }
 
-    /// The body of an answer on the connection, which fails with [`UpstreamError::Timeout`] if
-    /// it has not ended when `expiry` fires.
-    pub(crate) fn incoming(body: Incoming, expiry: Pin<Box<Sleep>>) -> Self {
-        Self::of(Kind::Incoming { body, expiry })
+    /// The body of an answer on `connection`, which fails with [`UpstreamError::Timeout`] if
+    /// it has not ended when `expiry` fires. Read to its end, it gives the connection back to
+    /// its pool.
+    pub(super) fn incoming(body: Incoming, connection: Lent, expiry: Pin<Box<Sleep>>) -> Self {
+        Self::of(Kind::Incoming {
+            body,
+            connection,
+            expiry,
+        })
+    }
+
+    /// Gives the connection of a body read to its end back to its pool.
+    fn give_back(&mut self) {
+        if let Kind::Incoming { connection, .. } =
+            std::mem::replace(&mut self.kind, Kind::Whole(None))
+        {
+            connection.give_back();
+        }
     }
 
     /// The whole body, or [`UpstreamError::TooLarge`] as soon as it is known to exceed `limit`
@@ -159,6 +175,22 @@ impl std::fmt::Debug for UpstreamBody {
     }
 }
 
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A reader often stops at the answer's last event, before the end of the body right
+        // behind it: when that end has arrived already, the connection can serve another
+        // request. Any other unfinished body closes it.
+        if let Kind::Incoming {
+            body, connection, ..
+        } = &mut self.kind
+        {
+            if connection.finish(body) {
+                self.give_back();
+            }
+        }
+    }
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = UpstreamError;
@@ -168,24 +200,31 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
         let this = self.get_mut();
-        let polled =
-            match &mut this.kind {
-                Kind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-                Kind::Incoming { body, expiry } => match Pin::new(body).poll_frame(cx) {
-                    // Whatever breaks the body breaks after the request was sent.
-                    Poll::Ready(frame) => Poll::Ready(frame.map(|frame| {
-                        frame.map_err(|error| UpstreamError::Transport(Box::new(error)))
-                    })),
-                    Poll::Pending => match expiry.as_mut().poll(cx) {
-                        Poll::Ready(()) => {
-                            this.kind = Kind::Whole(None);
-                            return Poll::Ready(Some(Err(UpstreamError::Timeout)));
-                        }
-                        Poll::Pending => Poll::Pending,
-                    },
+        let polled = match &mut this.kind {
+            Kind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Incoming {
+                body,
+                connection,
+                expiry,
+            } => match connection.poll_body(body, cx) {
+                Poll::Ready(None) => {
+                    this.give_back();
+                    Poll::Ready(None)
+                }
+                // Whatever breaks the body breaks after the request was sent.
+                Poll::Ready(Some(frame)) => Poll::Ready(Some(
+                    frame.map_err(|error| UpstreamError::Transport(Box::new(error))),
+                )),
+                Poll::Pending => match expiry.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.kind = Kind::Whole(None);
+                        return Poll::Ready(Some(Err(UpstreamError::Timeout)));
+                    }
+                    Poll::Pending => Poll::Pending,
                 },
-                Kind::Other(body) => Pin::new(body).poll_frame(cx),
-            };
+            },
+            Kind::Other(body) => Pin::new(body).poll_frame(cx),
+        };
         let (Some(limit), Poll::Ready(Some(Ok(frame)))) = (this.limit, &polled) else {
             return polled;
         };

@@ -1,4 +1,4 @@
-//! [`Upstream`]: the Models API client, a pooled hyper HTTP/1.1 client as a [`tower::Service`].
+//! [`Upstream`]: the Models API client, pooled HTTP/1.1 connections as a [`tower::Service`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,16 +9,18 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::runtime::{self, Handle};
 use tower::Service;
 
+use super::connection::{Connection, Lent, Origin, Outbound, Pool, SendError};
 use super::{AttemptTimeout, BoxError, UpstreamBody, UpstreamError};
 use crate::config::SalesforceConfig;
 
@@ -38,9 +40,6 @@ const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 const DEFAULT_USER_AGENT: HeaderValue =
     HeaderValue::from_static(concat!("sf-models-bridge/", env!("CARGO_PKG_VERSION")));
-
-type Pool = Client<TimedConnector, Full<Bytes>>;
-type PoolResponse = hyper_util::client::legacy::ResponseFuture;
 
 /// Opens connections, TLS handshake included, within the connect timeout: a connection that
 /// cannot be had in time is a connect error, the request certainly unsent.
@@ -81,9 +80,12 @@ impl Service<Uri> for TimedConnector {
 /// redirects: on a 307 or 308 a client that did would send the request again, credentials
 /// included, to whatever host the `Location` names; a redirect is an answer like any other.
 ///
-/// Connections are pooled per Tokio runtime and live on the runtime that opened them, so a
-/// request served on one of several single-threaded runtimes (Pingora's, without work
-/// stealing) never drives a connection task on another thread. Clones share the pools.
+/// A connection has no task of its own: the request that holds it reads and writes it, so the
+/// answer's chunks reach the bridge within the poll that read them from the socket, without a
+/// wake-up of another task (or of another thread's). Connections are pooled per Tokio runtime,
+/// whose I/O driver watches their sockets, so a request served on one of several
+/// single-threaded runtimes (Pingora's, without work stealing) never uses a socket another
+/// thread watches. Clones share the pools.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -101,13 +103,13 @@ pub struct Upstream {
 }
 
 struct Shared {
-    /// Builds a pool: each runtime's gets its own connections and idle list.
-    pool_builder: hyper_util::client::legacy::Builder,
     connector: TimedConnector,
     /// The timeout of an attempt that carries no [`AttemptTimeout`].
     timeout: Duration,
+    pool_idle_timeout: Duration,
+    pool_max_idle: usize,
     /// Read on every request, written once per runtime.
-    pools: ArcSwap<Vec<(runtime::Id, Pool)>>,
+    pools: ArcSwap<Vec<(runtime::Id, Arc<Pool>)>>,
 }
 
 impl Upstream {
@@ -126,31 +128,21 @@ impl Upstream {
         UpstreamBuilder::default()
     }
 
-    /// Sends `request` on the pool of the runtime this runs on, made on first use; an error
-    /// outside a runtime.
-    fn send(&self, request: Request<Full<Bytes>>) -> Result<PoolResponse, UpstreamError> {
+    /// The pool of the runtime this runs on, made on first use; an error outside a runtime.
+    fn pool(&self) -> Result<Arc<Pool>, UpstreamError> {
         let runtime = Handle::try_current()
             .map_err(|error| UpstreamError::Build(Box::new(error)))?
             .id();
-        let find = |pools: &[(runtime::Id, Pool)]| {
+        let find = |pools: &[(runtime::Id, Arc<Pool>)]| {
             pools
                 .iter()
                 .find(|(id, _)| *id == runtime)
                 .map(|(_, pool)| pool.clone())
         };
-        if let Some((_, pool)) = self
-            .shared
-            .pools
-            .load()
-            .iter()
-            .find(|(id, _)| *id == runtime)
-        {
-            return Ok(pool.request(request));
+        if let Some(pool) = find(&self.shared.pools.load()) {
+            return Ok(pool);
         }
-        let pool = self
-            .shared
-            .pool_builder
-            .build(self.shared.connector.clone());
+        let pool = Pool::new(self.shared.pool_max_idle, self.shared.pool_idle_timeout);
         self.shared.pools.rcu(|pools| {
             let mut pools = if pools.len() < MAX_POOLS {
                 pools.to_vec()
@@ -163,8 +155,40 @@ impl Upstream {
             pools
         });
         // Another request on this runtime may have added its pool first: use that one.
-        let pool = find(&self.shared.pools.load()).unwrap_or(pool);
-        Ok(pool.request(request))
+        Ok(find(&self.shared.pools.load()).unwrap_or(pool))
+    }
+
+    /// Sends `request` to `origin` (at `uri`) on an idle connection of `pool`, or a new one;
+    /// the answer's head, and the connection its body is to be read from.
+    async fn exchange(
+        &self,
+        pool: &Pool,
+        origin: &Origin,
+        uri: Uri,
+        mut request: Outbound,
+    ) -> Result<(Response<Incoming>, Connection), UpstreamError> {
+        if let Some(mut connection) = pool.checkout(origin).await {
+            match connection.send(request).await {
+                Ok(response) => return Ok((response, connection)),
+                // The idle connection closed as the request was given to it, unwritten: once
+                // more on a new one, as hyper's pooled client does.
+                Err(SendError::Unsent(unsent, _)) => request = *unsent,
+                Err(SendError::Lost(error)) => return Err(UpstreamError::Transport(error)),
+            }
+        }
+        let io = self
+            .shared
+            .connector
+            .clone()
+            .call(uri)
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let mut connection = Connection::handshake(io).await?;
+        match connection.send(request).await {
+            Ok(response) => Ok((response, connection)),
+            Err(SendError::Unsent(_, error)) => Err(UpstreamError::NotSent(Box::new(error))),
+            Err(SendError::Lost(error)) => Err(UpstreamError::Transport(error)),
+        }
     }
 }
 
@@ -253,16 +277,12 @@ impl UpstreamBuilder {
             inner: connector,
             timeout: self.connect_timeout,
         };
-        let mut pool_builder = Client::builder(TokioExecutor::new());
-        pool_builder
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle)
-            .pool_timer(TokioTimer::new());
         Ok(Upstream {
             shared: Arc::new(Shared {
-                pool_builder,
                 connector,
                 timeout: self.timeout,
+                pool_idle_timeout: self.pool_idle_timeout,
+                pool_max_idle: self.pool_max_idle,
                 pools: ArcSwap::default(),
             }),
         })
@@ -357,11 +377,11 @@ impl Service<Request<Bytes>> for Upstream {
         let upstream = self.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            if !matches!(parts.uri.scheme_str(), Some("http" | "https"))
-                || parts.uri.authority().is_none()
-            {
-                return Err(UpstreamError::InvalidRequest(Box::new(NotAbsolute)));
+            let origin = match parts.uri.scheme_str() {
+                Some("http" | "https") => Origin::of(&parts.uri),
+                _ => None,
             }
+            .ok_or(UpstreamError::InvalidRequest(Box::new(NotAbsolute)))?;
             let timeout = parts
                 .extensions
                 .remove::<AttemptTimeout>()
@@ -370,18 +390,26 @@ impl Service<Request<Bytes>> for Upstream {
                 .headers
                 .entry(USER_AGENT)
                 .or_insert(DEFAULT_USER_AGENT);
+            // The request line names the path; the connection, the origin.
+            let path = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            let uri = std::mem::replace(&mut parts.uri, Uri::from(path));
             let now = tokio::time::Instant::now();
             let deadline = now.checked_add(timeout).unwrap_or_else(|| now + FAR_FUTURE);
             // One timer for the whole attempt: it bounds the head here, then the body.
             let mut expiry = Box::pin(tokio::time::sleep_until(deadline));
+            let pool = upstream.pool()?;
             let request = Request::from_parts(parts, Full::new(body));
-            let response = upstream.send(request)?;
-            let response = tokio::select! {
+            let (response, connection) = tokio::select! {
                 biased;
-                response = response => response.map_err(UpstreamError::from_client)?,
+                sent = upstream.exchange(&pool, &origin, uri, request) => sent?,
                 () = &mut expiry => return Err(UpstreamError::Timeout),
             };
-            Ok(response.map(|body| UpstreamBody::incoming(body, expiry)))
+            let connection = Lent::new(connection, pool, origin);
+            Ok(response.map(|body| UpstreamBody::incoming(body, connection, expiry)))
         })
     }
 }
@@ -390,6 +418,8 @@ impl Service<Request<Bytes>> for Upstream {
 mod tests {
     use super::*;
     use crate::upstream::{AttemptOutcome, RetryPolicy, Verdict, MAX_ANSWER_BYTES};
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -694,5 +724,195 @@ mod tests {
         call(&upstream, post(&url)).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert_eq!(upstream.shared.pools.load().len(), 2);
+    }
+
+    /// A chunked answer of `events` server-sent events, the end of the body right behind the last.
+    fn chunked(events: usize) -> String {
+        let mut answer = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_owned();
+        for n in 0..events {
+            let event = format!("data: {n}\n\n");
+            answer += &format!("{:x}\r\n{event}\r\n", event.len());
+        }
+        answer + "0\r\n\r\n"
+    }
+
+    /// A server that answers one request on each connection with `answer`, then reads on
+    /// until the client closes; the URL, and when each connection closed, in order.
+    async fn serve_and_watch(
+        answer: &'static str,
+    ) -> (
+        String,
+        tokio::sync::mpsc::UnboundedReceiver<std::time::Instant>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (closed, closes) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let closed = closed.clone();
+                tokio::spawn(async move {
+                    if read_request(&mut socket).await.is_some() {
+                        socket.write_all(answer.as_bytes()).await.unwrap();
+                        let mut rest = [0; 64];
+                        while !matches!(socket.read(&mut rest).await, Ok(0) | Err(_)) {}
+                    }
+                    let _ = closed.send(std::time::Instant::now());
+                });
+            }
+        });
+        (url, closes)
+    }
+
+    #[derive(Default)]
+    struct CountedWakes(AtomicUsize);
+
+    impl std::task::Wake for CountedWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_from_the_socket_is_handed_over_within_one_poll_without_waking_the_task() {
+        let (url, accepted) = serve_each(chunked(5)).await;
+        let upstream = upstream();
+        let mut body = upstream
+            .clone()
+            .oneshot(post(&url))
+            .await
+            .unwrap()
+            .into_body();
+        tokio::time::sleep(Duration::from_millis(50)).await; // the whole answer is there
+        let wakes = Arc::new(CountedWakes::default());
+        let waker = std::task::Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut events = 0;
+        loop {
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(_))) => events += 1,
+                Poll::Ready(None) => break,
+                other => panic!("event {events}: {other:?}"),
+            }
+        }
+        assert_eq!(events, 5);
+        // Handing over a chunk wakes the connection and the connection the body: both are the
+        // task that polls, which must not be made to run again for it.
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+        assert_eq!(upstream.pool().unwrap().idle(), 1);
+        call(&upstream, post(&url)).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_left_after_its_last_event_keeps_its_connection_when_its_end_is_there() {
+        let (url, accepted) = serve_each(chunked(3)).await;
+        let upstream = upstream();
+        for _ in 0..3 {
+            let mut body = upstream
+                .clone()
+                .oneshot(post(&url))
+                .await
+                .unwrap()
+                .into_body();
+            for _ in 0..3 {
+                body.frame().await.unwrap().unwrap();
+            }
+            drop(body); // before its end was polled
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_body_left_unfinished_closes_its_connection() {
+        let head_and_one_event =
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 0\n\n\r\n";
+        let (url, mut closes) = serve_and_watch(head_and_one_event).await;
+        let upstream = upstream();
+        let mut body = upstream
+            .clone()
+            .oneshot(post(&url))
+            .await
+            .unwrap()
+            .into_body();
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        tokio::time::timeout(Duration::from_secs(1), closes.recv())
+            .await
+            .expect("the connection is closed at once")
+            .unwrap();
+        assert_eq!(upstream.pool().unwrap().idle(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_its_peer_closed_is_not_used() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                read_request(&mut socket).await.unwrap();
+                // Keep-alive by the head, closed right after the answer.
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                socket.write_all(answer).await.unwrap();
+            }
+        });
+        let upstream = upstream();
+        for _ in 0..2 {
+            assert_eq!(call(&upstream, post(&url)).await.unwrap(), "ok");
+            tokio::time::sleep(Duration::from_millis(50)).await; // its close arrives
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_given_to_a_connection_its_peer_closed_comes_back_unsent() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket).await.unwrap();
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+            socket.write_all(answer).await.unwrap();
+        });
+        let io = MaybeHttpsStream::Http(TokioIo::new(TcpStream::connect(addr).await.unwrap()));
+        let mut connection = Connection::handshake(io).await.unwrap();
+        let request = || Request::post("/").body(Full::new(Bytes::from_static(b"{}")));
+        let Ok(response) = connection.send(request().unwrap()).await else {
+            panic!("no answer");
+        };
+        let mut body = response.into_body();
+        while std::future::poll_fn(|cx| connection.poll_body(&mut body, cx))
+            .await
+            .is_some()
+        {}
+        tokio::time::sleep(Duration::from_millis(50)).await; // its close arrives
+        let unsent = connection.send(request().unwrap()).await;
+        assert!(
+            matches!(&unsent, Err(SendError::Unsent(request, _)) if request.uri() == "/"),
+            "the request is handed back"
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_idle_past_the_idle_timeout_are_closed() {
+        let (url, mut closes) =
+            serve_and_watch("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let upstream = Upstream::builder()
+            .pool_idle_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let sent = std::time::Instant::now();
+        assert_eq!(call(&upstream, post(&url)).await.unwrap(), "ok");
+        assert_eq!(upstream.pool().unwrap().idle(), 1);
+        let closed = tokio::time::timeout(Duration::from_secs(2), closes.recv())
+            .await
+            .expect("closed by the pool")
+            .unwrap();
+        assert!(closed - sent >= Duration::from_millis(200));
+        assert_eq!(upstream.pool().unwrap().idle(), 0);
     }
 }

@@ -18,6 +18,7 @@
 
 mod body;
 mod client;
+mod connection;
 mod exchange;
 mod retry;
 
@@ -52,7 +53,7 @@ pub enum UpstreamError {
     Timeout,
     /// The connection closed before the request was written on it: the HTTP client handed the
     /// request back unsent, so Salesforce never saw it. (When that connection came from the
-    /// pool, hyper-util has already resent the request once on another by itself.)
+    /// pool, the request has already been sent once more on a new one.)
     #[error("the connection to Salesforce closed before the request was sent")]
     NotSent(#[source] BoxError),
     /// The connection broke after the request was written, or may have been: before the
@@ -81,24 +82,6 @@ pub enum UpstreamError {
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl UpstreamError {
-    /// Classifies an error of the HTTP client by type, never by its message. Whether the request
-    /// reached Salesforce decides whether it may be sent again, and only two kinds say it did
-    /// not: a connect error (DNS, TCP or TLS failed, or took longer than the connect timeout,
-    /// before any byte of the request) and a cause that is hyper's `Canceled`, which hyper
-    /// reports only together with the request it hands back unwritten (see
-    /// `handed_back_unsent`). Everything else, "connection closed before message completed"
-    /// included, is treated as sent: on a reused connection it may mean the server dropped the
-    /// request unread, but nothing tells the bridge so.
-    pub(crate) fn from_client(err: hyper_util::client::legacy::Error) -> Self {
-        if err.is_connect() {
-            UpstreamError::Connect(Box::new(err))
-        } else if handed_back_unsent(&err) {
-            UpstreamError::NotSent(Box::new(err))
-        } else {
-            UpstreamError::Transport(Box::new(err))
-        }
-    }
-
     /// How this failure is classified for retries and metrics.
     pub fn outcome(&self) -> AttemptOutcome {
         match self {
@@ -112,26 +95,6 @@ impl UpstreamError {
             | UpstreamError::Build(_) => AttemptOutcome::Failed,
         }
     }
-}
-
-/// Whether `err` or its causes include hyper's `Canceled`. hyper creates that kind only where it
-/// gives the request back unwritten (`TrySendError` with the message: the dispatcher had not
-/// started it when the connection closed, or the connection was not ready), and hyper-util
-/// wraps that as its own `Canceled` kind, after resending by itself on a reused connection. A
-/// request that was written and then lost is reported as `IncompleteMessage` or an I/O error
-/// instead, without the request. (hyper-util's own `is_canceled` is private, hence the walk.)
-fn handed_back_unsent(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(err);
-    while let Some(error) = cause {
-        if error
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_canceled)
-        {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
 }
 
 /// What the bridge needs of its upstream client: [`Upstream`], or any service of the same shape
@@ -178,69 +141,3 @@ impl<B> RequestBody for B where
 /// client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptTimeout(pub Duration);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A chain of causes, as hyper-util wraps hyper's errors.
-    #[derive(Debug, thiserror::Error)]
-    #[error("wrapped")]
-    struct Wrapped(#[source] Box<dyn std::error::Error + Send + Sync>);
-
-    fn wrapped_twice(error: hyper::Error) -> Wrapped {
-        Wrapped(Box::new(Wrapped(Box::new(error))))
-    }
-
-    /// hyper's own error for `request` sent on an HTTP/1 connection whose peer runs `peer`.
-    async fn hyper_error<F>(
-        serve: bool,
-        peer: impl FnOnce(tokio::io::DuplexStream) -> F,
-    ) -> hyper::Error
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let (client, server) = tokio::io::duplex(4096);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake::<
-            _,
-            http_body_util::Empty<Bytes>,
-        >(hyper_util::rt::TokioIo::new(client))
-        .await
-        .unwrap();
-        if serve {
-            tokio::spawn(connection);
-        } else {
-            drop(connection);
-        }
-        tokio::spawn(peer(server));
-        let request = Request::get("/")
-            .body(http_body_util::Empty::new())
-            .unwrap();
-        sender.send_request(request).await.unwrap_err()
-    }
-
-    #[tokio::test]
-    async fn only_a_request_handed_back_unwritten_counts_as_unsent() {
-        // The connection's task is gone before the request is given to it: hyper hands it back.
-        let canceled = hyper_error(false, |_peer| async {}).await;
-        assert!(canceled.is_canceled(), "{canceled:?}");
-        assert!(handed_back_unsent(&wrapped_twice(canceled)));
-
-        // The peer reads the whole request, then closes: "connection closed before message
-        // completed", which is what a load balancer closing a long generation looks like.
-        let incomplete = hyper_error(true, |mut peer| async move {
-            use tokio::io::AsyncReadExt;
-            let mut request = Vec::new();
-            let mut buf = [0; 1024];
-            while !request.ends_with(b"\r\n\r\n") {
-                match peer.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-        })
-        .await;
-        assert!(incomplete.is_incomplete_message(), "{incomplete:?}");
-        assert!(!handed_back_unsent(&wrapped_twice(incomplete)));
-    }
-}
