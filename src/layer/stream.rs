@@ -212,13 +212,13 @@ impl Live {
     /// upstream read brought leave in one write rather than one write each. A failure met after
     /// some output waits for the next poll, behind that output.
     ///
-    /// An HTTP/1 client body (hyper's) hands over one chunk per poll: its connection task decodes
-    /// the next only when it runs again, so the chunks of one socket read wait behind each other.
-    /// After a poll that brought output, the stream therefore yields once, holding that output,
-    /// and goes on reading; it hands the output over when a turn brings nothing new. The chunks
-    /// of one upstream read then leave in one write, and an upstream that is really quiet costs
-    /// one extra poll per write. The first output does not wait: it is the caller's time to
-    /// first byte.
+    /// After a poll that brought output, the stream yields once, holding that output, and goes
+    /// on reading; it hands the output over when a turn brings nothing new. Events the upstream
+    /// wrote a moment apart then leave together, and so do the chunks of one socket read from a
+    /// body that hands over one chunk per poll (hyper's pooled client decodes the next in its
+    /// connection task; [`Upstream`](crate::upstream::Upstream)'s body hands over all of them
+    /// within one poll). An upstream that is really quiet costs one extra poll per write. The
+    /// first output does not wait: it is the caller's time to first byte.
     fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BridgeError>>> {
         if let Some(error) = self.failed.take() {
             return Poll::Ready(Some(Err(error)));
@@ -235,9 +235,9 @@ impl Live {
                 Poll::Pending if gained && self.started => {
                     self.held = out;
                     // A deferred wake (Tokio's `yield_now`): the task runs again once its
-                    // thread has run what else is ready, the upstream's connection task among
-                    // them. A plain self-wake also wakes a parked worker of a multi-thread
-                    // runtime, and measured slower on both mounts (BENCHMARKS.md).
+                    // thread has run what else is ready and polled for I/O. A plain self-wake
+                    // also wakes a parked worker of a multi-thread runtime, and measured slower
+                    // on both mounts (BENCHMARKS.md).
                     let turn = std::pin::pin!(tokio::task::yield_now()).poll(cx);
                     debug_assert!(turn.is_pending());
                     return Poll::Pending;

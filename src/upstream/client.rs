@@ -474,6 +474,12 @@ mod tests {
     /// A server that answers every request on every connection with `answer`, counting the
     /// connections it accepts, and its URL.
     async fn serve_each(answer: String) -> (String, Arc<AtomicUsize>) {
+        serve_counted(answer, usize::MAX).await
+    }
+
+    /// A server that answers each request with `answer`, at most `per_connection` on each
+    /// connection and then closes it, counting the connections it accepts, and its URL.
+    async fn serve_counted(answer: String, per_connection: usize) -> (String, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -484,7 +490,10 @@ mod tests {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let answer = answer.clone();
                 tokio::spawn(async move {
-                    while read_request(&mut socket).await.is_some() {
+                    for _ in 0..per_connection {
+                        if read_request(&mut socket).await.is_none() {
+                            break;
+                        }
                         socket.write_all(answer.as_bytes()).await.unwrap();
                     }
                 });
@@ -846,20 +855,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_connection_its_peer_closed_is_not_used() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                counter.fetch_add(1, Ordering::SeqCst);
-                read_request(&mut socket).await.unwrap();
-                // Keep-alive by the head, closed right after the answer.
-                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                socket.write_all(answer).await.unwrap();
-            }
-        });
+        // Keep-alive by the head, closed right after the answer.
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let (url, accepted) = serve_counted(ok.to_owned(), 1).await;
         let upstream = upstream();
         for _ in 0..2 {
             assert_eq!(call(&upstream, post(&url)).await.unwrap(), "ok");
