@@ -4,16 +4,17 @@
 //! (write a new one, rename it over the old), which a watch on the old file would miss, and a
 //! Kubernetes ConfigMap swaps a symlink beside it (`..data`) rather than touching the file's own
 //! name. So any change in the folder makes the file be read again, and it is reloaded when its
-//! contents differ from the last ones read. Events are debounced, so the several writes of one
-//! save make one reload.
+//! contents differ from the last ones read. Reads are no change: the watcher's own reading of the
+//! file would otherwise wake it again, for ever. Events are debounced, so the several writes of
+//! one save make one reload.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -35,7 +36,7 @@ pub enum WatchError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: notify_debouncer_mini::notify::Error,
+        source: notify::Error,
     },
     /// The SIGHUP handler could not be installed.
     #[error("cannot listen for SIGHUP: {0}")]
@@ -45,7 +46,7 @@ pub enum WatchError {
 /// Reloads a conf file into a [`SalesforceLayer`] until dropped; see
 /// [`SalesforceLayer::watch`].
 pub struct ConfWatcher {
-    _debouncer: Debouncer<RecommendedWatcher>,
+    _watcher: RecommendedWatcher,
     task: JoinHandle<()>,
 }
 
@@ -73,9 +74,9 @@ impl ConfWatcher {
         };
         // One pending reload is enough: changes that come while one waits are read by it.
         let (changed, mut changes) = mpsc::channel::<()>(1);
-        let mut debouncer =
-            new_debouncer(DEBOUNCE, move |events: DebounceEventResult| match events {
-                Ok(events) if !events.is_empty() => {
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<Event>| match event {
+                Ok(event) if is_change(&event.kind) => {
                     let _ = changed.try_send(());
                 }
                 Ok(_) => {}
@@ -85,8 +86,7 @@ impl ConfWatcher {
                 path: folder.clone(),
                 source,
             })?;
-        debouncer
-            .watcher()
+        watcher
             .watch(&folder, RecursiveMode::NonRecursive)
             .map_err(|source| WatchError::Notify {
                 path: folder.clone(),
@@ -98,6 +98,7 @@ impl ConfWatcher {
             loop {
                 let why = tokio::select! {
                     Some(()) = changes.recv() => {
+                        settle(&mut changes).await;
                         let now = fingerprint(&path);
                         if now == last {
                             continue;
@@ -114,10 +115,25 @@ impl ConfWatcher {
             }
         });
         Ok(Self {
-            _debouncer: debouncer,
+            _watcher: watcher,
             task,
         })
     }
+}
+
+/// Whether an event in the conf's folder may have changed the file: anything but a read
+/// (opening, reading, closing unwritten), such as the watcher's own.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// Returns once no change has come for [`DEBOUNCE`].
+async fn settle(changes: &mut mpsc::Receiver<()>) {
+    while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {}
 }
 
 /// A hash of the file's contents, `None` when it cannot be read: only a change is reloaded.
@@ -146,5 +162,53 @@ struct NoSignal;
 impl NoSignal {
     async fn recv(&mut self) -> Option<()> {
         std::future::pending().await
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// What the platform's watcher reports within a moment after `act`.
+    fn events_after(
+        watcher_rx: &std::sync::mpsc::Receiver<EventKind>,
+        act: impl FnOnce(),
+    ) -> Vec<EventKind> {
+        act();
+        let mut kinds = Vec::new();
+        while let Ok(kind) = watcher_rx.recv_timeout(Duration::from_millis(200)) {
+            kinds.push(kind);
+        }
+        kinds
+    }
+
+    #[test]
+    fn reading_the_conf_is_no_change_and_writing_it_is() {
+        let folder = std::env::temp_dir().join(format!("sfbridge-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let file = folder.join("conf.toml");
+        std::fs::write(&file, "a = 1\n").unwrap();
+        let (sender, kinds) = std::sync::mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
+            let _ = sender.send(event.unwrap().kind);
+        })
+        .unwrap();
+        watcher.watch(&folder, RecursiveMode::NonRecursive).unwrap();
+
+        // What the watcher does after each change: read the file.
+        let read = events_after(&kinds, || {
+            fingerprint(&file).unwrap();
+        });
+        assert!(!read.is_empty(), "inotify reports the read");
+        assert!(!read.iter().any(is_change), "{read:?}");
+
+        let written = events_after(&kinds, || std::fs::write(&file, "a = 2\n").unwrap());
+        assert!(written.iter().any(is_change), "{written:?}");
+        let replaced = events_after(&kinds, || {
+            std::fs::write(folder.join("conf.toml.new"), "a = 3\n").unwrap();
+            std::fs::rename(folder.join("conf.toml.new"), &file).unwrap();
+        });
+        assert!(replaced.iter().any(is_change), "{replaced:?}");
+        std::fs::remove_dir_all(&folder).unwrap();
     }
 }
