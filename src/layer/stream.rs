@@ -218,7 +218,8 @@ impl Live {
     /// body that hands over one chunk per poll (hyper's pooled client decodes the next in its
     /// connection task; [`Upstream`](crate::upstream::Upstream)'s body hands over all of them
     /// within one poll). An upstream that is really quiet costs one extra poll per write. The
-    /// first output does not wait: it is the caller's time to first byte.
+    /// first output does not wait, neither for a turn nor for the frames that came with it: it
+    /// is the caller's time to first byte.
     fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BridgeError>>> {
         if let Some(error) = self.failed.take() {
             return Poll::Ready(Some(Err(error)));
@@ -270,6 +271,10 @@ impl Live {
                 if let Err(failure) = finished {
                     return self.fail(stream_failed(failure), out);
                 }
+            }
+            if !self.started && !out.is_empty() {
+                // The first output leaves at once, without the frames read with it.
+                break;
             }
         }
         if out.is_empty() {
@@ -438,9 +443,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn frames_at_hand_leave_in_one_piece() {
+    async fn frames_at_hand_leave_in_one_piece_after_the_first() {
+        // One socket read brought the whole answer: the first event still leaves at once.
         let mut live = live(&["one ", "two ", "three"]);
-        assert_eq!(next(&mut live).await.unwrap().unwrap(), "one two three");
+        assert_eq!(next(&mut live).await.unwrap().unwrap(), "one ");
+        assert_eq!(next(&mut live).await.unwrap().unwrap(), "two three");
         assert!(next(&mut live).await.is_none());
     }
 
