@@ -390,6 +390,11 @@ impl Service<Request<Bytes>> for Upstream {
                 .headers
                 .entry(USER_AGENT)
                 .or_insert(DEFAULT_USER_AGENT);
+            if !parts.headers.contains_key(HOST) {
+                if let Some(host) = host_header(&parts.uri) {
+                    parts.headers.insert(HOST, host);
+                }
+            }
             // The request line names the path; the connection, the origin.
             let path = parts
                 .uri
@@ -686,6 +691,27 @@ mod tests {
             "{head}"
         );
         assert!(head.contains("user-agent: sf-models-bridge/"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_host_header_gets_its_origins() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let request = read_request(&mut socket).await.unwrap();
+            socket
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            request
+        });
+        call(&upstream(), post(&format!("http://{addr}/x?y=1")))
+            .await
+            .unwrap();
+        let head = server.await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("post /x?y=1 http/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("\r\nhost: {addr}\r\n")), "{head}");
     }
 
     #[test]
