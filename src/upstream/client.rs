@@ -425,6 +425,7 @@ mod tests {
     use crate::upstream::{AttemptOutcome, RetryPolicy, Verdict, MAX_ANSWER_BYTES};
     use http_body::Body as _;
     use http_body_util::BodyExt as _;
+    use std::net::SocketAddr;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
@@ -521,6 +522,16 @@ mod tests {
             socket.write_all(answer.as_bytes()).await.unwrap();
         });
         url
+    }
+
+    /// The body of the answer to a POST to `url`.
+    async fn body_of(upstream: &Upstream, url: &str) -> UpstreamBody {
+        upstream
+            .clone()
+            .oneshot(post(url))
+            .await
+            .unwrap()
+            .into_body()
     }
 
     /// The answer's body read whole, or the error of the call or of its body.
@@ -663,8 +674,9 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn a_target_sends_its_own_host_header() {
+    /// The head of the request `request(addr)` sends to a server at `addr` that answers 204,
+    /// lowercased, and that address.
+    async fn head_sent(request: impl FnOnce(SocketAddr) -> Request<Bytes>) -> (String, SocketAddr) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -676,11 +688,19 @@ mod tests {
                 .unwrap();
             request
         });
-        let target = Target::parse(&format!("http://{addr}/models/m?x=1")).unwrap();
-        let mut request = target.request(Bytes::from_static(b"{}"));
-        *request.method_mut() = http::Method::POST;
-        call(&upstream(), request).await.unwrap();
-        let head = server.await.unwrap().to_ascii_lowercase();
+        call(&upstream(), request(addr)).await.unwrap();
+        (server.await.unwrap().to_ascii_lowercase(), addr)
+    }
+
+    #[tokio::test]
+    async fn a_target_sends_its_own_host_header() {
+        let (head, addr) = head_sent(|addr| {
+            let target = Target::parse(&format!("http://{addr}/models/m?x=1")).unwrap();
+            let mut request = target.request(Bytes::from_static(b"{}"));
+            *request.method_mut() = http::Method::POST;
+            request
+        })
+        .await;
         assert!(
             head.starts_with("post /models/m?x=1 http/1.1\r\n"),
             "{head}"
@@ -695,21 +715,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_without_a_host_header_gets_its_origins() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let request = read_request(&mut socket).await.unwrap();
-            socket
-                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
-                .await
-                .unwrap();
-            request
-        });
-        call(&upstream(), post(&format!("http://{addr}/x?y=1")))
-            .await
-            .unwrap();
-        let head = server.await.unwrap().to_ascii_lowercase();
+        let (head, addr) = head_sent(|addr| post(&format!("http://{addr}/x?y=1"))).await;
         assert!(head.starts_with("post /x?y=1 http/1.1\r\n"), "{head}");
         assert!(head.contains(&format!("\r\nhost: {addr}\r\n")), "{head}");
     }
@@ -812,12 +818,7 @@ mod tests {
     async fn a_burst_from_the_socket_is_handed_over_within_one_poll_without_waking_the_task() {
         let (url, accepted) = serve_each(chunked(5)).await;
         let upstream = upstream();
-        let mut body = upstream
-            .clone()
-            .oneshot(post(&url))
-            .await
-            .unwrap()
-            .into_body();
+        let mut body = body_of(&upstream, &url).await;
         tokio::time::sleep(Duration::from_millis(50)).await; // the whole answer is there
         let wakes = Arc::new(CountedWakes::default());
         let waker = std::task::Waker::from(wakes.clone());
@@ -844,12 +845,7 @@ mod tests {
         let (url, accepted) = serve_each(chunked(3)).await;
         let upstream = upstream();
         for _ in 0..3 {
-            let mut body = upstream
-                .clone()
-                .oneshot(post(&url))
-                .await
-                .unwrap()
-                .into_body();
+            let mut body = body_of(&upstream, &url).await;
             for _ in 0..3 {
                 body.frame().await.unwrap().unwrap();
             }
@@ -864,12 +860,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 0\n\n\r\n";
         let (url, mut closes) = serve_and_watch(head_and_one_event).await;
         let upstream = upstream();
-        let mut body = upstream
-            .clone()
-            .oneshot(post(&url))
-            .await
-            .unwrap()
-            .into_body();
+        let mut body = body_of(&upstream, &url).await;
         body.frame().await.unwrap().unwrap();
         drop(body);
         tokio::time::timeout(Duration::from_secs(1), closes.recv())
