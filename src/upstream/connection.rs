@@ -255,10 +255,7 @@ impl Pool {
     }
 
     fn take(&self, origin: &Origin, cx: &mut Context<'_>) -> Option<Connection> {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut idle = self.lock();
         let (_, connections) = idle.iter_mut().find(|(to, _)| to == origin)?;
         while let Some(Idle {
             mut connection,
@@ -279,19 +276,16 @@ impl Pool {
         if !connection.is_reusable(&mut Context::from_waker(Waker::noop())) {
             return;
         }
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let connections = match idle.iter().position(|(to, _)| to == origin) {
-            Some(at) => &mut idle[at].1,
-            None => {
+        let mut idle = self.lock();
+        let at = idle
+            .iter()
+            .position(|(to, _)| to == origin)
+            .unwrap_or_else(|| {
                 idle.push((origin.clone(), VecDeque::new()));
-                match idle.last_mut() {
-                    Some((_, connections)) => connections,
-                    None => return,
-                }
-            }
+                idle.len() - 1
+            });
+        let Some((_, connections)) = idle.get_mut(at) else {
+            return;
         };
         while connections
             .front()
@@ -307,13 +301,17 @@ impl Pool {
         }
     }
 
+    /// The idle connections; a panic elsewhere while they were held leaves them usable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Origin, VecDeque<Idle>)>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Closes the connections idle too long, and those their peers closed.
     fn prune(&self) {
         let mut noop = Context::from_waker(Waker::noop());
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut idle = self.lock();
         for (_, connections) in idle.iter_mut() {
             connections.retain_mut(|Idle { connection, since }| {
                 since.elapsed() < self.idle_timeout && connection.is_reusable(&mut noop)
@@ -324,10 +322,7 @@ impl Pool {
 
     #[cfg(test)]
     pub(super) fn idle(&self) -> usize {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let idle = self.lock();
         idle.iter().map(|(_, connections)| connections.len()).sum()
     }
 }
